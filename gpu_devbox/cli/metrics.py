@@ -1,0 +1,149 @@
+"""Print the GPUs' live metrics, as the server's ``GET gpus`` reports them.
+
+Exit status: 0 when metrics were printed, 1 when NVML is unavailable (the reason and the remedy
+are printed), 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from gpu_devbox.cli import CliError
+from gpu_devbox.cli.common import bounded_float, bounded_int, format_bytes, print_json
+
+#: Seconds between the two readings of a one-shot run, so PCIe rates can be computed.
+RATE_WINDOW = 0.25
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``gpu-devbox metrics``."""
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--watch",
+        metavar="SECONDS",
+        type=bounded_float(0.1, 3600),
+        help="refresh every SECONDS until interrupted (JSON: one document per line)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["nvml", "simulated"],
+        help="where GPU data comes from (default: $GPU_DEVBOX_BACKEND, else nvml)",
+    )
+    parser.add_argument(
+        "--simulated-gpus",
+        metavar="N",
+        type=bounded_int(0, 64),
+        default=2,
+        help="number of GPUs the simulated backend invents (default 2)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Sample the GPUs and print them."""
+    from gpu_devbox._version import __version__
+    from gpu_devbox.gpus import Sampler, SamplerConfig
+    from gpu_devbox.gpus.backends import BackendSpec, backend_from_env
+
+    try:
+        backend = args.backend or backend_from_env()
+        spec = BackendSpec(name=backend, simulated_gpus=args.simulated_gpus)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    interval = args.watch or RATE_WINDOW
+    sampler = Sampler(
+        spec.make_adapter(),
+        simulated=spec.simulated,
+        config=SamplerConfig(interval=interval, slow_interval=interval, history_seconds=interval),
+        version=__version__,
+    )
+    try:
+        sampler.tick()
+        if args.watch is None:
+            time.sleep(RATE_WINDOW)
+            return _show(sampler.tick(), sampler.status(), args.json)
+        while True:
+            started = time.monotonic()
+            if not args.json and sys.stdout.isatty():
+                sys.stdout.write("\x1b[H\x1b[2J")
+            _show(sampler.tick(), sampler.status(), args.json)
+            time.sleep(max(0.0, args.watch - (time.monotonic() - started)))
+    finally:
+        sampler.stop()
+
+
+def _show(snapshot: Any, status: dict[str, Any], as_json: bool) -> int:
+    nvml = status["nvml"]
+    if as_json:
+        print_json({"status": status, "timestamp": snapshot.timestamp, "gpus": snapshot.gpus})
+    else:
+        sys.stdout.write(render_table(status, list(snapshot.gpus)))
+        sys.stdout.flush()
+    return 0 if nvml["available"] else 1
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
+def _num(value: float | None, unit: str, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def render_table(status: dict[str, Any], gpus: list[dict[str, Any]]) -> str:
+    """The human-readable report: a header line, one row per GPU, then MIG and processes."""
+    nvml = status["nvml"]
+    lines = []
+    if not nvml["available"]:
+        lines.append(f"NVML unavailable: {nvml['reason']}")
+        lines.append(f"What to do: {nvml['remedy']}")
+        return "\n".join(lines) + "\n"
+    head = f"driver {nvml['driver_version']} · CUDA {nvml['cuda_driver_version']}"
+    head += f" · {status['visible_gpu_count']} of {status['gpu_count']} GPU(s) visible"
+    if status["simulated"]:
+        head += " · SIMULATED"
+    lines.append(head)
+    if nvml["reason"]:
+        lines.append(f"{nvml['reason']} {nvml['remedy']}")
+    columns = (
+        "GPU",
+        "NAME",
+        "UTIL",
+        "MEMORY USED/TOTAL",
+        "TEMP",
+        "POWER/LIMIT",
+        "SM",
+        "PCIe TX/RX",
+    )
+    rows = [columns]
+    for gpu in gpus:
+        memory, power, pcie = gpu["memory"], gpu["power"], gpu["pcie"]
+        rows.append(
+            (
+                str(gpu["index"]),
+                gpu["name"],
+                _pct(gpu["utilization"]["gpu"]),
+                f"{format_bytes(memory['used'])} / {format_bytes(memory['total'])}",
+                _num(gpu["temperature"]["gpu"], "°C"),
+                f"{_num(power['usage'], '')} / {_num(power['limit'], ' W')}",
+                _num(gpu["clocks"]["sm"], " MHz"),
+                f"{format_bytes(pcie['tx'], '/s')} / {format_bytes(pcie['rx'], '/s')}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    lines.extend(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+    for gpu in gpus:
+        lines.extend(
+            f"  GPU {gpu['index']} MIG {inst['profile']} (GI {inst['gpu_instance_id']}): "
+            f"{format_bytes(inst['memory']['used'])} / {format_bytes(inst['memory']['total'])}"
+            for inst in gpu["mig"]["instances"]
+        )
+        lines.extend(
+            f"  GPU {gpu['index']} pid {proc['pid']}: {format_bytes(proc['used_memory'])}"
+            for proc in gpu["processes"] or []
+        )
+    return "\n".join(lines) + "\n"

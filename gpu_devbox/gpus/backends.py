@@ -1,0 +1,66 @@
+"""Choosing where GPU data comes from: real NVML or the simulated backend."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+
+from gpu_devbox.gpus.nvml import NvmlAdapter
+from gpu_devbox.gpus.simulated import FIELD_FUNCTIONS, SimulatedNVML, build_gpus
+
+BACKENDS = ("nvml", "simulated")
+#: Field groups the simulated backend can declare unsupported.
+SIMULATED_FIELDS = tuple(sorted([*FIELD_FUNCTIONS, "memory_v2"]))
+BACKEND_ENV = "GPU_DEVBOX_BACKEND"
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendSpec:
+    """A backend and, for the simulated one, what it simulates."""
+
+    name: str = "nvml"
+    simulated_gpus: int = 2
+    simulated_mig: Sequence[int] = ()
+    simulated_unsupported: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        if self.name not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.name!r}")
+        if not 0 <= self.simulated_gpus <= 64:
+            raise ValueError(f"simulated GPUs must be between 0 and 64, not {self.simulated_gpus}")
+        bad = sorted(set(self.simulated_unsupported) - set(SIMULATED_FIELDS))
+        if bad:
+            raise ValueError(
+                f"unknown simulated field(s) {bad}; allowed: {', '.join(SIMULATED_FIELDS)}"
+            )
+
+    @property
+    def simulated(self) -> bool:
+        """Whether this backend invents its GPUs."""
+        return self.name == "simulated"
+
+    def make_adapter(self) -> NvmlAdapter:
+        """An NVML adapter over this backend (nothing is initialised yet)."""
+        if not self.simulated:
+            return NvmlAdapter()
+        lib = SimulatedNVML(
+            build_gpus(
+                self.simulated_gpus,
+                mig=self.simulated_mig,
+                unsupported=self.simulated_unsupported,
+            )
+        )
+        return NvmlAdapter(lambda: lib)
+
+
+def backend_from_env(env: Mapping[str, str] = os.environ) -> str:
+    """The backend named by ``GPU_DEVBOX_BACKEND`` ("nvml" when unset).
+
+    Raises:
+        ValueError: the variable names no backend.
+    """
+    value = env.get(BACKEND_ENV, "nvml").strip().lower() or "nvml"
+    if value not in BACKENDS:
+        raise ValueError(f"{BACKEND_ENV}={value!r} is not one of {', '.join(BACKENDS)}")
+    return value

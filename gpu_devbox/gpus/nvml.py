@@ -1,0 +1,478 @@
+"""The NVML adapter: the only code in gpu-devbox that calls NVML.
+
+Design rules (see the project's peer study for the measurements behind them):
+
+* ``pynvml`` (from NVIDIA's ``nvidia-ml-py``) is imported and initialised lazily, under a lock,
+  by :meth:`NvmlAdapter.open`, never at import time.
+* Every NVML error is either *field-level* (the device cannot answer this question: the value
+  becomes ``None``, i.e. JSON ``null``) or *fatal* (raised as :class:`NvmlUnavailable` with a
+  stated :class:`~gpu_devbox.gpus.errors.Reason`).
+* Memory comes from ``nvmlDeviceGetMemoryInfo_v2`` (used / reserved / total, as nvidia-smi
+  reports them) with a v1 fallback for drivers that lack it.
+* PCIe throughput is computed from the field-value byte counters (ids 197/198) and their
+  microsecond timestamps, handling counter wrap-around. ``nvmlDeviceGetPcieThroughput`` blocks
+  for ~20 ms per call and is deliberately never used.
+* Static facts are read once per :meth:`open`.
+
+The adapter works on any object with pynvml's surface, so the simulated backend
+(:mod:`gpu_devbox.gpus.simulated`) and the test fakes run through exactly this code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from gpu_devbox.gpus.errors import (
+    FIELD_UNAVAILABLE_CODES,
+    NVML_ERROR_FUNCTION_NOT_FOUND,
+    NVML_ERROR_NO_PERMISSION,
+    NVML_ERROR_NOT_FOUND,
+    NvmlUnavailable,
+    ReasonCode,
+    reason_for,
+    reason_for_nvml_error,
+)
+
+# NVML constants (nvml.h); read from the library when it has them.
+_TEMPERATURE_GPU = 0
+_CLOCK_SM = 1
+_CLOCK_MEM = 2
+_MEMORY_ERROR_TYPE_UNCORRECTED = 1
+_VOLATILE_ECC = 0
+_FI_PCIE_TX_BYTES = 197
+_FI_PCIE_RX_BYTES = 198
+_MIG_ENABLE = 1
+_ARGUMENT_VERSION_MISMATCH = 25
+
+# nvmlValueType_t -> (union member, counter width in bits)
+_VALUE_TYPES: dict[int, tuple[str, int]] = {
+    0: ("dVal", 0),
+    1: ("uiVal", 32),
+    2: ("ulVal", 64),
+    3: ("ullVal", 64),
+    4: ("sllVal", 64),
+    5: ("siVal", 32),
+    6: ("usVal", 16),
+}
+
+_MIG_PROFILE = re.compile(r"MIG\s+(\S+)")
+
+
+def _import_pynvml() -> Any:
+    import pynvml  # noqa: TID251 - this adapter is the one sanctioned importer
+
+    return pynvml
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class SystemInfo:
+    """Driver-level facts read once at :meth:`NvmlAdapter.open`."""
+
+    driver_version: str | None
+    cuda_driver_version: str | None
+    nvml_version: str | None
+
+
+@dataclasses.dataclass
+class Device:
+    """One physical GPU: its static facts (read once) and the adapter's per-device state."""
+
+    index: int
+    handle: Any
+    uuid: str
+    name: str
+    serial: str | None
+    pci_bus_id: str | None
+    compute_capability: str | None
+    memory_total: int | None
+    power_limit: float | None
+    max_clocks: dict[str, int | None]
+    _pcie_prev: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict, repr=False)
+
+    def static_dict(self) -> dict[str, Any]:
+        """The static facts in API form."""
+        return {
+            "index": self.index,
+            "uuid": self.uuid,
+            "name": self.name,
+            "serial": self.serial,
+            "pci_bus_id": self.pci_bus_id,
+            "compute_capability": self.compute_capability,
+        }
+
+
+def cuda_version_string(encoded: int | None) -> str | None:
+    """Turn NVML's ``1000 * major + 10 * minor`` encoding into ``"major.minor"``."""
+    if encoded is None or encoded <= 0:
+        return None
+    return f"{encoded // 1000}.{(encoded % 1000) // 10}"
+
+
+class NvmlAdapter:
+    """Opens NVML, reads static facts once and samples devices on request.
+
+    Not thread-safe for concurrent sampling: one sampler thread owns an adapter. ``open`` and
+    ``close`` are guarded by a lock so a shutdown from another thread is safe.
+
+    Args:
+        load_library: returns an object with pynvml's surface; defaults to importing
+            ``pynvml``. Raising ``ImportError`` is reported as "library not found".
+    """
+
+    def __init__(self, load_library: Callable[[], Any] | None = None) -> None:
+        self._load_library = load_library or _import_pynvml
+        self._lib: Any = None
+        self._lock = threading.Lock()
+        self._open = False
+        # Which API variants this driver answers; learnt on first use.
+        self._memory_v2 = True
+        self._temperature_v = True
+
+    # -------------------------------------------------------------------------------------
+    # lifecycle
+    # -------------------------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        """Whether NVML is initialised."""
+        return self._open
+
+    def open(self) -> tuple[SystemInfo, list[Device]]:
+        """Initialise NVML and read the system's and every device's static facts.
+
+        Raises:
+            NvmlUnavailable: NVML cannot be initialised or enumerated.
+        """
+        with self._lock:
+            if self._lib is None:
+                try:
+                    self._lib = self._load_library()
+                except ImportError as exc:
+                    raise NvmlUnavailable(
+                        reason_for(
+                            ReasonCode.LIBRARY_NOT_FOUND,
+                            detail=f"the nvidia-ml-py binding is not importable: {exc}",
+                        )
+                    ) from exc
+            if not self._open:
+                self._fatal_call("nvmlInit")
+                self._open = True
+            try:
+                return self._read_system(), self._read_devices()
+            except NvmlUnavailable:
+                self._shutdown_locked()
+                raise
+
+    def close(self) -> None:
+        """Shut NVML down if it is open. Never raises."""
+        with self._lock:
+            self._shutdown_locked()
+
+    def _shutdown_locked(self) -> None:
+        if self._open:
+            self._open = False
+            # If the driver is already gone there is nothing left to release.
+            with contextlib.suppress(self._lib.NVMLError):
+                self._lib.nvmlShutdown()
+
+    # -------------------------------------------------------------------------------------
+    # calling conventions
+    # -------------------------------------------------------------------------------------
+    def _error_code(self, exc: BaseException) -> int:
+        return int(getattr(exc, "value", 999))
+
+    def _fatal_call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call an NVML function whose failure makes NVML unusable."""
+        fn = getattr(self._lib, name, None)
+        if fn is None:
+            raise NvmlUnavailable(
+                reason_for(ReasonCode.UNKNOWN, detail=f"the NVML binding has no {name}")
+            )
+        try:
+            return fn(*args, **kwargs)
+        except self._lib.NVMLError as exc:
+            code = self._error_code(exc)
+            raise NvmlUnavailable(reason_for_nvml_error(code, self._error_text(code))) from exc
+
+    def _field(
+        self, name: str, *args: Any, tolerate: frozenset[int] = frozenset(), **kwargs: Any
+    ) -> Any:
+        """Call an NVML query; ``None`` when this device or driver cannot answer it."""
+        fn = getattr(self._lib, name, None)
+        if fn is None:
+            return None  # this binding predates the function
+        try:
+            return fn(*args, **kwargs)
+        except self._lib.NVMLError as exc:
+            code = self._error_code(exc)
+            if code in FIELD_UNAVAILABLE_CODES or code in tolerate:
+                return None
+            raise NvmlUnavailable(reason_for_nvml_error(code, self._error_text(code))) from exc
+
+    def _error_text(self, code: int) -> str:
+        texts = getattr(getattr(self._lib, "NVMLError", None), "_errcode_to_string", {})
+        return str(texts.get(code, ""))
+
+    def _const(self, name: str, default: int) -> int:
+        return int(getattr(self._lib, name, default))
+
+    # -------------------------------------------------------------------------------------
+    # static facts
+    # -------------------------------------------------------------------------------------
+    def _read_system(self) -> SystemInfo:
+        driver = self._field("nvmlSystemGetDriverVersion")
+        cuda = self._field("nvmlSystemGetCudaDriverVersion_v2", tolerate=_LIB_MISSING)
+        if cuda is None:
+            cuda = self._field("nvmlSystemGetCudaDriverVersion")
+        nvml_version = self._field("nvmlSystemGetNVMLVersion")
+        return SystemInfo(
+            driver_version=_text(driver) if driver is not None else None,
+            cuda_driver_version=cuda_version_string(cuda),
+            nvml_version=_text(nvml_version) if nvml_version is not None else None,
+        )
+
+    def _read_devices(self) -> list[Device]:
+        count = int(self._fatal_call("nvmlDeviceGetCount"))
+        devices = []
+        for index in range(count):
+            handle = self._fatal_call("nvmlDeviceGetHandleByIndex", index)
+            devices.append(self._read_static(index, handle))
+        return devices
+
+    def _read_static(self, index: int, handle: Any) -> Device:
+        uuid = self._field("nvmlDeviceGetUUID", handle)
+        name = self._field("nvmlDeviceGetName", handle)
+        serial = self._field("nvmlDeviceGetSerial", handle)
+        pci = self._field("nvmlDeviceGetPciInfo", handle)
+        cc = self._field("nvmlDeviceGetCudaComputeCapability", handle)
+        limit_mw = self._field("nvmlDeviceGetEnforcedPowerLimit", handle)
+        if limit_mw is None:
+            limit_mw = self._field("nvmlDeviceGetPowerManagementLimit", handle)
+        memory = self._memory(handle)
+        return Device(
+            index=index,
+            handle=handle,
+            uuid=_text(uuid) if uuid is not None else f"GPU-index-{index}",
+            name=_text(name) if name is not None else "unknown NVIDIA GPU",
+            serial=_text(serial) if serial is not None else None,
+            pci_bus_id=_text(pci.busId) if pci is not None else None,
+            compute_capability=f"{cc[0]}.{cc[1]}" if cc is not None else None,
+            memory_total=memory["total"],
+            power_limit=limit_mw / 1000.0 if limit_mw is not None else None,
+            max_clocks={
+                "sm": self._field(
+                    "nvmlDeviceGetMaxClockInfo", handle, self._const("NVML_CLOCK_SM", _CLOCK_SM)
+                ),
+                "memory": self._field(
+                    "nvmlDeviceGetMaxClockInfo", handle, self._const("NVML_CLOCK_MEM", _CLOCK_MEM)
+                ),
+            },
+        )
+
+    # -------------------------------------------------------------------------------------
+    # per-tick fields
+    # -------------------------------------------------------------------------------------
+    def _memory(self, handle: Any) -> dict[str, int | None]:
+        if self._memory_v2:
+            version = getattr(self._lib, "nvmlMemory_v2", None)
+            if version is not None:
+                info = self._field(
+                    "nvmlDeviceGetMemoryInfo",
+                    handle,
+                    version=version,
+                    tolerate=frozenset({_ARGUMENT_VERSION_MISMATCH}),
+                )
+                if info is not None:
+                    return {
+                        "total": int(info.total),
+                        "used": int(info.used),
+                        "reserved": int(info.reserved),
+                        "free": int(info.free),
+                    }
+            # Old driver (before R510) or binding: learn it once and use v1 from now on.
+            self._memory_v2 = False
+        info = self._field("nvmlDeviceGetMemoryInfo", handle)
+        if info is None:
+            return {"total": None, "used": None, "reserved": None, "free": None}
+        # v1 counts reserved memory as used; it cannot be separated.
+        return {
+            "total": int(info.total),
+            "used": int(info.used),
+            "reserved": None,
+            "free": int(info.free),
+        }
+
+    def _temperature(self, handle: Any) -> int | None:
+        sensor = self._const("NVML_TEMPERATURE_GPU", _TEMPERATURE_GPU)
+        if self._temperature_v:
+            value = self._field("nvmlDeviceGetTemperatureV", handle, sensor)
+            if value is not None:
+                return int(value)
+            self._temperature_v = False
+        value = self._field("nvmlDeviceGetTemperature", handle, sensor)
+        return int(value) if value is not None else None
+
+    def _pcie(self, device: Device) -> dict[str, float | None]:
+        tx_id = self._const("NVML_FI_DEV_PCIE_COUNT_TX_BYTES", _FI_PCIE_TX_BYTES)
+        rx_id = self._const("NVML_FI_DEV_PCIE_COUNT_RX_BYTES", _FI_PCIE_RX_BYTES)
+        values = self._field("nvmlDeviceGetFieldValues", device.handle, [tx_id, rx_id])
+        rates: dict[str, float | None] = {"tx": None, "rx": None}
+        if values is None:
+            return rates
+        for key, field in zip(("tx", "rx"), values, strict=False):
+            rates[key] = _counter_rate(device._pcie_prev, field)
+        return rates
+
+    def sample(self, device: Device, *, slow: bool) -> dict[str, Any]:
+        """Read one device's current values (and its costly ones when ``slow``).
+
+        Raises:
+            NvmlUnavailable: NVML itself failed (GPU lost, driver gone, ...).
+        """
+        h = device.handle
+        util = self._field("nvmlDeviceGetUtilizationRates", h)
+        power_mw = self._field("nvmlDeviceGetPowerUsage", h)
+        sm = self._field("nvmlDeviceGetClockInfo", h, self._const("NVML_CLOCK_SM", _CLOCK_SM))
+        mem_clock = self._field(
+            "nvmlDeviceGetClockInfo", h, self._const("NVML_CLOCK_MEM", _CLOCK_MEM)
+        )
+        sample: dict[str, Any] = {
+            "utilization": {
+                "gpu": int(util.gpu) if util is not None else None,
+                "memory": int(util.memory) if util is not None else None,
+            },
+            "memory": self._memory(h),
+            "temperature": {"gpu": self._temperature(h)},
+            "power": {
+                "usage": power_mw / 1000.0 if power_mw is not None else None,
+                "limit": device.power_limit,
+            },
+            "clocks": {
+                "sm": sm,
+                "memory": mem_clock,
+                "sm_max": device.max_clocks["sm"],
+                "memory_max": device.max_clocks["memory"],
+            },
+            "pcie": self._pcie(device),
+        }
+        if slow:
+            sample.update(self.sample_slow(device))
+        return sample
+
+    def sample_slow(self, device: Device) -> dict[str, Any]:
+        """Read the costly fields: energy (~4 ms on an H100), ECC, processes and MIG."""
+        h = device.handle
+        energy_mj = self._field("nvmlDeviceGetTotalEnergyConsumption", h)
+        ecc = self._field(
+            "nvmlDeviceGetTotalEccErrors",
+            h,
+            self._const("NVML_MEMORY_ERROR_TYPE_UNCORRECTED", _MEMORY_ERROR_TYPE_UNCORRECTED),
+            self._const("NVML_VOLATILE_ECC", _VOLATILE_ECC),
+        )
+        return {
+            "energy": {"total": energy_mj / 1000.0 if energy_mj is not None else None},
+            "ecc": {"uncorrected_volatile": ecc},
+            "processes": self._processes(h),
+            "mig": self.mig(device),
+        }
+
+    def _processes(self, handle: Any) -> list[dict[str, int | None]] | None:
+        procs = None
+        for name in (
+            "nvmlDeviceGetComputeRunningProcesses_v3",
+            "nvmlDeviceGetComputeRunningProcesses_v2",
+            "nvmlDeviceGetComputeRunningProcesses",
+        ):
+            procs = self._field(name, handle, tolerate=frozenset({NVML_ERROR_NO_PERMISSION}))
+            if procs is not None:
+                break
+        if procs is None:
+            return None
+        return [
+            {
+                "pid": int(p.pid),
+                "used_memory": int(p.usedGpuMemory) if p.usedGpuMemory is not None else None,
+            }
+            for p in procs
+        ]
+
+    def mig(self, device: Device) -> dict[str, Any]:
+        """MIG mode and the MIG instances of one GPU."""
+        mode = self._field("nvmlDeviceGetMigMode", device.handle)
+        if mode is None:
+            return {"capable": False, "enabled": False, "pending": None, "instances": []}
+        enabled = int(mode[0]) == self._const("NVML_DEVICE_MIG_ENABLE", _MIG_ENABLE)
+        result: dict[str, Any] = {
+            "capable": True,
+            "enabled": enabled,
+            "pending": int(mode[1]) == self._const("NVML_DEVICE_MIG_ENABLE", _MIG_ENABLE),
+            "instances": [],
+        }
+        if not enabled:
+            return result
+        slots = self._field("nvmlDeviceGetMaxMigDeviceCount", device.handle) or 0
+        for slot in range(int(slots)):
+            mig = self._field(
+                "nvmlDeviceGetMigDeviceHandleByIndex",
+                device.handle,
+                slot,
+                tolerate=frozenset({NVML_ERROR_NOT_FOUND}),
+            )
+            if mig is None:
+                continue  # an empty slot
+            result["instances"].append(self._mig_instance(mig))
+        return result
+
+    def _mig_instance(self, handle: Any) -> dict[str, Any]:
+        name = self._field("nvmlDeviceGetName", handle)
+        uuid = self._field("nvmlDeviceGetUUID", handle)
+        memory = self._field("nvmlDeviceGetMemoryInfo", handle)
+        name_text = _text(name) if name is not None else None
+        profile = _MIG_PROFILE.search(name_text) if name_text else None
+        return {
+            "uuid": _text(uuid) if uuid is not None else None,
+            "name": name_text,
+            "profile": profile.group(1) if profile else None,
+            "gpu_instance_id": self._field("nvmlDeviceGetGpuInstanceId", handle),
+            "compute_instance_id": self._field("nvmlDeviceGetComputeInstanceId", handle),
+            "memory": {
+                "total": int(memory.total) if memory is not None else None,
+                "used": int(memory.used) if memory is not None else None,
+            },
+        }
+
+
+_LIB_MISSING = frozenset({NVML_ERROR_FUNCTION_NOT_FOUND})
+
+
+def _counter_rate(prev: dict[int, tuple[int, int]], field: Any) -> float | None:
+    """Bytes per second from one NVML field-value counter and its previous reading."""
+    if int(field.nvmlReturn) != 0:
+        return None
+    member, bits = _VALUE_TYPES.get(int(field.valueType), ("ullVal", 64))
+    value = int(getattr(field.value, member))
+    timestamp = int(field.timestamp)
+    field_id = int(field.fieldId)
+    last = prev.get(field_id)
+    prev[field_id] = (value, timestamp)
+    if last is None:
+        return None  # the first reading only sets the baseline
+    elapsed_us = timestamp - last[1]
+    if elapsed_us <= 0:
+        return None
+    delta = value - last[0]
+    if delta < 0:
+        if not bits:
+            return None
+        delta += 1 << bits  # the counter wrapped around
+    return delta * 1_000_000.0 / elapsed_us

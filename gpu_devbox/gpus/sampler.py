@@ -1,0 +1,373 @@
+"""One GPU sampler per server: a background thread, a shared snapshot and a bounded history.
+
+The sampler is the only caller of the NVML adapter. Every reader (REST handlers, the push
+stream, the Prometheus collector, the CLI) reads the latest immutable :class:`Snapshot`, so the
+cost of NVML is paid once per tick however many clients are connected, and never on the
+tornado event loop.
+
+Cadence: cheap fields every ``interval`` seconds; costly ones (energy, ECC, processes, MIG)
+every ``slow_interval`` seconds. When NVML fails (no driver, GPU lost, ...) the reason is
+recorded, the snapshot becomes empty and the sampler retries with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import dataclasses
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gpu_devbox.gpus.errors import NvmlUnavailable, Reason, ReasonCode, reason_for
+from gpu_devbox.gpus.nvml import Device, NvmlAdapter, SystemInfo
+from gpu_devbox.gpus.visible import DeviceIdentity, Selection, VisibleDevices
+
+log = logging.getLogger("gpu_devbox.sampler")
+
+#: Fields kept in the history (the time series the panel charts).
+HISTORY_FIELDS: dict[str, tuple[str, ...]] = {
+    "utilization": ("gpu", "memory"),
+    "memory": ("used", "reserved"),
+    "temperature": ("gpu",),
+    "power": ("usage",),
+    "clocks": ("sm", "memory"),
+    "pcie": ("tx", "rx"),
+}
+
+
+def _dumps(payload: object) -> str:
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig:
+    """How often to sample and how much to keep."""
+
+    interval: float = 1.0
+    slow_interval: float = 5.0
+    history_seconds: float = 600.0
+    initial_backoff: float = 1.0
+    max_backoff: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("interval", "slow_interval", "history_seconds", "max_backoff"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        if self.slow_interval < self.interval:
+            raise ValueError("slow_interval must not be shorter than interval")
+
+    @property
+    def history_length(self) -> int:
+        """How many samples the history holds."""
+        return max(1, math.ceil(self.history_seconds / self.interval))
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """What the sampler last saw. Immutable; shared by every reader."""
+
+    timestamp: float
+    simulated: bool
+    gpus: tuple[dict[str, Any], ...]
+    #: ``{"timestamp", "simulated", "gpus"}`` serialised once, for the REST route and stream.
+    json: str
+    #: Bumped whenever :meth:`Sampler.status` changes, so the stream can push it.
+    status_version: int
+
+
+class Sampler:
+    """Samples GPUs in a background thread and serves the results to any thread.
+
+    Args:
+        adapter: the NVML adapter this sampler owns.
+        simulated: whether the adapter runs on the simulated backend (shown in every payload).
+        visible: which GPUs this server may show.
+        config: cadence and history size.
+        version: gpu-devbox's version, reported by :meth:`status`.
+        clock: wall clock for timestamps (seconds since the epoch).
+        logger: where to log (the server passes its own); defaults to ``gpu_devbox.sampler``.
+    """
+
+    def __init__(
+        self,
+        adapter: NvmlAdapter,
+        *,
+        simulated: bool = False,
+        visible: VisibleDevices | None = None,
+        config: SamplerConfig | None = None,
+        version: str = "",
+        clock: Callable[[], float] = time.time,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.log = logger or log
+        self.simulated = simulated
+        self.visible = visible if visible is not None else VisibleDevices.from_env(os.environ)
+        self.config = config or SamplerConfig()
+        self.version = version
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listeners: list[Callable[[Snapshot], None]] = []
+        self._history: collections.deque[tuple[float, str]] = collections.deque(
+            maxlen=self.config.history_length
+        )
+        self._system: SystemInfo | None = None
+        self._devices: list[Device] = []
+        self._selection: list[Selection] = []
+        self._slow: dict[str, dict[str, Any]] = {}
+        self._last_slow = -math.inf
+        self._reason: Reason | None = None
+        self._backoff = self.config.initial_backoff
+        self._retry_at = 0.0
+        self._status_version = 0
+        self._status: dict[str, Any] = {}
+        self._snapshot = self._make_snapshot((), self._clock())
+        self._update_status()
+
+    # ------------------------------------------------------------------ thread control
+    def start(self) -> None:
+        """Start the background thread (idempotent)."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="gpu-devbox-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread and shut NVML down."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self.adapter.close()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until the first tick has finished (successfully or not)."""
+        return self._ready.wait(timeout)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the first tick has finished."""
+        return self._ready.is_set()
+
+    def _run(self) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                self.log.exception("gpu-devbox sampler tick failed; continuing")
+            next_tick += self.config.interval
+            delay = next_tick - time.monotonic()
+            if delay < 0:  # a tick overran (e.g. a slow driver); do not try to catch up
+                next_tick = time.monotonic()
+                delay = 0
+            self._stop.wait(delay)
+
+    # ------------------------------------------------------------------ sampling
+    def tick(self) -> Snapshot:
+        """Take one sample now (the thread calls this; tests and benchmarks may too)."""
+        now = self._clock()
+        opened = False
+        try:
+            if not self.adapter.is_open:
+                if now < self._retry_at:
+                    return self._snapshot
+                self._open()
+                opened = True
+            slow = now - self._last_slow >= self.config.slow_interval - 1e-6
+            gpus = tuple(self._sample_all(slow))
+            if slow:
+                self._last_slow = now
+            if not gpus and self._devices:
+                reason = reason_for(ReasonCode.NO_VISIBLE_GPU, detail=self.visible.describe())
+            elif not self._devices:
+                reason = reason_for(ReasonCode.NO_VISIBLE_GPU, detail="NVML reports no GPU")
+            else:
+                reason = None
+            self._set_reason(reason, force=opened)
+            self._backoff = self.config.initial_backoff
+        except NvmlUnavailable as exc:
+            self._fail(exc.reason, now)
+            gpus = ()
+        snapshot = self._make_snapshot(gpus, now)
+        if gpus:
+            self._append_history(snapshot)
+        self._publish(snapshot)
+        return snapshot
+
+    def _open(self) -> None:
+        system, devices = self.adapter.open()
+        self._system = system
+        self._devices = devices
+        self._slow = {}
+        self._last_slow = -math.inf
+        identities = []
+        for device in devices:
+            mig = self.adapter.mig(device)
+            self._slow[device.uuid] = {"mig": mig}
+            identities.append(
+                DeviceIdentity(
+                    index=device.index,
+                    uuid=device.uuid,
+                    mig_uuids=tuple(i["uuid"] for i in mig["instances"] if i["uuid"]),
+                )
+            )
+        self._selection = self.visible.select(identities)
+        self.log.info(
+            "gpu-devbox: NVML ready, driver %s (CUDA %s), %d GPU(s), %d visible (%s)",
+            system.driver_version,
+            system.cuda_driver_version,
+            len(devices),
+            len(self._selection),
+            self.visible.describe(),
+        )
+
+    def _sample_all(self, slow: bool) -> list[dict[str, Any]]:
+        by_index = {d.index: d for d in self._devices}
+        out = []
+        for selection in self._selection:
+            device = by_index[selection.index]
+            values = self.adapter.sample(device, slow=slow)
+            cached = self._slow.setdefault(device.uuid, {})
+            for key in ("energy", "ecc", "processes", "mig"):
+                if key in values:
+                    cached[key] = values.pop(key)
+            gpu = device.static_dict()
+            gpu.update(values)
+            gpu["energy"] = cached.get("energy", {"total": None})
+            gpu["ecc"] = cached.get("ecc", {"uncorrected_volatile": None})
+            gpu["processes"] = cached.get("processes")
+            gpu["mig"] = _filter_mig(cached.get("mig"), selection.mig_uuids)
+            out.append(gpu)
+        return out
+
+    def _fail(self, reason: Reason, now: float) -> None:
+        first = self._reason is None or self._reason.code != reason.code
+        (self.log.warning if first else self.log.debug)(
+            "gpu-devbox: NVML unavailable: %s Retrying in %.0f s. Remedy: %s",
+            reason.message,
+            self._backoff,
+            reason.remedy,
+        )
+        self.adapter.close()
+        self._devices = []
+        self._selection = []
+        self._set_reason(reason)
+        self._retry_at = now + self._backoff
+        self._backoff = min(self._backoff * 2, self.config.max_backoff)
+
+    # ------------------------------------------------------------------ results
+    def _make_snapshot(self, gpus: tuple[dict[str, Any], ...], now: float) -> Snapshot:
+        payload = {"timestamp": now, "simulated": self.simulated, "gpus": list(gpus)}
+        return Snapshot(
+            timestamp=now,
+            simulated=self.simulated,
+            gpus=gpus,
+            json=_dumps(payload),
+            status_version=self._status_version,
+        )
+
+    def _append_history(self, snapshot: Snapshot) -> None:
+        entry = {
+            "timestamp": snapshot.timestamp,
+            "gpus": [
+                {
+                    "index": gpu["index"],
+                    "uuid": gpu["uuid"],
+                    **{
+                        group: {k: gpu[group][k] for k in keys}
+                        for group, keys in HISTORY_FIELDS.items()
+                    },
+                }
+                for gpu in snapshot.gpus
+            ],
+        }
+        with self._lock:
+            self._history.append((snapshot.timestamp, _dumps(entry)))
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._ready.set()
+        for listener in list(self._listeners):
+            try:
+                listener(snapshot)
+            except Exception:  # noqa: PERF203 - each listener is isolated from the others' failures
+                self.log.exception("gpu-devbox sampler listener failed")
+
+    def _set_reason(self, reason: Reason | None, *, force: bool = False) -> None:
+        if reason == self._reason and not force:
+            return
+        self._reason = reason
+        self._update_status()
+
+    def _update_status(self) -> None:
+        system = self._system if self.adapter.is_open else None
+        reason = self._reason
+        unusable = reason is not None and reason.code is not ReasonCode.NO_VISIBLE_GPU
+        with self._lock:
+            self._status_version += 1
+            self._status = {
+                "nvml": {
+                    "available": self.adapter.is_open and not unusable,
+                    "reason": reason.message if reason else None,
+                    "reason_code": reason.code.value if reason else None,
+                    "remedy": reason.remedy if reason else None,
+                    "nvml_error": reason.nvml_error if reason else None,
+                    "driver_version": system.driver_version if system else None,
+                    "cuda_driver_version": system.cuda_driver_version if system else None,
+                    "nvml_version": system.nvml_version if system else None,
+                },
+                "gpu_count": len(self._devices),
+                "visible_gpu_count": len(self._selection),
+                "visible_devices": self.visible.describe(),
+                "interval": self.config.interval,
+                "history_seconds": self.config.history_seconds,
+                "simulated": self.simulated,
+                "version": self.version,
+            }
+
+    def status(self) -> dict[str, Any]:
+        """NVML's availability and why not, the driver versions, and the sampler's settings."""
+        with self._lock:
+            return dict(self._status)
+
+    def snapshot(self) -> Snapshot:
+        """The latest snapshot (never blocks, never calls NVML)."""
+        return self._snapshot
+
+    def history(self, since: float | None = None) -> list[str]:
+        """The serialised history samples taken strictly after ``since`` (all when ``None``)."""
+        with self._lock:
+            entries = list(self._history)
+        if since is None:
+            return [text for _, text in entries]
+        start = bisect.bisect_right([t for t, _ in entries], since)
+        return [text for _, text in entries[start:]]
+
+    def subscribe(self, listener: Callable[[Snapshot], None]) -> Callable[[], None]:
+        """Call ``listener`` from the sampler thread after every tick; returns an unsubscriber."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+
+def _filter_mig(mig: Mapping[str, Any] | None, allowed: frozenset[str] | None) -> dict[str, Any]:
+    if mig is None:
+        return {"capable": False, "enabled": False, "pending": None, "instances": []}
+    if allowed is None:
+        return dict(mig)
+    return {**mig, "instances": [i for i in mig["instances"] if i["uuid"] in allowed]}

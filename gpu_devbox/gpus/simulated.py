@@ -1,0 +1,415 @@
+"""A simulated NVML, for demos and tests on machines without an NVIDIA GPU.
+
+:class:`SimulatedNVML` implements the part of pynvml's surface that
+:class:`~gpu_devbox.gpus.nvml.NvmlAdapter` uses, so simulated GPUs flow through exactly the code
+real GPUs do. Its static facts default to what a real H100 SXM reports (driver 580.159.04,
+80 GB HBM3, 700 W limit; see the project's H100 fixtures), and its live values follow smooth
+waveforms so charts move.
+
+It is never chosen implicitly: the server uses it only with ``c.GPUDevbox.backend =
+"simulated"`` (or ``GPU_DEVBOX_BACKEND=simulated``), and every payload then says
+``"simulated": true``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gpu_devbox.gpus import errors
+
+#: Field groups that can be declared unsupported, and the NVML functions they disable.
+FIELD_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "utilization": ("nvmlDeviceGetUtilizationRates",),
+    "memory_v2": (),  # handled in nvmlDeviceGetMemoryInfo: the v2 call fails, v1 works
+    "temperature": ("nvmlDeviceGetTemperatureV", "nvmlDeviceGetTemperature"),
+    "power": ("nvmlDeviceGetPowerUsage",),
+    "power_limit": ("nvmlDeviceGetEnforcedPowerLimit", "nvmlDeviceGetPowerManagementLimit"),
+    "clocks": ("nvmlDeviceGetClockInfo", "nvmlDeviceGetMaxClockInfo"),
+    "pcie": ("nvmlDeviceGetFieldValues",),
+    "energy": ("nvmlDeviceGetTotalEnergyConsumption",),
+    "ecc": ("nvmlDeviceGetTotalEccErrors",),
+    "processes": (
+        "nvmlDeviceGetComputeRunningProcesses_v3",
+        "nvmlDeviceGetComputeRunningProcesses_v2",
+        "nvmlDeviceGetComputeRunningProcesses",
+    ),
+    "serial": ("nvmlDeviceGetSerial",),
+    "fan": ("nvmlDeviceGetFanSpeed",),
+}
+
+# Profiles a simulated MIG GPU can be split into (H100 80GB names; memory in GiB).
+MIG_PROFILES: dict[str, int] = {"1g.10gb": 10, "2g.20gb": 20, "3g.40gb": 40, "4g.40gb": 40}
+
+
+class SimulatedNVMLError(Exception):
+    """Mirrors ``pynvml.NVMLError``: the return code is in ``value``."""
+
+    _errcode_to_string: dict[int, str] = {  # noqa: RUF012 - pynvml's own class attribute shape
+        errors.NVML_ERROR_NOT_SUPPORTED: "Not Supported",
+        errors.NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
+        errors.NVML_ERROR_NOT_FOUND: "Not Found",
+        errors.NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
+        errors.NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
+        errors.NVML_ERROR_FUNCTION_NOT_FOUND: "Function Not Found",
+        errors.NVML_ERROR_GPU_IS_LOST: "GPU is lost",
+        errors.NVML_ERROR_LIB_RM_VERSION_MISMATCH: "Driver/library version mismatch",
+        errors.NVML_ERROR_UNINITIALIZED: "Uninitialized",
+        errors.NVML_ERROR_UNKNOWN: "Unknown Error",
+    }
+
+    def __init__(self, value: int) -> None:
+        super().__init__(self._errcode_to_string.get(value, f"NVML error {value}"))
+        self.value = value
+
+
+@dataclasses.dataclass
+class SimulatedGPU:
+    """The static description of one simulated GPU."""
+
+    name: str = "NVIDIA H100 80GB HBM3"
+    compute_capability: tuple[int, int] = (9, 0)
+    memory_total: int = 85_520_809_984
+    reserved: int = 503_316_480
+    power_limit_mw: int = 700_000
+    idle_power_mw: int = 70_000
+    max_sm_clock: int = 1980
+    memory_clock: int = 2619
+    #: MIG profiles of the instances this GPU is split into; ``None`` means MIG is disabled.
+    mig: list[str] | None = None
+    #: Field groups (keys of :data:`FIELD_FUNCTIONS`) this GPU answers with "Not Supported".
+    unsupported: frozenset[str] = frozenset()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Handle:
+    gpu: int
+    mig: int | None = None
+
+
+@dataclasses.dataclass
+class _Struct:
+    """Attribute bag standing in for pynvml's ctypes structures."""
+
+    fields: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def build_gpus(
+    count: int, *, mig: Iterable[int] = (), unsupported: Iterable[str] = ()
+) -> list[SimulatedGPU]:
+    """Describe ``count`` H100-like GPUs; those in ``mig`` are split into three instances."""
+    bad = set(unsupported) - set(FIELD_FUNCTIONS) - {"memory_v2"}
+    if bad:
+        raise ValueError(
+            f"unknown simulated field(s) {sorted(bad)}; allowed: {sorted(FIELD_FUNCTIONS)}"
+        )
+    mig_set = set(mig)
+    return [
+        SimulatedGPU(
+            mig=["3g.40gb", "2g.20gb", "1g.10gb"] if i in mig_set else None,
+            unsupported=frozenset(unsupported),
+        )
+        for i in range(count)
+    ]
+
+
+class SimulatedNVML:
+    """A pynvml stand-in with simulated GPUs. Thread-safe for one sampler plus readers."""
+
+    NVMLError = SimulatedNVMLError
+    nvmlMemory_v2 = 0x02000028
+    NVML_TEMPERATURE_GPU = 0
+    NVML_CLOCK_SM = 1
+    NVML_CLOCK_MEM = 2
+    NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 1
+    NVML_VOLATILE_ECC = 0
+    NVML_FI_DEV_PCIE_COUNT_TX_BYTES = 197
+    NVML_FI_DEV_PCIE_COUNT_RX_BYTES = 198
+    NVML_DEVICE_MIG_ENABLE = 1
+
+    def __init__(
+        self,
+        gpus: list[SimulatedGPU] | None = None,
+        *,
+        driver_version: str = "580.159.04",
+        cuda_driver_version: int = 13000,
+        clock: Callable[[], float] = time.time,
+        seed: int = 0,
+    ) -> None:
+        self.gpus = gpus if gpus is not None else build_gpus(2)
+        self.driver_version = driver_version
+        self.cuda_driver_version = cuda_driver_version
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._initialized = 0
+        self._rng = random.Random(seed)  # noqa: S311 - phases of a demo waveform, not secrets
+        self._phase = [self._rng.uniform(0, 2 * math.pi) for _ in self.gpus]
+        self._pcie_bytes = [[0.0, 0.0] for _ in self.gpus]
+        self._pcie_last = [self._clock() for _ in self.gpus]
+        self._energy_mj = [2_096_357.0 for _ in self.gpus]
+        self._energy_last = [self._clock() for _ in self.gpus]
+
+    # ------------------------------------------------------------------ plumbing
+    def _check(self, name: str, handle: _Handle | None = None) -> None:
+        """Raise what a real driver would before answering ``name``."""
+        if not self._initialized and name != "nvmlInit":
+            raise self.NVMLError(errors.NVML_ERROR_UNINITIALIZED)
+        if handle is not None:
+            gpu = self.gpus[handle.gpu]
+            for group in gpu.unsupported:
+                if name in FIELD_FUNCTIONS.get(group, ()):
+                    raise self.NVMLError(errors.NVML_ERROR_NOT_SUPPORTED)
+
+    def _gpu(self, handle: _Handle) -> SimulatedGPU:
+        return self.gpus[handle.gpu]
+
+    def load(self, gpu: int, now: float | None = None) -> float:
+        """The simulated load of GPU ``gpu`` in [0, 1] at time ``now``."""
+        t = self._clock() if now is None else now
+        wave = 0.5 + 0.45 * math.sin(2 * math.pi * t / 45.0 + self._phase[gpu])
+        ripple = 0.05 * math.sin(2 * math.pi * t / 7.0 + 2 * self._phase[gpu])
+        return min(1.0, max(0.0, wave + ripple))
+
+    # ------------------------------------------------------------------ system
+    def nvmlInit(self) -> None:
+        self._check("nvmlInit")
+        with self._lock:
+            self._initialized += 1
+
+    def nvmlShutdown(self) -> None:
+        self._check("nvmlShutdown")
+        with self._lock:
+            self._initialized = max(0, self._initialized - 1)
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        self._check("nvmlSystemGetDriverVersion")
+        return self.driver_version
+
+    def nvmlSystemGetCudaDriverVersion_v2(self) -> int:
+        self._check("nvmlSystemGetCudaDriverVersion_v2")
+        return self.cuda_driver_version
+
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
+        self._check("nvmlSystemGetCudaDriverVersion")
+        return self.cuda_driver_version
+
+    def nvmlSystemGetNVMLVersion(self) -> str:
+        self._check("nvmlSystemGetNVMLVersion")
+        return f"{self.cuda_driver_version // 1000}.{self.driver_version}"
+
+    def nvmlDeviceGetCount(self) -> int:
+        self._check("nvmlDeviceGetCount")
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> _Handle:
+        self._check("nvmlDeviceGetHandleByIndex")
+        if not 0 <= index < len(self.gpus):
+            raise self.NVMLError(errors.NVML_ERROR_INVALID_ARGUMENT)
+        return _Handle(index)
+
+    # ------------------------------------------------------------------ static facts
+    def nvmlDeviceGetUUID(self, handle: _Handle) -> str:
+        self._check("nvmlDeviceGetUUID", handle)
+        if handle.mig is not None:
+            return f"MIG-5e0c8a1d-{handle.gpu:04x}-4{handle.mig:03x}-8000-00000000{handle.gpu:04x}"
+        return f"GPU-29b8a7a4-a578-6140-8ee1-527f74f5{handle.gpu:04x}"
+
+    def nvmlDeviceGetName(self, handle: _Handle) -> str:
+        self._check("nvmlDeviceGetName", handle)
+        gpu = self._gpu(handle)
+        if handle.mig is not None and gpu.mig is not None:
+            return f"{gpu.name} MIG {gpu.mig[handle.mig]}"
+        return gpu.name
+
+    def nvmlDeviceGetSerial(self, handle: _Handle) -> str:
+        self._check("nvmlDeviceGetSerial", handle)
+        return f"17528240264{handle.gpu:02d}"
+
+    def nvmlDeviceGetPciInfo(self, handle: _Handle) -> _Struct:
+        self._check("nvmlDeviceGetPciInfo", handle)
+        return _Struct({"busId": f"00000000:{0x18 + 0x10 * handle.gpu:02X}:00.0"})
+
+    def nvmlDeviceGetCudaComputeCapability(self, handle: _Handle) -> tuple[int, int]:
+        self._check("nvmlDeviceGetCudaComputeCapability", handle)
+        return self._gpu(handle).compute_capability
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: _Handle) -> int:
+        self._check("nvmlDeviceGetEnforcedPowerLimit", handle)
+        return self._gpu(handle).power_limit_mw
+
+    def nvmlDeviceGetPowerManagementLimit(self, handle: _Handle) -> int:
+        self._check("nvmlDeviceGetPowerManagementLimit", handle)
+        return self._gpu(handle).power_limit_mw
+
+    def nvmlDeviceGetMaxClockInfo(self, handle: _Handle, clock: int) -> int:
+        self._check("nvmlDeviceGetMaxClockInfo", handle)
+        gpu = self._gpu(handle)
+        return gpu.max_sm_clock if clock == self.NVML_CLOCK_SM else gpu.memory_clock
+
+    # ------------------------------------------------------------------ live values
+    def nvmlDeviceGetMemoryInfo(self, handle: _Handle, version: int | None = None) -> _Struct:
+        self._check("nvmlDeviceGetMemoryInfo", handle)
+        gpu = self._gpu(handle)
+        if version and "memory_v2" in gpu.unsupported:
+            raise self.NVMLError(errors.NVML_ERROR_FUNCTION_NOT_FOUND)
+        if handle.mig is not None and gpu.mig is not None:
+            total = MIG_PROFILES.get(gpu.mig[handle.mig], 10) * 1024**3
+            used = int(total * 0.25 * (1 + self.load(handle.gpu)))
+            return _Struct({"total": total, "used": used, "free": total - used, "reserved": 0})
+        usable = gpu.memory_total - gpu.reserved
+        used = int(usable * (0.05 + 0.6 * self.load(handle.gpu)))
+        free = usable - used
+        if version:
+            return _Struct(
+                {"total": gpu.memory_total, "reserved": gpu.reserved, "used": used, "free": free}
+            )
+        return _Struct({"total": gpu.memory_total, "used": used + gpu.reserved, "free": free})
+
+    def nvmlDeviceGetUtilizationRates(self, handle: _Handle) -> _Struct:
+        self._check("nvmlDeviceGetUtilizationRates", handle)
+        if self._gpu(handle).mig is not None:
+            # A MIG-enabled parent cannot report utilization (as on real hardware).
+            raise self.NVMLError(errors.NVML_ERROR_NOT_SUPPORTED)
+        load = self.load(handle.gpu)
+        return _Struct({"gpu": round(100 * load), "memory": round(35 * load)})
+
+    def nvmlDeviceGetTemperatureV(self, handle: _Handle, sensor: int) -> int:
+        self._check("nvmlDeviceGetTemperatureV", handle)
+        return round(33 + 24 * self.load(handle.gpu))
+
+    def nvmlDeviceGetTemperature(self, handle: _Handle, sensor: int) -> int:
+        self._check("nvmlDeviceGetTemperature", handle)
+        return round(33 + 24 * self.load(handle.gpu))
+
+    def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:
+        self._check("nvmlDeviceGetPowerUsage", handle)
+        gpu = self._gpu(handle)
+        span = gpu.power_limit_mw - gpu.idle_power_mw
+        return int(gpu.idle_power_mw + 0.95 * span * self.load(handle.gpu))
+
+    def nvmlDeviceGetClockInfo(self, handle: _Handle, clock: int) -> int:
+        self._check("nvmlDeviceGetClockInfo", handle)
+        gpu = self._gpu(handle)
+        if clock == self.NVML_CLOCK_MEM:
+            return gpu.memory_clock
+        return round(345 + (gpu.max_sm_clock * 0.7 - 345) * self.load(handle.gpu))
+
+    def nvmlDeviceGetFieldValues(self, handle: _Handle, field_ids: list[int]) -> list[_Struct]:
+        self._check("nvmlDeviceGetFieldValues", handle)
+        now = self._clock()
+        with self._lock:
+            dt = max(0.0, now - self._pcie_last[handle.gpu])
+            self._pcie_last[handle.gpu] = now
+            load = self.load(handle.gpu, now)
+            counters = self._pcie_bytes[handle.gpu]
+            counters[0] += dt * (2e6 + 3e8 * load)  # bytes/s transmitted
+            counters[1] += dt * (4e6 + 9e8 * load)  # bytes/s received
+            snapshot = list(counters)
+        out = []
+        for fid in field_ids:
+            which = {
+                self.NVML_FI_DEV_PCIE_COUNT_TX_BYTES: 0,
+                self.NVML_FI_DEV_PCIE_COUNT_RX_BYTES: 1,
+            }
+            if fid not in which:
+                out.append(_struct_field(fid, now, errors.NVML_ERROR_NOT_SUPPORTED, 0))
+                continue
+            # Like the H100: a 32-bit counter (valueType 1) that wraps around.
+            value = int(snapshot[which[fid]]) % (1 << 32)
+            out.append(_struct_field(fid, now, 0, value))
+        return out
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: _Handle) -> int:
+        self._check("nvmlDeviceGetTotalEnergyConsumption", handle)
+        now = self._clock()
+        with self._lock:
+            dt = max(0.0, now - self._energy_last[handle.gpu])
+            self._energy_last[handle.gpu] = now
+            self._energy_mj[handle.gpu] += dt * self.nvmlDeviceGetPowerUsage(handle)
+            return int(self._energy_mj[handle.gpu])
+
+    def nvmlDeviceGetTotalEccErrors(self, handle: _Handle, error_type: int, counter: int) -> int:
+        self._check("nvmlDeviceGetTotalEccErrors", handle)
+        return 0
+
+    def nvmlDeviceGetComputeRunningProcesses_v3(self, handle: _Handle) -> list[_Struct]:
+        self._check("nvmlDeviceGetComputeRunningProcesses_v3", handle)
+        return self._processes(handle)
+
+    def nvmlDeviceGetComputeRunningProcesses_v2(self, handle: _Handle) -> list[_Struct]:
+        self._check("nvmlDeviceGetComputeRunningProcesses_v2", handle)
+        return self._processes(handle)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: _Handle) -> list[_Struct]:
+        self._check("nvmlDeviceGetComputeRunningProcesses", handle)
+        return self._processes(handle)
+
+    def _processes(self, handle: _Handle) -> list[_Struct]:
+        if self.load(handle.gpu) < 0.2:
+            return []
+        used = self.nvmlDeviceGetMemoryInfo(handle, self.nvmlMemory_v2).used
+        return [
+            _Struct(
+                {
+                    "pid": 4000 + 10 * handle.gpu,
+                    "usedGpuMemory": int(used),
+                    "gpuInstanceId": 0xFFFFFFFF,
+                    "computeInstanceId": 0xFFFFFFFF,
+                }
+            )
+        ]
+
+    # ------------------------------------------------------------------ MIG
+    def nvmlDeviceGetMigMode(self, handle: _Handle) -> list[int]:
+        self._check("nvmlDeviceGetMigMode", handle)
+        gpu = self._gpu(handle)
+        if gpu.compute_capability < (8, 0):
+            raise self.NVMLError(errors.NVML_ERROR_NOT_SUPPORTED)
+        enabled = 1 if gpu.mig is not None else 0
+        return [enabled, enabled]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: _Handle) -> int:
+        self._check("nvmlDeviceGetMaxMigDeviceCount", handle)
+        return 7
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: _Handle, index: int) -> _Handle:
+        self._check("nvmlDeviceGetMigDeviceHandleByIndex", handle)
+        gpu = self._gpu(handle)
+        if gpu.mig is None:
+            raise self.NVMLError(errors.NVML_ERROR_INVALID_ARGUMENT)
+        if index >= len(gpu.mig):
+            raise self.NVMLError(errors.NVML_ERROR_NOT_FOUND)
+        return _Handle(handle.gpu, index)
+
+    def nvmlDeviceGetGpuInstanceId(self, handle: _Handle) -> int:
+        self._check("nvmlDeviceGetGpuInstanceId", handle)
+        return 1 + (handle.mig or 0)
+
+    def nvmlDeviceGetComputeInstanceId(self, handle: _Handle) -> int:
+        self._check("nvmlDeviceGetComputeInstanceId", handle)
+        return 0
+
+
+def _struct_field(field_id: int, now: float, ret: int, value: int) -> _Struct:
+    return _Struct(
+        {
+            "fieldId": field_id,
+            "scopeId": 0,
+            "timestamp": int(now * 1_000_000),
+            "latencyUsec": 0,
+            "valueType": 1,
+            "nvmlReturn": ret,
+            "value": _Struct({"uiVal": value}),
+        }
+    )

@@ -1,0 +1,1 @@
+"""The jupyter-server extension: a thin layer of handlers over the gpu-devbox core."""

@@ -1,0 +1,235 @@
+"""The gpu-devbox jupyter-server extension: configuration, routes and lifecycle.
+
+Configure it in ``jupyter_server_config.py`` (or ``jupyter_gpu_devbox_config.py``)::
+
+    c.GPUDevbox.interval = 2.0           # sample every 2 s
+    c.GPUDevbox.backend = "simulated"    # demo without a GPU
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default, validate
+
+from gpu_devbox._version import __version__
+from gpu_devbox.gpus import NvmlAdapter, Sampler, SamplerConfig, VisibleDevices
+from gpu_devbox.gpus.backends import BACKENDS, SIMULATED_FIELDS, BackendSpec, backend_from_env
+from gpu_devbox.server import gpus_handlers, prometheus
+from gpu_devbox.server.base import API_PREFIX
+from gpu_devbox.server.state import ServerState
+from gpu_devbox.server.stream import StreamHandler, StreamHub
+
+
+def _env_list(name: str) -> list[str]:
+    return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
+
+
+class GPUDevbox(ExtensionApp):
+    """Live GPU metrics, CUDA checks and a GPU benchmark for Jupyter servers."""
+
+    name = "gpu_devbox"
+    description = __doc__ or ""
+    load_other_extensions = True
+
+    # ------------------------------------------------------------------ configuration
+    backend = Enum(
+        list(BACKENDS),
+        help="""Where GPU data comes from.
+
+        ``"nvml"`` (the default) reads the GPUs through NVIDIA's NVML library. ``"simulated"``
+        invents H100-like GPUs for demos and tests on machines without one; every payload then
+        says ``"simulated": true``. The environment variable ``GPU_DEVBOX_BACKEND`` sets the
+        default, e.g. ``GPU_DEVBOX_BACKEND=simulated jupyter lab``.
+        """,
+    ).tag(config=True)
+
+    @default("backend")
+    def _backend_default(self) -> str:
+        try:
+            return backend_from_env()
+        except ValueError as exc:
+            self.log.error("gpu-devbox: %s; using 'nvml'", exc)
+            return "nvml"
+
+    interval = Float(
+        1.0,
+        help="""Seconds between two GPU samples (0.1 to 3600). Every client reads the same
+        samples, so this is also the fastest rate the push stream offers.""",
+    ).tag(config=True)
+
+    slow_interval = Float(
+        5.0,
+        help="""Seconds between two readings of the costly fields: energy (about 4 ms per GPU
+        on an H100), ECC counters, processes and MIG instances. At least ``interval``.""",
+    ).tag(config=True)
+
+    history_seconds = Float(
+        600.0,
+        help="""How many seconds of samples the server keeps in memory for
+        ``GET gpus/history`` and for charts opened later (10 minutes by default).""",
+    ).tag(config=True)
+
+    visible_devices = Unicode(
+        "",
+        help="""Which GPUs to show, as a CUDA_VISIBLE_DEVICES-style list of NVML indices,
+        ``GPU-`` or ``MIG-`` UUIDs. Empty (the default) follows the server's
+        ``CUDA_VISIBLE_DEVICES`` and ``NVIDIA_VISIBLE_DEVICES``.""",
+    ).tag(config=True)
+
+    simulated_gpus = Int(
+        help="""How many GPUs the simulated backend invents (0 to 64). Default 2, or
+        ``GPU_DEVBOX_SIMULATED_GPUS``.""",
+    ).tag(config=True)
+
+    @default("simulated_gpus")
+    def _simulated_gpus_default(self) -> int:
+        raw = os.environ.get("GPU_DEVBOX_SIMULATED_GPUS", "2")
+        try:
+            return int(raw)
+        except ValueError:
+            self.log.error("gpu-devbox: GPU_DEVBOX_SIMULATED_GPUS=%r is not an integer", raw)
+            return 2
+
+    simulated_mig = List(
+        Int(),
+        help="""Indices of simulated GPUs that run in MIG mode (split into 3g.40gb, 2g.20gb and
+        1g.10gb instances). Default none, or ``GPU_DEVBOX_SIMULATED_MIG=0,1``.""",
+    ).tag(config=True)
+
+    @default("simulated_mig")
+    def _simulated_mig_default(self) -> list[int]:
+        try:
+            return [int(v) for v in _env_list("GPU_DEVBOX_SIMULATED_MIG")]
+        except ValueError:
+            self.log.error("gpu-devbox: GPU_DEVBOX_SIMULATED_MIG must list integers")
+            return []
+
+    simulated_unsupported = List(
+        Unicode(),
+        help=f"""Fields the simulated GPUs answer with "Not Supported", as real GPUs often do
+        (e.g. ``["power", "pcie"]``). Allowed: {", ".join(SIMULATED_FIELDS)}. Default none, or
+        ``GPU_DEVBOX_SIMULATED_UNSUPPORTED=power,pcie``.""",
+    ).tag(config=True)
+
+    @default("simulated_unsupported")
+    def _simulated_unsupported_default(self) -> list[str]:
+        return _env_list("GPU_DEVBOX_SIMULATED_UNSUPPORTED")
+
+    prometheus_enabled = Bool(
+        True,
+        help="""Add GPU metrics to the server's ``/metrics`` endpoint (read from the sampler's
+        cache at scrape time; a scrape never calls NVML).""",
+    ).tag(config=True)
+
+    prometheus_prefix = Unicode(
+        "gpu_devbox",
+        help="""Prefix of the Prometheus metric names, e.g. ``gpu_devbox_memory_used_bytes``.""",
+    ).tag(config=True)
+
+    prometheus_dcgm_names = Bool(
+        False,
+        help="""Also export the DCGM-exporter metric names (``DCGM_FI_DEV_GPU_UTIL``,
+        ``DCGM_FI_DEV_FB_USED``, ...) so Grafana dashboards built for dcgm-exporter work.
+        Off by default: on clusters that also run dcgm-exporter it would double count.""",
+    ).tag(config=True)
+
+    @validate("interval")
+    def _check_interval(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not 0.1 <= value <= 3600:
+            raise TraitError(f"GPUDevbox.interval must be between 0.1 and 3600 s, not {value}")
+        return value
+
+    @validate("slow_interval", "history_seconds")
+    def _check_positive(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        name = proposal["trait"].name
+        if not 0 < value <= 7 * 86400:
+            raise TraitError(f"GPUDevbox.{name} must be between 0 and a week, not {value}")
+        return value
+
+    @validate("simulated_gpus")
+    def _check_simulated_gpus(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if not 0 <= value <= 64:
+            raise TraitError(f"GPUDevbox.simulated_gpus must be between 0 and 64, not {value}")
+        return value
+
+    @validate("simulated_unsupported")
+    def _check_unsupported(self, proposal: dict[str, Any]) -> list[str]:
+        bad = sorted(set(proposal["value"]) - set(SIMULATED_FIELDS))
+        if bad:
+            raise TraitError(
+                f"GPUDevbox.simulated_unsupported: unknown field(s) {bad}; "
+                f"allowed: {', '.join(SIMULATED_FIELDS)}"
+            )
+        return list(proposal["value"])
+
+    @validate("prometheus_prefix")
+    def _check_prefix(self, proposal: dict[str, Any]) -> str:
+        value = str(proposal["value"])
+        if not prometheus.METRIC_PREFIX.match(value):
+            raise TraitError(f"GPUDevbox.prometheus_prefix {value!r} is not a valid metric name")
+        return value
+
+    # ------------------------------------------------------------------ lifecycle
+    _state: ServerState | None = None
+    _unregister_metrics: Callable[[], None] | None = None
+
+    def _make_adapter(self) -> NvmlAdapter:
+        return BackendSpec(
+            name=self.backend,
+            simulated_gpus=self.simulated_gpus,
+            simulated_mig=self.simulated_mig,
+            simulated_unsupported=self.simulated_unsupported,
+        ).make_adapter()
+
+    def initialize_settings(self) -> None:
+        """Start the sampler and share it with the handlers."""
+        interval = self.interval
+        config = SamplerConfig(
+            interval=interval,
+            slow_interval=max(self.slow_interval, interval),
+            history_seconds=max(self.history_seconds, interval),
+        )
+        sampler = Sampler(
+            self._make_adapter(),
+            simulated=self.backend == "simulated",
+            visible=VisibleDevices.from_env(os.environ, override=self.visible_devices or None),
+            config=config,
+            version=__version__,
+            logger=self.log,
+        )
+        state = ServerState(sampler=sampler, hub=StreamHub(sampler))
+        self._state = state
+        self.settings.update({"gpu_devbox": state})
+        sampler.start()
+        if self.prometheus_enabled:
+            collector = prometheus.GpuCollector(
+                sampler, prefix=self.prometheus_prefix, dcgm_names=self.prometheus_dcgm_names
+            )
+            self._unregister_metrics = prometheus.register(collector)
+        self.log.info(
+            "gpu-devbox %s: %s backend, sampling every %.1f s",
+            __version__,
+            self.backend,
+            interval,
+        )
+
+    def initialize_handlers(self) -> None:
+        """Register the REST routes and the push stream."""
+        self.handlers.extend(gpus_handlers.ROUTES)
+        self.handlers.append((f"{API_PREFIX}/stream", StreamHandler))
+
+    async def stop_extension(self) -> None:
+        """Stop sampling, close streams and shut NVML down."""
+        if self._unregister_metrics is not None:
+            self._unregister_metrics()
+            self._unregister_metrics = None
+        if self._state is not None:
+            self._state.close()
+            self._state = None

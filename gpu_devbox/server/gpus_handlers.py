@@ -1,0 +1,90 @@
+"""REST routes for GPU metrics and the API description. Every read comes from the sampler cache."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import time
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from gpu_devbox._version import __version__
+from gpu_devbox.server.base import API_PREFIX, BaseHandler, parse_number
+
+#: The furthest into the future ``since`` may point, in seconds (clock skew, not absurdity).
+MAX_SINCE_AHEAD = 86_400.0
+
+
+def load_openapi() -> dict[str, Any]:
+    """The shipped OpenAPI document."""
+    text = importlib.resources.files("gpu_devbox.server").joinpath("openapi.json").read_text()
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+class StatusHandler(BaseHandler):
+    """``GET status``: is NVML usable, why not, and which versions."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Return the extension and NVML status."""
+        await self.wait_for_first_sample()
+        self.finish_json(self.state.status())
+
+
+class GpusHandler(BaseHandler):
+    """``GET gpus``: the latest sample of every visible GPU."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Return the latest snapshot (empty ``gpus`` when NVML is unavailable)."""
+        await self.wait_for_first_sample()
+        self.finish_raw_json(self.state.sampler.snapshot().json)
+
+
+class HistoryHandler(BaseHandler):
+    """``GET gpus/history?since=<unix seconds>``: the kept samples taken after ``since``."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Return the history after ``since`` (all of it when ``since`` is absent)."""
+        since = parse_number(
+            self.get_query_argument("since", None),
+            "since",
+            minimum=0.0,
+            maximum=time.time() + MAX_SINCE_AHEAD,
+        )
+        sampler = self.state.sampler
+        samples = sampler.history(since)
+        interval = json.dumps(sampler.config.interval)
+        span = json.dumps(sampler.config.history_seconds)
+        self.finish_raw_json(
+            f'{{"interval":{interval},"history_seconds":{span},"samples":[{",".join(samples)}]}}'
+        )
+
+
+class OpenAPIHandler(BaseHandler):
+    """``GET openapi.json``: the OpenAPI 3.1 description of these routes."""
+
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        """Return the OpenAPI document, with this server's base URL filled in."""
+        document = load_openapi()
+        document["info"]["version"] = __version__
+        base = self.base_url.rstrip("/")
+        document["servers"] = [{"url": f"{base}{API_PREFIX}"}]
+        self.finish_json(document)
+
+
+ROUTES: list[tuple[str, type[BaseHandler]]] = [
+    (f"{API_PREFIX}/status", StatusHandler),
+    (f"{API_PREFIX}/gpus", GpusHandler),
+    (f"{API_PREFIX}/gpus/history", HistoryHandler),
+    (f"{API_PREFIX}/openapi.json", OpenAPIHandler),
+]

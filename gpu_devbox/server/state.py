@@ -1,0 +1,26 @@
+"""The extension's shared, per-server state, kept in the tornado settings as ``gpu_devbox``."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from gpu_devbox.gpus import Sampler
+from gpu_devbox.server.stream import StreamHub
+
+
+@dataclasses.dataclass
+class ServerState:
+    """Everything the handlers share. One instance per server; built by the extension app."""
+
+    sampler: Sampler
+    hub: StreamHub
+
+    def status(self) -> dict[str, Any]:
+        """The ``GET status`` document."""
+        return self.sampler.status()
+
+    def close(self) -> None:
+        """Release every resource (threads, NVML) this state holds."""
+        self.hub.close()
+        self.sampler.stop()

@@ -1,0 +1,1 @@
+"""The GPU-aware KubeSpawner for JupyterHub (installed with ``pip install gpu-devbox[hub]``)."""
