@@ -33,6 +33,24 @@ class _Expired(Exception):
     """The watch's resourceVersion is too old (HTTP 410): list again."""
 
 
+class APIError(Exception):
+    """The API server answered with an error status."""
+
+
+def _check(status: int, raw: bytes, what: str) -> None:
+    """Raise for an error status, with the Status object's message (responses are not checked
+    by the client when their content is not preloaded)."""
+    if status < 400:
+        return
+    if status == 410:
+        raise _Expired()
+    try:
+        message = json.loads(raw).get("message") or ""
+    except (ValueError, AttributeError):
+        message = raw[:200].decode("utf-8", "replace")
+    raise APIError(f"{what}: HTTP {status} {message}".rstrip())
+
+
 class Inventory:
     """A watch-fed cache of the cluster's nodes and GPU-holding pods."""
 
@@ -191,9 +209,11 @@ class Inventory:
                 kwargs["_continue"] = token
             response = await call(**kwargs, _request_timeout=self.request_timeout)
             try:
-                body = json.loads(await response.read())
+                raw = await response.read()
             finally:
                 response.release()
+            _check(response.status, raw, f"list {kind}")
+            body = json.loads(raw)
             items.extend(body.get("items") or [])
             metadata = body.get("metadata") or {}
             version = str(metadata.get("resourceVersion") or version)
@@ -232,6 +252,10 @@ class Inventory:
             _preload_content=False,
             _request_timeout=self.watch_timeout + self.request_timeout,
         )
+        if response.status >= 400:
+            raw = await response.read()
+            response.release()
+            _check(response.status, raw, f"watch {kind}")
         try:
             async for line in response.content:
                 if not line.strip():

@@ -230,7 +230,8 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
                 return parse_options(options_from_form(query, catalog), catalog), []
             except OptionsError as exc:
                 return None, [f"The link's choice cannot be used ({exc}); pick a server below."]
-        saved = self.user_options or {}
+        orm = getattr(self, "orm_spawner", None)
+        saved = (orm.user_options if orm is not None else None) or self.user_options or {}
         if saved:
             try:
                 return parse_options(saved, catalog), []
