@@ -71,7 +71,7 @@ def gfd_labels(
     replicas: int = 1,
 ) -> dict[str, str]:
     """GPU Feature Discovery's labels for one node."""
-    major, minor, rev = (driver.split(".") + ["", ""])[:3]
+    major, minor, rev = [*driver.split("."), "", ""][:3]
     cuda_major, cuda_minor = cuda.split(".")
     labels = {
         "nvidia.com/gpu.product": product,

@@ -207,7 +207,8 @@ ROWS = [
         [],
         "cpu",
         available=False,
-        reason="All 1 node have taints this profile does not tolerate: nvidia.com/gpu=present:NoSchedule.",
+        reason="The only node has taints this profile does not tolerate: "
+        "nvidia.com/gpu=present:NoSchedule.",
     ),
     Row(
         "other-taints-are-not-tolerated",
@@ -215,7 +216,7 @@ ROWS = [
         [],
         "gpu-1",
         available=False,
-        reason="have taints this profile does not tolerate: dedicated=ml-team:NoSchedule",
+        reason="has taints this profile does not tolerate: dedicated=ml-team:NoSchedule",
     ),
     Row(
         "cordoned-and-not-ready",
@@ -422,7 +423,7 @@ def test_plan_groups_nodes_by_the_resource_they_offer() -> None:
     pods = k.gpu_pods("mixed-1", 7, resource="nvidia.com/mig-1g.10gb")
     offer = {o.slug: o for o in compute_offers(CATALOG, snapshot(nodes, pods))}["mig-small"]
     chosen = plan(offer, "cuda13-pytorch", 1)
-    # the mixed node is full, so the pod goes to the single-strategy node and asks for nvidia.com/gpu
+    # the mixed node is full: the pod goes to the single-strategy node, asking for nvidia.com/gpu
     assert (chosen.resource, chosen.nodes, chosen.max_free) == ("nvidia.com/gpu", ("single-1",), 56)
     assert chosen.fits_now
 

@@ -373,10 +373,8 @@ class FakeKube:
             left = deadline - loop.time()
             if left <= 0:
                 break
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(changed.wait(), min(left, 1.0))
-            except asyncio.TimeoutError:
-                pass
 
     async def handle_get_cluster(self, request: web.Request) -> web.Response:
         kind = self._kind(request)

@@ -119,10 +119,9 @@ def untolerated(pod: Mapping[str, Any], node: Mapping[str, Any]) -> list[dict[st
         for t in tolerations:
             if t.get("effect") and t["effect"] != taint.get("effect"):
                 continue
-            if not t.get("key") and t.get("operator") == "Exists":
-                ok = True
-            elif t.get("key") == taint.get("key") and (
-                t.get("operator") == "Exists" or t.get("value") == taint.get("value")
+            if (not t.get("key") and t.get("operator") == "Exists") or (
+                t.get("key") == taint.get("key")
+                and (t.get("operator") == "Exists" or t.get("value") == taint.get("value"))
             ):
                 ok = True
         if not ok:
@@ -141,6 +140,7 @@ class FakeKubelet:
         self.pending: set[tuple[str, str]] = set()
         #: run once, just before the next pod is scheduled (to stage a race for a GPU)
         self.before_next_schedule: list[Callable[[], None]] = []
+        self._tasks: set[asyncio.Future[None]] = set()
         kube.on_pod_created.append(self._created)
         kube.on_pod_deleted.append(self._deleted)
 
@@ -192,9 +192,14 @@ class FakeKubelet:
         detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
         return None, f"0/{len(nodes)} nodes are available: {detail}."
 
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _created(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
-        asyncio.ensure_future(self._schedule((meta["namespace"], meta["name"])))
+        self._spawn(self._schedule((meta["namespace"], meta["name"])))
 
     async def _schedule(self, key: tuple[str, str]) -> None:
         await asyncio.sleep(0.05)
@@ -332,7 +337,7 @@ class FakeKubelet:
 
     def _deleted(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
-        asyncio.ensure_future(self._terminate((meta["namespace"], meta["name"])))
+        self._spawn(self._terminate((meta["namespace"], meta["name"])))
 
     async def _terminate(self, key: tuple[str, str]) -> None:
         pod = self.kube.objects.get(("pods", *key))
@@ -344,7 +349,7 @@ class FakeKubelet:
         self.pending.discard(key)
         self.kube.remove("pods", *key)
         for waiting in sorted(self.pending):  # a GPU may have been freed
-            asyncio.ensure_future(self._schedule(waiting))
+            self._spawn(self._schedule(waiting))
 
     async def shutdown(self) -> None:
         """Stop every process."""

@@ -1,4 +1,4 @@
-"""A real JupyterHub process with the gpu-devbox spawner, configurable-http-proxy and a fake cluster."""
+"""A real JupyterHub process: the gpu-devbox spawner, configurable-http-proxy, a fake cluster."""
 
 from __future__ import annotations
 
@@ -129,8 +129,10 @@ c.GPUDevboxSpawner.inventory_watch_timeout = 5
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """A REST call as the test service."""
         headers = {"Authorization": f"token {TOKEN}", **kwargs.pop("headers", {})}
-        kwargs.setdefault("timeout", 120)
-        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, **kwargs)
+        timeout = kwargs.pop("timeout", 120)
+        return requests.request(
+            method, f"{self.url}/hub/api{path}", headers=headers, timeout=timeout, **kwargs
+        )
 
     def login(self, name: str) -> requests.Session:
         """A browser-like session logged in through the login form."""
@@ -156,9 +158,8 @@ c.GPUDevboxSpawner.inventory_watch_timeout = 5
             server = (model.get("servers") or {}).get("")
             if server and server.get("ready"):
                 return model  # type: ignore[no-any-return]
-            if not server or not server.get("pending") and not server.get("ready"):
-                if not model.get("pending"):
-                    raise AssertionError(f"{user}'s server is neither pending nor ready: {model}")
+            if not (server and server.get("pending")) and not model.get("pending"):
+                raise AssertionError(f"{user}'s server is neither pending nor ready: {model}")
             time.sleep(0.3)
         raise AssertionError(f"{user}'s server was not ready in {timeout} s:\n{self.log()}")
 

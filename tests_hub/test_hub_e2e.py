@@ -1,4 +1,4 @@
-"""End to end: a real JupyterHub, configurable-http-proxy and the gpu-devbox spawner on a fake cluster.
+"""End to end: a real JupyterHub, configurable-http-proxy and the spawner on a fake cluster.
 
 The cluster has an A100 node on an R550 driver (CUDA 12.4, so only the CUDA 12.6 image runs,
 by minor-version compatibility), an H100 node whose 8 GPUs other pods hold, and a CPU node.

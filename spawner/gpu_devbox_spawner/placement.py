@@ -446,7 +446,6 @@ def _why_none(
 ) -> str:
     gpu = profile.gpu
     count = len(blocked)
-    nodes = "node" if count == 1 else "nodes"
     matching = "matching " if gpu.wants_gpu else ""
     if furthest is Stage.KIND:
         if not gpu.wants_gpu:
@@ -459,12 +458,13 @@ def _why_none(
     if furthest is Stage.FILTER:
         return f"No node has a {_unit(profile)} with {_filter_text(profile)}."
     if furthest is Stage.SCHEDULABLE:
-        return f"All {count} {matching}{nodes} are cordoned or not ready."
+        if count == 1:
+            return f"The only {matching}node is cordoned or not ready."
+        return f"All {count} {matching}nodes are cordoned or not ready."
     if furthest is Stage.TAINTS:
         taints = _summarise([why for _, why in blocked])
-        return (
-            f"All {count} {matching}{nodes} have taints this profile does not tolerate: {taints}."
-        )
+        who = f"The only {matching}node has" if count == 1 else f"All {count} {matching}nodes have"
+        return f"{who} taints this profile does not tolerate: {taints}."
     if furthest is Stage.SIZE:
         wants = []
         if profile.cpu.guarantee is not None:
