@@ -130,6 +130,7 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         self._plan: Plan | None = None
         self._notice: str | None = None
         self._options_from_request = False
+        self._image_chosen = False
         self._inventory: Inventory | None = None
         for logger in (self.log, logging.getLogger("JupyterHub")):
             target = getattr(logger, "logger", logger)
@@ -308,6 +309,7 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
                 f"'{offer.profile.display_name}' with {chosen.image.label} cannot start now: "
                 f"{why.rstrip('.')}; {alternatives(offers, exclude=offer.slug)}",
             )
+        self._image_chosen = choice.image is not None
         if self.fail_fast and not chosen.fits_now:
             raise UserFacingError(UNAVAILABLE, self._shortage_text(offers, chosen))
         if self._baseline is None:
@@ -332,12 +334,25 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         self, offers: tuple[Offer, ...], chosen: Plan, scheduler_says: str | None = None
     ) -> str:
         offer = next(o for o in offers if o.slug == chosen.offer.slug)
-        image = chosen.image.name
+        # about the chosen image, or about the whole profile when the user left it to us
+        image = chosen.image.name if self._image_chosen else None
         text = shortage(offer, chosen.count, image=image)
-        if scheduler_says and offer.image(image).max_free >= chosen.count:
+        room = offer.image(image).max_free if image else offer.max_free
+        if scheduler_says and room >= chosen.count:
             # the inventory has not seen what the scheduler saw yet
             text = f"No {offer.model_text} {offer.unit} is free for this server ({scheduler_says})"
-        return f"{text}; {alternatives(offers, exclude=offer.slug)}"
+        others = [
+            c
+            for c in offer.images
+            if image and c.image.name != image and c.max_free >= chosen.count
+        ]
+        if others:  # the profile has room, with another of its images
+            hint = "try " + " or ".join(
+                f"the image {c.image.label} ({c.free} free)" for c in others[:2]
+            )
+        else:
+            hint = alternatives(offers, exclude=offer.slug)
+        return f"{text}; {hint}"
 
     async def load_user_options(self) -> None:
         """KubeSpawner calls this first in ``_start``; the hook normally did the work already."""
