@@ -18,6 +18,10 @@ from gpu_devbox._version import __version__
 #: and must keep their heavy imports inside ``run``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("gpu_devbox.cli.metrics", "print live GPU metrics (NVML)"),
+    "profiles": (
+        "gpu_devbox.cli.profiles",
+        "show the profiles a cluster can serve (spawner dry run)",
+    ),
 }
 
 

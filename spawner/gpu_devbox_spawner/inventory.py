@@ -75,6 +75,8 @@ class Inventory:
         self._tasks: list[asyncio.Task[None]] = []
         self._synced = asyncio.Event()
         self._stopping = False
+        #: The last failure reading the cluster ("" when the last attempt worked).
+        self.last_error = ""
 
     # -- sharing ------------------------------------------------------------------------------
 
@@ -165,6 +167,7 @@ class Inventory:
         delay = 0.5
         while not self._stopping:
             failed = await self._list_and_watch(kind, list_all, watch)
+            self.last_error = failed
             if failed:
                 self.log.warning(
                     "gpu-devbox inventory: reading %s failed (%s); retrying in %.1f s",

@@ -93,7 +93,7 @@ class Offer:
     total: int
     #: The most units free on a single eligible node.
     max_free: int
-    #: Distinct GPU models of the eligible nodes.
+    #: Distinct GPU models of the eligible nodes (GPU profiles).
     models: tuple[str, ...]
     nodes: tuple[NodeChoice, ...]
     images: tuple[ImageChoice, ...]
@@ -206,7 +206,7 @@ def offer_for(
         free=sum(c.free for c in chosen),
         total=sum(c.total for c in chosen),
         max_free=max((c.free for c in chosen), default=0),
-        models=tuple(sorted({c.model for c in chosen if c.model})),
+        models=tuple(sorted({c.model for c in chosen if c.model})) if profile.gpu.wants_gpu else (),
         nodes=tuple(chosen),
         images=image_choices,
         default_image=_default_image(profile, image_choices),
