@@ -86,17 +86,24 @@ def parse_selector(text: str) -> list[tuple[str, str, str | None]]:
     return out
 
 
-def matches(obj: dict[str, Any], labels: str, fields: str) -> bool:
-    """Whether an object matches a label and a field selector."""
+Selector = list[tuple[str, str, str | None]]
+
+
+def matches(obj: dict[str, Any], labels: str | Selector, fields: str | Selector) -> bool:
+    """Whether an object matches a label and a field selector (text, or parsed once)."""
+    if isinstance(labels, str):
+        labels = parse_selector(labels)
+    if isinstance(fields, str):
+        fields = parse_selector(fields)
     have = (obj.get("metadata") or {}).get("labels") or {}
-    for key, op, value in parse_selector(labels):
+    for key, op, value in labels:
         if op == "exists" and key not in have:
             return False
         if op == "=" and have.get(key) != value:
             return False
         if op == "!=" and have.get(key) == value:
             return False
-    for key, op, value in parse_selector(fields):
+    for key, op, value in fields:
         actual = _get_path(obj, key)
         actual = "" if actual is None else str(actual)
         if op == "=" and actual != value:
@@ -132,6 +139,9 @@ class FakeKube:
 
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        #: per kind, the sorted keys of its objects (rebuilt after a change)
+        self._sorted: dict[str, list[tuple[str, str, str]]] = {}
+        self._list_cache: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None
         self.version = 0
         #: (resourceVersion, kind, type, old object, new object)
         self.history: list[tuple[int, str, str, dict[str, Any] | None, dict[str, Any]]] = []
@@ -184,6 +194,8 @@ class FakeKube:
         obj.setdefault("apiVersion", "v1")
         obj.setdefault("kind", KINDS[kind])
         meta["resourceVersion"] = str(self._next_version())
+        if old is None:
+            self._sorted.pop(kind, None)
         self.objects[key] = obj
         self._record(kind, "MODIFIED" if old else "ADDED", old, obj)
         return obj
@@ -192,6 +204,7 @@ class FakeKube:
         """Delete an object now. Call on the loop."""
         obj = self.objects.pop((kind, namespace, name), None)
         if obj is not None:
+            self._sorted.pop(kind, None)
             obj = copy.deepcopy(obj)
             obj["metadata"]["resourceVersion"] = str(self._next_version())
             self._record(kind, "DELETED", obj, obj)
@@ -199,11 +212,10 @@ class FakeKube:
 
     def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Objects of a kind (in a namespace, or all)."""
-        return [
-            obj
-            for (k, ns, _), obj in sorted(self.objects.items())
-            if k == kind and (namespace is None or ns == namespace)
-        ]
+        keys = self._sorted.get(kind)
+        if keys is None:
+            keys = self._sorted[kind] = sorted(key for key in self.objects if key[0] == kind)
+        return [self.objects[key] for key in keys if namespace is None or key[1] == namespace]
 
     def event(self, pod: dict[str, Any], reason: str, message: str, kind: str = "Normal") -> None:
         """Record an Event about a pod, as the scheduler and kubelet do."""
@@ -299,8 +311,10 @@ class FakeKube:
         kind = self._kind(request)
         namespace = request.match_info.get("ns")  # None: all namespaces
         query = request.query
-        labels = query.get("labelSelector", "")
-        fields = query.get("fieldSelector", "")
+        label_text = query.get("labelSelector", "")
+        field_text = query.get("fieldSelector", "")
+        labels = parse_selector(label_text)
+        fields = parse_selector(field_text)
         if query.get("watch", "").lower() in ("true", "1"):
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
             await response.prepare(request)
@@ -308,9 +322,15 @@ class FakeKube:
                 await self._watch(request, response, kind, namespace, labels, fields)
                 await response.write_eof()
             return response
-        items = [o for o in self.list(kind, namespace) if matches(o, labels, fields)]
         limit = int(query.get("limit") or 0)
         start = int(query.get("continue") or 0)
+        # a continued list reads the same snapshot, as the API server's continue token does
+        cache_key = (kind, namespace, label_text, field_text, self.version)
+        if start and self._list_cache and self._list_cache[0] == cache_key:
+            items = self._list_cache[1]
+        else:
+            items = [o for o in self.list(kind, namespace) if matches(o, labels, fields)]
+            self._list_cache = (cache_key, items)
         metadata: dict[str, Any] = {"resourceVersion": str(self.version)}
         if limit:
             page = items[start : start + limit]
@@ -327,8 +347,8 @@ class FakeKube:
         response: web.StreamResponse,
         kind: str,
         namespace: str | None,
-        labels: str,
-        fields: str,
+        labels: Selector,
+        fields: Selector,
     ) -> None:
         timeout = float(request.query.get("timeoutSeconds") or 1800)
         since_text = request.query.get("resourceVersion") or "0"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import re
 from collections.abc import Mapping
 
@@ -108,7 +109,7 @@ class Image:
             return True
         return any(arch.runs_on(compute, ptx_jit=ptx_jit) for arch in self.architectures)
 
-    @property
+    @functools.cached_property
     def required_cuda(self) -> str | None:
         """The newest CUDA version anything in the image needs from the driver.
 

@@ -23,6 +23,8 @@ class NodeState:
 
     node: Node
     used: Mapping[str, int]
+    #: Equal for nodes placement judges alike (same labels, resources, taints); see Node.shape.
+    shape: int = -1
 
     def free(self, resource: str) -> int:
         """Allocatable minus held (never below zero)."""
@@ -49,8 +51,14 @@ class ClusterState:
 
     def __init__(self) -> None:
         self._nodes: dict[str, Node] = {}
+        #: node shape -> a small number, so that placement judges each pool's shape once
+        self._shapes: dict[tuple[object, ...], int] = {}
         self._pods: dict[str, PodUse] = {}
         self._used: dict[str, Counter[str]] = {}
+        self._pending = 0
+        #: per node, its state as last handed out; dropped when the node or its pods change
+        self._states: dict[str, NodeState] = {}
+        self._order: list[str] | None = None
         self._version = 0
         self._snapshot: ClusterSnapshot | None = None
         self.nodes_synced = False
@@ -76,19 +84,26 @@ class ClusterState:
         for obj in objects:
             node = parse_node(obj)
             self._nodes[node.name] = node
+        self._states = {}
+        self._order = None
         self.nodes_synced = True
         self._changed()
 
     def upsert_node(self, obj: Mapping[str, Any]) -> None:
         """A node was added or modified."""
         node = parse_node(obj)
+        if node.name not in self._nodes:
+            self._order = None
         self._nodes[node.name] = node
+        self._states.pop(node.name, None)
         self._changed()
 
     def remove_node(self, obj: Mapping[str, Any]) -> None:
         """A node was deleted."""
         name = (obj.get("metadata") or {}).get("name", "")
         if self._nodes.pop(name, None) is not None:
+            self._states.pop(name, None)
+            self._order = None
             self._changed()
 
     # -- pods ---------------------------------------------------------------------------------
@@ -97,6 +112,8 @@ class ClusterState:
         """Replace every pod (after a full list)."""
         self._pods = {}
         self._used = {}
+        self._pending = 0
+        self._states = {}
         for obj in objects:
             use = parse_pod(obj)
             if use is not None:
@@ -129,10 +146,16 @@ class ClusterState:
         self._pods[key] = use
         if use.node:
             self._used.setdefault(use.node, Counter()).update(use.resources)
+            self._states.pop(use.node, None)
+        else:
+            self._pending += 1
 
     def _remove(self, key: str, use: PodUse) -> None:
         del self._pods[key]
-        if use.node and use.node in self._used:
+        if not use.node:
+            self._pending -= 1
+        elif use.node in self._used:
+            self._states.pop(use.node, None)
             counter = self._used[use.node]
             counter.subtract(use.resources)
             for resource in [r for r, n in counter.items() if n <= 0]:
@@ -159,15 +182,26 @@ class ClusterState:
     def snapshot(self) -> ClusterSnapshot:
         """The current state, immutable; cached until the next change."""
         if self._snapshot is None:
-            empty: Mapping[str, int] = {}
+            if self._order is None:
+                self._order = sorted(self._nodes)
+            states = self._states
+            nodes = []
+            for name in self._order:
+                state = states.get(name)
+                if state is None:
+                    node = self._nodes[name]
+                    used = self._used.get(name)
+                    state = states[name] = NodeState(
+                        node,
+                        dict(used) if used else {},
+                        self._shapes.setdefault(node.shape, len(self._shapes)),
+                    )
+                nodes.append(state)
             self._snapshot = ClusterSnapshot(
-                nodes=tuple(
-                    NodeState(node, dict(self._used[name]) if name in self._used else empty)
-                    for name, node in sorted(self._nodes.items())
-                ),
+                nodes=tuple(nodes),
                 synced=self.synced,
                 pods=len(self._pods),
-                pending=sum(1 for use in self._pods.values() if not use.node),
+                pending=self._pending,
                 taken_at=time.time(),
             )
         return self._snapshot

@@ -9,6 +9,7 @@ greyed out with the reason.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 
 import jinja2
@@ -160,7 +161,12 @@ def build_form(
 
 
 def make_environment(extra_paths: Sequence[str] = ()) -> jinja2.Environment:
-    """Templates from ``extra_paths`` first, then the packaged ``form.html``."""
+    """Templates from ``extra_paths`` first, then the packaged ``form.html`` (one per paths)."""
+    return _environment(tuple(extra_paths))
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(extra_paths: tuple[str, ...]) -> jinja2.Environment:
     loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(list(extra_paths))]
     loaders.append(jinja2.PackageLoader("gpu_devbox_spawner", "templates"))
     return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True)

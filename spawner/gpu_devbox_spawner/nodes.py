@@ -11,6 +11,7 @@ API server sends; nothing here talks to Kubernetes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -139,6 +140,26 @@ class Node:
     def schedulable(self) -> bool:
         """Ready and not cordoned."""
         return self.ready and not self.cordoned
+
+    @functools.cached_property
+    def shape(self) -> tuple[object, ...]:
+        """Everything placement judges a node by except its name: nodes of one pool share it."""
+        gpu = self.gpu
+        gpu_key: tuple[object, ...] = ()
+        if gpu is not None:
+            gpu_key = (
+                *(getattr(gpu, f.name) for f in dataclasses.fields(gpu) if f.name != "mig_devices"),
+                tuple(sorted(gpu.mig_devices.items())),
+            )
+        return (
+            self.ready,
+            self.cordoned,
+            self.taints,
+            tuple(sorted(self.allocatable.items())),
+            self.cpu,
+            self.memory,
+            gpu_key,
+        )
 
 
 @dataclasses.dataclass(frozen=True)

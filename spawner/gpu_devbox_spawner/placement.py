@@ -183,22 +183,49 @@ def offer_for(
     furthest = Stage.KIND
     blocked: list[tuple[NodeState, str]] = []  # nodes stopped at the furthest stage, and why
     chosen: list[NodeChoice] = []
-    chosen_nodes: list[Node] = []
+    # nodes of one pool share a shape: judge each shape once, then count each node's GPUs
+    judged: dict[object, tuple[_Judgement, Node]] = {}
     for state in cluster.nodes:
-        stage, detail, choice = _evaluate(state, profile, images, tolerated)
-        if choice is not None:
-            chosen.append(choice)
-            chosen_nodes.append(state.node)
-        elif stage > furthest:
-            furthest, blocked = stage, [(state, detail)]
-        elif stage == furthest:
-            blocked.append((state, detail))
+        node = state.node
+        key = state.shape if state.shape >= 0 else node.shape
+        found = judged.get(key)
+        if found is None:
+            found = judged[key] = (_judge(node, profile, images, tolerated), node)
+        verdict = found[0]
+        if verdict.stage is Stage.OK:
+            resource = verdict.resource
+            info = node.gpu
+            if resource:
+                total = node.allocatable.get(resource, 0)
+                free = max(0, total - state.used.get(resource, 0))
+            else:
+                total = free = 0
+            chosen.append(
+                NodeChoice(
+                    node.name,
+                    verdict.model,
+                    resource,
+                    free,
+                    total,
+                    info.driver if info else None,
+                    info.cuda if info else None,
+                    verdict.images,
+                    verdict.mechanisms,
+                )
+            )
+        elif verdict.stage > furthest:
+            furthest, blocked = verdict.stage, [(state, verdict.detail)]
+        elif verdict.stage == furthest:
+            blocked.append((state, verdict.detail))
 
-    if chosen_nodes:
-        candidates = chosen_nodes
+    # one node per shape is enough to say why an image runs nowhere
+    if chosen:
+        candidates = [node for verdict, node in judged.values() if verdict.stage is Stage.OK]
+    elif furthest is Stage.IMAGES:
+        candidates = [node for verdict, node in judged.values() if verdict.stage is Stage.IMAGES]
     else:
-        candidates = [state.node for state, _ in blocked] if furthest is Stage.IMAGES else []
-    image_choices = tuple(_image_choice(image, chosen, candidates) for image in images)
+        candidates = []
+    image_choices = _image_choices(images, chosen, candidates)
     offer = Offer(
         profile=profile,
         available=False,
@@ -222,24 +249,35 @@ def offer_for(
     return dataclasses.replace(offer, reason=reason)
 
 
-def _evaluate(
-    state: NodeState, profile: Profile, images: Sequence[Image], tolerated: Sequence[Toleration]
-) -> tuple[Stage, str, NodeChoice | None]:
-    """How far a node gets for a profile; the choice when it gets through."""
-    node = state.node
+@dataclasses.dataclass(frozen=True)
+class _Judgement:
+    """What a node's shape means for a profile (the same for every node of a pool)."""
+
+    stage: Stage
+    detail: str = ""
+    resource: str | None = None
+    model: str | None = None
+    images: tuple[str, ...] = ()
+    mechanisms: tuple[str, ...] = ()
+
+
+def _judge(
+    node: Node, profile: Profile, images: Sequence[Image], tolerated: Sequence[Toleration]
+) -> _Judgement:
+    """How far a node gets through a profile's checks; free GPUs aside."""
     gpu = profile.gpu
     resource = node_resource(node, profile) if gpu.wants_gpu else None
     if gpu.wants_gpu and resource is None:
-        return Stage.KIND, "", None
+        return _Judgement(Stage.KIND)
     if gpu.wants_gpu and not _matches_filter(node, profile):
-        return Stage.FILTER, "", None
+        return _Judgement(Stage.FILTER)
     if not node.schedulable:
-        return Stage.SCHEDULABLE, "not ready" if not node.ready else "cordoned", None
+        return _Judgement(Stage.SCHEDULABLE, "not ready" if not node.ready else "cordoned")
     untolerated = [t for t in node.taints if not _tolerated(t, tolerated)]
     if untolerated:
-        return Stage.TAINTS, ", ".join(str(t) for t in untolerated), None
+        return _Judgement(Stage.TAINTS, ", ".join(str(t) for t in untolerated))
     if not _fits(node, profile):
-        return Stage.SIZE, "", None
+        return _Judgement(Stage.SIZE)
     runnable: list[tuple[Image, str]] = []
     refusals: list[str] = []
     for image in images:
@@ -249,24 +287,16 @@ def _evaluate(
         else:
             refusals.append(why)
     if not runnable:
-        return Stage.IMAGES, "; ".join(dict.fromkeys(refusals)), None
+        return _Judgement(Stage.IMAGES, "; ".join(dict.fromkeys(refusals)))
     if gpu.wants_gpu:  # newest CUDA first; a CPU profile keeps the catalog's order
         runnable.sort(key=lambda pair: cuda_key(pair[0].required_cuda or "0"), reverse=True)
     info = node.gpu
-    return (
+    return _Judgement(
         Stage.OK,
-        "",
-        NodeChoice(
-            name=node.name,
-            model=info.model if info and info.product else None,
-            resource=resource,
-            free=state.free(resource) if resource else 0,
-            total=node.allocatable.get(resource, 0) if resource else 0,
-            driver=info.driver if info else None,
-            cuda=info.cuda if info else None,
-            images=tuple(image.name for image, _ in runnable),
-            mechanisms=tuple(mechanism for _, mechanism in runnable),
-        ),
+        resource=resource,
+        model=info.model if info and info.product else None,
+        images=tuple(image.name for image, _ in runnable),
+        mechanisms=tuple(mechanism for _, mechanism in runnable),
     )
 
 
@@ -363,22 +393,31 @@ def image_runs(image: Image, node: Node) -> tuple[str, str]:
     return mechanism.value, ""
 
 
-def _image_choice(
-    image: Image, chosen: Sequence[NodeChoice], candidates: Sequence[Node]
-) -> ImageChoice:
-    """Where one image runs; ``candidates`` are the nodes to explain a refusal with."""
-    nodes = [c for c in chosen if image.name in c.images]
-    if nodes:
-        return ImageChoice(
-            image=image,
-            nodes=tuple(c.name for c in nodes),
-            free=sum(c.free for c in nodes),
-            total=sum(c.total for c in nodes),
-            max_free=max(c.free for c in nodes),
-        )
-    reasons = [why for node in candidates for why in [image_runs(image, node)[1]] if why]
-    reason = _summarise(reasons) if reasons else "no node can take this profile"
-    return ImageChoice(image=image, nodes=(), free=0, total=0, max_free=0, reason=reason)
+def _image_choices(
+    images: Sequence[Image], chosen: Sequence[NodeChoice], candidates: Sequence[Node]
+) -> tuple[ImageChoice, ...]:
+    """Where each image runs; ``candidates`` are the nodes to explain a refusal with."""
+    names: dict[str, list[str]] = {image.name: [] for image in images}
+    free = dict.fromkeys(names, 0)
+    total = dict.fromkeys(names, 0)
+    most = dict.fromkeys(names, 0)
+    for choice in chosen:
+        for name in choice.images:
+            names[name].append(choice.name)
+            free[name] += choice.free
+            total[name] += choice.total
+            if choice.free > most[name]:
+                most[name] = choice.free
+    out = []
+    for image in images:
+        name = image.name
+        if names[name]:
+            out.append(ImageChoice(image, tuple(names[name]), free[name], total[name], most[name]))
+            continue
+        reasons = [why for node in candidates for why in [image_runs(image, node)[1]] if why]
+        reason = _summarise(reasons) if reasons else "no node can take this profile"
+        out.append(ImageChoice(image, (), 0, 0, 0, reason))
+    return tuple(out)
 
 
 def _summarise(reasons: Sequence[str], limit: int = 2) -> str:

@@ -40,6 +40,8 @@ from gpu_devbox_spawner.progress import describe_event, describe_plan, unschedul
 #: cluster).
 UNAVAILABLE = 409
 _CATALOGS: dict[str, CatalogFile] = {}
+#: The last offers computed, and the (snapshot, catalog, tolerations) they came from.
+_LAST_OFFERS: tuple[tuple[object, object, tuple[Toleration, ...]], tuple[Offer, ...]] | None = None
 
 
 class UserFacingError(web.HTTPError):
@@ -197,12 +199,22 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         ]
 
     async def offers(self) -> tuple[Offer, ...]:
-        """Every profile's offer, from the inventory's current snapshot."""
+        """Every profile's offer, from the inventory's current snapshot.
+
+        Computed once per cluster change: forms rendered in between reuse them.
+        """
+        global _LAST_OFFERS
         catalog = self.catalog()
         inventory = await self.inventory()
-        return compute_offers(
-            catalog, inventory.snapshot(), tolerations=self.configured_tolerations()
-        )
+        snapshot = inventory.snapshot()
+        tolerations = tuple(self.configured_tolerations())
+        if _LAST_OFFERS is not None:
+            seen, cached = _LAST_OFFERS
+            if seen[0] is snapshot and seen[1] is catalog and seen[2] == tolerations:
+                return cached
+        offers = compute_offers(catalog, snapshot, tolerations=tolerations)
+        _LAST_OFFERS = ((snapshot, catalog, tolerations), offers)
+        return offers
 
     # -- the form -----------------------------------------------------------------------------
 
