@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import functools
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from gpu_devbox.catalog import Catalog, GPUKind, Image, Profile, Toleration, matches_model
 from gpu_devbox.catalog.model import cuda_key
@@ -39,9 +40,8 @@ class Stage(enum.IntEnum):
     OK = 6
 
 
-@dataclasses.dataclass(frozen=True)
-class NodeChoice:
-    """A node that could take a profile's server."""
+class NodeChoice(NamedTuple):
+    """A node that could take a profile's server (a tuple: made for every node, it is cheap)."""
 
     name: str
     model: str | None
