@@ -57,19 +57,16 @@ def select_targets(
         if simulated or not by_index:
             return ()
         requested = [min(by_index)]
+    for index in requested:
+        if index not in by_index:
+            visible = ", ".join(str(i) for i in sorted(by_index)) or "none"
+            raise DeviceError(f"no visible GPU has index {index} (visible: {visible})")
     if requested and simulated:
         raise DeviceError(
             "the GPUs are simulated (the simulated backend is on), so only the CPU can be "
             "benchmarked: omit devices"
         )
-    targets = []
-    for index in requested:
-        gpu = by_index.get(index)
-        if gpu is None:
-            visible = ", ".join(str(i) for i in sorted(by_index)) or "none"
-            raise DeviceError(f"no visible GPU has index {index} (visible: {visible})")
-        targets.append(_target(gpu, driver_version))
-    return tuple(targets)
+    return tuple(_target(by_index[index], driver_version) for index in requested)
 
 
 def _target(gpu: Mapping[str, Any], driver_version: str | None) -> DeviceTarget:

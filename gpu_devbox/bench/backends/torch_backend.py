@@ -35,9 +35,13 @@ class TorchBackend:
         self.timer = "device_events" if gpus else "wall_clock"
         if gpus:
             if not torch.cuda.is_available():
+                build = (
+                    f"built for CUDA {torch.version.cuda}"
+                    if torch.version.cuda
+                    else "a CPU-only build: install a CUDA build of PyTorch"
+                )
                 raise BackendUnavailable(
-                    f"PyTorch {torch.__version__} sees no CUDA device "
-                    f"(built for CUDA {torch.version.cuda})"
+                    f"PyTorch {torch.__version__} sees no CUDA device ({build})"
                 )
             if torch.cuda.device_count() < gpus:
                 raise BackendUnavailable(
