@@ -2,8 +2,8 @@
 
 The measurements run in a separate worker process (PyTorch, else CuPy; NumPy on the CPU), the
 same one the Jupyter server uses, and the run is appended to the benchmark history in Jupyter's
-data directory. Exit status: 0 when the run succeeded, 1 when it failed or was interrupted,
-2 on bad input.
+data directory. Exit status: 0 when the run succeeded, 1 when it failed, 2 on bad input, 130
+when interrupted with Ctrl-C (the run is cancelled and its worker stopped).
 """
 
 from __future__ import annotations
