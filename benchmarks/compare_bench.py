@@ -107,26 +107,42 @@ def main(argv: list[str] | None = None) -> int:
         f"(PyTorch {reference['torch']}) · {args.suite} suite, matmul n={n}, "
         f"median of {len(devbox_rounds)} round(s)"
     )
+    rows = judge(devbox_rounds, reference_rounds, args.tolerance)
     print(f"| figure | gpu-devbox | reference | ratio | within {args.tolerance:.0%} |")
     print("|---|---|---|---|---|")
-    failed = []
-    for key in CRITERIA + INFORMATIVE:
-        ours, theirs = median_of(devbox_rounds, key), median_of(reference_rounds, key)
-        ratio = ours / theirs if ours and theirs else None
-        if key in CRITERIA:
-            ok = ratio is not None and abs(ratio - 1) <= args.tolerance
-            verdict = "yes" if ok else "**NO**"
-            if not ok:
-                failed.append(key)
-        else:
-            verdict = "(not a criterion)"
+    for key, ours, theirs, ratio, ok in rows:
+        verdict = "(not a criterion)" if ok is None else ("yes" if ok else "**NO**")
         ratio_text = "-" if ratio is None else f"{ratio:.3f}"
         print(f"| {key} | {show(ours, key)} | {show(theirs, key)} | {ratio_text} | {verdict} |")
+    failed = [key for key, _, _, _, ok in rows if ok is False]
     if failed:
         print(f"FAIL: outside {args.tolerance:.0%}: {', '.join(failed)}")
         return 1
     print(f"PASS: every matmul and the device bandwidth within {args.tolerance:.0%}")
     return 0
+
+
+Row = tuple[str, float | None, float | None, float | None, bool | None]
+
+
+def judge(
+    devbox_rounds: list[dict[str, float | None]],
+    reference_rounds: list[dict[str, float | None]],
+    tolerance: float,
+) -> list[Row]:
+    """Per figure: (id, gpu-devbox, reference, ratio, within tolerance or None if informative).
+
+    A criterion figure missing on either side is a failure, never a pass.
+    """
+    rows: list[Row] = []
+    for key in CRITERIA + INFORMATIVE:
+        ours, theirs = median_of(devbox_rounds, key), median_of(reference_rounds, key)
+        ratio = ours / theirs if ours and theirs else None
+        ok = None
+        if key in CRITERIA:
+            ok = ratio is not None and abs(ratio - 1) <= tolerance
+        rows.append((key, ours, theirs, ratio, ok))
+    return rows
 
 
 if __name__ == "__main__":

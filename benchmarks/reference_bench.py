@@ -119,7 +119,7 @@ def pinned_transfers(torch: Any, device: Any, args: argparse.Namespace) -> tuple
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        import torch
+        import torch  # noqa: TID251 - the reference is plain PyTorch on purpose
     except ImportError as exc:
         print(f"reference_bench: needs PyTorch with CUDA ({exc})", file=sys.stderr)
         return 2

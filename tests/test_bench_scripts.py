@@ -3,10 +3,14 @@ side of the benchmark ever imports a GPU library."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pathlib
 import subprocess
 import sys
+from types import ModuleType
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -20,6 +24,65 @@ def script(path: str, *args: str, env: dict[str, str]) -> subprocess.CompletedPr
         env={**os.environ, **env},
         check=False,
     )
+
+
+#: What plain PyTorch measured on an H100 SXM (the project's H100 fixtures).
+H100_REFERENCE: dict[str, float | None] = {
+    "matmul_fp32": 51.5e12,
+    "matmul_tf32": 386e12,
+    "matmul_fp16": 764e12,
+    "matmul_bf16": 797e12,
+    "matmul_fp8": None,
+    "memory_copy": 3024e9,
+    "h2d_pinned": 53.2e9,
+    "d2h_pinned": 53.6e9,
+}
+
+
+def load(path: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, ROOT / path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def scaled(figures: dict[str, float | None], **factors: float) -> dict[str, float | None]:
+    return {k: None if v is None else v * factors.get(k, 1.0) for k, v in figures.items()}
+
+
+def test_the_comparison_passes_figures_within_3_percent() -> None:
+    compare = load("benchmarks/compare_bench.py")
+    ours = [scaled(H100_REFERENCE, matmul_bf16=1.029, memory_copy=0.975), H100_REFERENCE]
+    rows = compare.judge(ours, [H100_REFERENCE, H100_REFERENCE], 0.03)
+    verdicts = {key: ok for key, _, _, _, ok in rows}
+    assert verdicts == {
+        "matmul_fp32": True,
+        "matmul_tf32": True,
+        "matmul_fp16": True,
+        "matmul_bf16": True,
+        "memory_copy": True,
+        "matmul_fp8": None,
+        "h2d_pinned": None,
+        "d2h_pinned": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("ours", "failing"),
+    [
+        (scaled(H100_REFERENCE, matmul_bf16=0.96), "matmul_bf16"),
+        (scaled(H100_REFERENCE, memory_copy=1.05), "memory_copy"),
+        ({**H100_REFERENCE, "matmul_tf32": None}, "matmul_tf32"),
+    ],
+)
+def test_the_comparison_fails_a_figure_outside_3_percent_or_missing(
+    ours: dict[str, float | None], failing: str
+) -> None:
+    compare = load("benchmarks/compare_bench.py")
+    rows = compare.judge([ours], [H100_REFERENCE], 0.03)
+    assert [key for key, _, _, _, ok in rows if ok is False] == [failing]
 
 
 def test_the_reference_says_it_needs_a_cuda_gpu() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import Fetch, fetch_json
 from tests.fakenvml import FakeNVML
-from tests.openapi_check import assert_response, assert_schema
+from tests.openapi import validate_component, validate_response
 
 TINY = {"matmul_n": 32, "copy_bytes": 64 * 1024}
 #: Big enough on a 2-core CPU that the run is still going when the test acts on it.
@@ -66,13 +66,13 @@ async def test_post_starts_a_cpu_run_that_get_follows_to_the_end(
     started = json.loads(response.body)
     # Then
     assert response.code == 202
-    assert_response("/benchmarks", "post", 202, started)
+    validate_response("/benchmarks", "post", 202, started)
     assert response.headers["Location"].endswith(f"/gpu-devbox/api/benchmarks/{started['id']}")
     assert started["state"] == "running"
     assert started["request"] == {"suite": "quick", "devices": [], "sizes": TINY, "backend": "auto"}
     run = await wait_until(jp_fetch, started["id"], lambda r: r["state"] != "running")
     assert run["state"] == "succeeded", run["error"]
-    assert_response("/benchmarks/{id}", "get", 200, run)
+    validate_response("/benchmarks/{id}", "get", 200, run)
     assert run["environment"]["backend"] == "numpy"
     [device] = run["devices"]
     assert [m["id"] for m in device["measurements"]] == [
@@ -84,7 +84,7 @@ async def test_post_starts_a_cpu_run_that_get_follows_to_the_end(
     # The history lists it, and it is in the user's Jupyter data directory.
     code, listing = await fetch_json(jp_fetch, *API, params={"limit": "5"})
     assert code == 200
-    assert_response("/benchmarks", "get", 200, listing)
+    validate_response("/benchmarks", "get", 200, listing)
     assert listing["running"] is None
     assert listing["enabled"] is True
     assert set(listing["suites"]) == {"quick", "full"}
@@ -102,7 +102,7 @@ async def test_a_second_post_while_one_runs_gets_409_with_the_running_id(
     code, busy = await post(jp_fetch, {"sizes": TINY})
     # Then
     assert code == 409
-    assert_response("/benchmarks", "post", 409, busy)
+    validate_response("/benchmarks", "post", 409, busy)
     assert busy["running_id"] == first["id"]
     code, listing = await fetch_json(jp_fetch, *API)
     assert listing["running"]["id"] == first["id"]
@@ -121,13 +121,13 @@ async def test_delete_cancels_and_the_worker_is_gone_within_2_s(jp_fetch: Fetch)
     elapsed = time.monotonic() - t0
     # Then
     assert code == 200
-    assert_response("/benchmarks/{id}", "delete", 200, run)
+    validate_response("/benchmarks/{id}", "delete", 200, run)
     assert run["state"] == "cancelled"
     assert elapsed < 2.0
     assert gone(pid)
     code, again = await fetch_json(jp_fetch, *API, started["id"], method="DELETE")
     assert code == 409
-    assert_response("/benchmarks/{id}", "delete", 409, again)
+    validate_response("/benchmarks/{id}", "delete", 409, again)
     assert "already finished (cancelled)" in again["message"]
 
 
@@ -135,7 +135,7 @@ async def test_unknown_ids_are_404(jp_fetch: Fetch) -> None:
     for method in ("GET", "DELETE"):
         code, body = await fetch_json(jp_fetch, *API, "0123abcd", method=method)
         assert code == 404
-        assert_response("/benchmarks/{id}", method, 404, body)
+        validate_response("/benchmarks/{id}", method.lower(), 404, body)
         assert "no benchmark run with id '0123abcd'" in body["message"]
 
 
@@ -160,7 +160,7 @@ async def test_unknown_ids_are_404(jp_fetch: Fetch) -> None:
 async def test_bad_requests_are_400_with_a_message(jp_fetch: Fetch, body: Any, words: str) -> None:
     code, answer = await post(jp_fetch, body)
     assert code == 400
-    assert_response("/benchmarks", "post", 400, answer)
+    validate_response("/benchmarks", "post", 400, answer)
     assert words in answer["message"]
     code, listing = await fetch_json(jp_fetch, *API)
     assert listing["running"] is None
@@ -236,7 +236,7 @@ async def test_the_stream_carries_every_step_of_a_run(jp_fetch: Fetch, jp_ws_fet
             assert message is not None, "the stream closed"
             decoded = json.loads(message)
             if decoded["type"] == "benchmark":
-                assert_schema("BenchmarkEvent", decoded["data"])
+                validate_component("BenchmarkEvent", decoded["data"])
                 events.append(decoded["data"])
     finally:
         ws.close()

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import Fetch, fetch_json
 from tests.fakenvml import CAPTURE, FakeNVML
-from tests.openapi_check import assert_response
+from tests.openapi import validate_response
 
 API = ("gpu-devbox", "api", "benchmarks")
 
@@ -46,7 +46,7 @@ async def test_gpus_the_server_cannot_benchmark_are_400(
 ) -> None:
     code, answer = await post(jp_fetch, body)
     assert code == 400
-    assert_response("/benchmarks", "post", 400, answer)
+    validate_response("/benchmarks", "post", 400, answer)
     assert words in answer["message"]
 
 
@@ -58,7 +58,7 @@ async def test_without_torch_or_cupy_a_gpu_run_fails_saying_what_to_install(
     assert code == 202
     run = await finished(jp_fetch, started["id"])
     # Then
-    assert_response("/benchmarks/{id}", "get", 200, run)
+    validate_response("/benchmarks/{id}", "get", 200, run)
     assert run["request"]["devices"] == [0]
     assert run["state"] == "failed"
     assert run["error"]["code"] == "no_backend"
