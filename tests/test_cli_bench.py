@@ -74,6 +74,7 @@ def test_the_table_shows_measured_peak_and_percent(env: dict[str, str]) -> None:
     fp64 = next(line for line in lines if "matmul fp64" in line)
     assert "FLOP/s" in fp64
     assert lines[-1].endswith("succeeded.")
+    assert proc.stderr.startswith("gpu-devbox bench: no GPU is visible; measuring the CPU.")
     assert not (pathlib.Path(env["JUPYTER_DATA_DIR"]) / "gpu_devbox").exists()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import logging
 import os
 import platform
@@ -143,6 +144,8 @@ class BenchmarkRunner:
                     break
                 del self._runs[oldest]
         self.log.info("benchmark %s: %s suite started (pid %d)", run.id, spec.name, run.proc.pid)
+        # Announced before anything is read from the worker, so "started" is always first.
+        self._emit(run, "started", {"run": run.document()})
         run.timer = threading.Timer(timeout, self._time_out, (run,))
         run.timer.daemon = True
         run.timer.start()
@@ -153,7 +156,6 @@ class BenchmarkRunner:
         for reader in readers:
             reader.start()
         threading.Thread(target=self._supervise, args=(run, readers), daemon=True).start()
-        self._emit(run, "started", {"run": run.document()})
         return run.document()
 
     def cancel(self, run_id: str, timeout: float = 2.0) -> dict[str, Any]:
@@ -195,8 +197,6 @@ class BenchmarkRunner:
     # ------------------------------------------------------------------ the worker
     @staticmethod
     def _worker_args(request: RunRequest) -> list[str]:
-        import json
-
         return [
             "--suite",
             request.suite,

@@ -88,11 +88,11 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("--backend numpy benchmarks the CPU; leave out --device")
         body["devices"] = []
         gpus: list[dict[str, Any]] = []
-        simulated, driver = False, None
+        simulated, driver, reason = False, None, None
     else:
         if args.device is not None:
             body["devices"] = args.device
-        gpus, simulated, driver = _visible_gpus()
+        gpus, simulated, driver, reason = _visible_gpus()
 
     bar = ProgressBar(sys.stderr) if not args.json and sys.stderr.isatty() else None
     try:
@@ -109,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
         for key in sizes:  # name the option the user typed, not the API field
             message = message.replace(f"sizes.{key}", "--" + key.replace("_", "-"))
         raise CliError(message) from None
+    if not request.targets and args.backend != "numpy" and not args.json:
+        note = "the GPUs are simulated" if simulated and gpus else "no GPU is visible"
+        detail = f" {reason}" if reason and not gpus else ""
+        print(f"gpu-devbox bench: {note}; measuring the CPU.{detail}", file=sys.stderr)
     if args.timeout is not None:
         from dataclasses import replace
 
@@ -131,8 +135,9 @@ def run(args: argparse.Namespace) -> int:
     return 0 if document["state"] == "succeeded" else 1
 
 
-def _visible_gpus() -> tuple[list[dict[str, Any]], bool, str | None]:
-    """One NVML reading: the visible GPUs, whether they are simulated, the driver version."""
+def _visible_gpus() -> tuple[list[dict[str, Any]], bool, str | None, str | None]:
+    """One NVML reading: the visible GPUs, whether they are simulated, the driver version, and
+    why NVML shows none (if it does not)."""
     from gpu_devbox._version import __version__
     from gpu_devbox.gpus import Sampler, SamplerConfig
     from gpu_devbox.gpus.backends import BackendSpec, backend_from_env
@@ -153,4 +158,5 @@ def _visible_gpus() -> tuple[list[dict[str, Any]], bool, str | None]:
         status = sampler.status()
     finally:
         sampler.stop()
-    return list(snapshot.gpus), spec.simulated, status["nvml"].get("driver_version")
+    nvml = status["nvml"]
+    return list(snapshot.gpus), spec.simulated, nvml.get("driver_version"), nvml.get("reason")
