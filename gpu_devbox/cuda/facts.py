@@ -365,6 +365,7 @@ async def probe_python(python: str, *, env: Mapping[str, str], timeout: float) -
             result.update(status="not_found", error=f"cannot run {python}: {exc.strerror or exc}")
             result["duration"] = round(time.monotonic() - started, 3)
             return result
+        _RUNNING.add(proc.pid)
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
         except asyncio.TimeoutError:
@@ -373,6 +374,11 @@ async def probe_python(python: str, *, env: Mapping[str, str], timeout: float) -
             result.update(status="timeout", error=f"the probe did not finish in {timeout:g} s")
             result["duration"] = round(time.monotonic() - started, 3)
             return result
+        except asyncio.CancelledError:
+            _kill_group(proc.pid)  # the server is stopping: leave no probe behind
+            raise
+        finally:
+            _RUNNING.discard(proc.pid)
     result["duration"] = round(time.monotonic() - started, 3)
     stdout = out.decode("utf-8", "replace")
     answer = None
@@ -392,6 +398,16 @@ async def probe_python(python: str, *, env: Mapping[str, str], timeout: float) -
     for key in ("python_version", "torch", "cupy", "jax", "tensorflow", "cuda_runtime_wheels"):
         result[key] = data.get(key)
     return result
+
+
+#: Process ids (and process groups) of the probes running now.
+_RUNNING: set[int] = set()
+
+
+def kill_running_probes() -> None:
+    """Kill every probe still running (called when the server stops)."""
+    for pid in list(_RUNNING):
+        _kill_group(pid)
 
 
 def _kill_group(pid: int) -> None:
