@@ -34,6 +34,10 @@ from tests.doctor_facts import (
 )
 
 RANK = {"fail": 3, "warn": 2, "pass": 1, "skip": 0}
+# What torch warns when the driver is too old for its CUDA (cuda-facts §4.1).
+W_OLD_DRIVER = (
+    "CUDA initialization: The NVIDIA driver on your system is too old (found version 12020)."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,9 +208,10 @@ SCENARIOS = [
         {
             "driver": "535.104.05",
             "driver_cuda": "12.2",
-            "environments": env_with(torch=torch(available=False)),
+            "environments": env_with(torch=torch(available=False, warnings=[W_OLD_DRIVER])),
         },
         {"framework-cuda": "fail", "cuda-available": "fail"},
+        {"cuda-available": "found version 12020"},
     ),
     S(
         "cu132-on-r580-mvc-with-sass",

@@ -8,6 +8,7 @@ judged against the driver, the GPUs' compute capabilities and what NVML sees.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from gpu_devbox.cuda import tables
 from gpu_devbox.cuda.arch import TORCH_INDEX, coverage, sm_name, torch_variant_hint
@@ -25,6 +26,7 @@ from gpu_devbox.cuda.model import Environment
 from gpu_devbox.cuda.versions import parse_cuda
 
 NO_KERNEL_IMAGE = "no kernel image is available for execution on the device"
+_CUDA_WORDS = re.compile(r"cuda|nvidia|driver|gpu|device", re.IGNORECASE)
 
 
 def _cpu_remedy(build: Build, ctx: Context) -> str:
@@ -320,14 +322,21 @@ def cuda_available(build: Build, ctx: Context) -> Check | None:
             env,
         )
     reasons = []
+    remedy = (
+        "Fix the cause named by framework-cuda / gpu-arch for this environment, then restart "
+        "its kernels."
+    )
     if build.kind == "cpu":
         reasons.append("it is a CPU-only build")
+        remedy = _cpu_remedy(build, ctx)
     elif build.cuda and (verdict := ctx.verdict(build.cuda)) is not None and not verdict.ok:
         reasons.append(verdict.detail)
     cvd = ctx.facts.container.var("CUDA_VISIBLE_DEVICES")
     if cvd is not None and cvd.strip() in ("", "-1", "none", "NoDevFiles"):
         reasons.append(f"CUDA_VISIBLE_DEVICES={cvd!r} hides every GPU")
-    reasons.extend(build.warnings[:2])
+        remedy = "Unset CUDA_VISIBLE_DEVICES (or list the GPUs) in this environment."
+    # The framework's own words about CUDA (e.g. "The NVIDIA driver on your system is too old").
+    reasons.extend([w for w in build.warnings if _CUDA_WORDS.search(w)][:2])
     if build.error:
         reasons.append(build.error)
     why = "; ".join(r.rstrip(". ") for r in reasons) or "the cause is not in the facts"
@@ -336,8 +345,7 @@ def cuda_available(build: Build, ctx: Context) -> Check | None:
         "fail",
         f"{build.framework} cannot use the GPU(s) NVML shows",
         f"NVML shows {nvml_sees} GPU(s) but {build.label} sees none: {why}.",
-        "Fix the cause named by framework-cuda / gpu-arch for this environment, then restart "
-        "its kernels.",
+        remedy,
         env,
     )
 
