@@ -82,19 +82,29 @@ def _supported(row: Mapping[str, Any] | None, today: datetime.date) -> bool:
     return row is not None and not _is_eol(row, today)
 
 
-def suggest_release(major: int, today: datetime.date, driver_max: str | None = None) -> str | None:
-    """The newest supported release the driver runs natively (``driver_max``: its newest CUDA),
-    preferring the same CUDA major."""
+def suggest_release(
+    major: int, today: datetime.date, driver_max: str | None = None
+) -> tuple[str, bool] | None:
+    """A supported release to rebuild on, and whether the driver runs it natively.
+
+    Prefers releases the driver runs natively (``driver_max``: its newest CUDA), then ones of
+    the driver's own CUDA major (minor-version compatibility); within those, the image's own
+    major, then the newest.
+    """
     latest = tables.load("cuda_containers").document["latest"]
     ceiling = parse_cuda(driver_max) if driver_max else None
     candidates = []
     for entry in latest:
         minor = parse_cuda(entry["minor"])
-        if minor is None or (ceiling is not None and minor > minor_of(ceiling)):
+        if minor is None or not _supported(_row_for(minor), today):
             continue
-        if _supported(_row_for(minor), today):
-            candidates.append((minor[0] == major, minor, str(entry["release"])))
-    return max(candidates)[2] if candidates else None
+        native = ceiling is None or minor <= minor_of(ceiling)
+        if native or (ceiling is not None and minor[0] == ceiling[0]):
+            candidates.append((native, minor[0] == major, minor, str(entry["release"])))
+    if not candidates:
+        return None
+    best = max(candidates)
+    return best[3], best[0]
 
 
 def assess(
@@ -114,7 +124,13 @@ def assess(
     major = version[0] if version else 0
     suggestion = suggest_release(major, today, driver_max)
     rebuild = "Rebuild the image on a supported nvidia/cuda tag"
-    rebuild += f", e.g. nvidia/cuda:{suggestion}-<flavor>-<os>." if suggestion else "."
+    if suggestion is None:
+        rebuild += "."
+    else:
+        rebuild += f", e.g. nvidia/cuda:{suggestion[0]}-<flavor>-<os>"
+        rebuild += (
+            "." if suggestion[1] else " (this driver runs it by minor-version compatibility)."
+        )
     if eol_env:
         return Assessment(
             "fail",

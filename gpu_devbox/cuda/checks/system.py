@@ -11,7 +11,7 @@ from gpu_devbox.cuda import lifecycle, tables
 from gpu_devbox.cuda.arch import gpu_class
 from gpu_devbox.cuda.checks.base import Check, Context, image_cuda, verdict_check
 from gpu_devbox.cuda.compat import Mechanism, compat_branches
-from gpu_devbox.cuda.versions import parse_driver
+from gpu_devbox.cuda.versions import parse_date, parse_driver
 from gpu_devbox.gpus.errors import ReasonCode, reason_for
 
 
@@ -25,6 +25,7 @@ def check_nvml(ctx: Context) -> Check:
             f"Driver {nvml.driver_version} (CUDA {nvml.cuda_driver_version or 'unknown'}); "
             f"{len(nvml.gpus)} GPU(s) visible: {gpus}."
         )
+        detail += _branch_note(nvml.driver_version, ctx)
         if nvml.simulated:
             return Check(
                 "nvml",
@@ -50,6 +51,24 @@ def check_nvml(ctx: Context) -> Check:
     status = "warn" if nvml.available else "fail"
     title = reason.message.split(":")[0].rstrip(".")
     return Check("nvml", status, title, detail, reason.remedy)
+
+
+def _branch_note(driver: str | None, ctx: Context) -> str:
+    """ " R570 (production branch) reached end of life in February 2026." or ""."""
+    parsed = parse_driver(driver)
+    if parsed is None:
+        return ""
+    table = tables.load("driver_branches")
+    for row in table.rows:
+        eol = parse_date(row.get("eol"))
+        if row["branch"] == parsed[0] and eol is not None and eol <= ctx.today:
+            kind = {"LTSB": "long-term support", "PB": "production", "NFB": "new feature"}
+            what = kind.get(str(row.get("type")), "data-center")
+            return (
+                f" Driver branch R{row['branch']} ({what} branch) reached end of life in "
+                f"{eol.strftime('%B %Y')}."
+            )
+    return ""
 
 
 def _caps(value: str | None) -> set[str] | None:
