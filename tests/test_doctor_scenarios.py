@@ -155,6 +155,13 @@ SCENARIOS = [
         {"driver-vs-image-cuda": "pass"},
     ),
     S(
+        "r570-branch-end-of-life",
+        "§1.4 R570 production branch EOL Feb 2026",
+        {"gpus": [L4], "driver": "570.124.06", "driver_cuda": "12.8"},
+        {"nvml": "pass"},
+        {"nvml": "R570 (production branch) reached end of life in February 2026"},
+    ),
+    S(
         "l4-r570-img12.9.1-mvc",
         "§1.1 12.9 GA >= 575.51.03; §1.2 12.x floor",
         {"gpus": [L4], "driver": "570.124.06", "driver_cuda": "12.8", "image_cuda": "12.9.1"},

@@ -54,7 +54,7 @@ def check_nvml(ctx: Context) -> Check:
 
 
 def _branch_note(driver: str | None, ctx: Context) -> str:
-    """ " R570 (production branch) reached end of life in February 2026." or ""."""
+    """A sentence saying the driver's branch reached end of life (empty when it has not)."""
     parsed = parse_driver(driver)
     if parsed is None:
         return ""
