@@ -4,13 +4,13 @@ Run on a machine (or in a container) with an NVIDIA GPU, the driver, and gpu-dev
 
     python gpu-tests/doctor_check.py [--python PYTHON] [--output comparison.json]
 
-It runs ``gpu-devbox doctor --json`` (probing only ``--python``'s environment, the current
-interpreter by default), ``nvidia-smi`` and ``PYTHON -c "import torch; ..."``, and compares the
-driver version, the driver's CUDA version, the GPU names and compute capabilities, and
-torch's version, CUDA build and ``torch.cuda.is_available()``. It prints one line per
-comparison and exits 0 when all agree, 1 on any disagreement, 2 when this is not a GPU machine
-(no nvidia-smi, or it fails). ``--output`` also writes the comparison as JSON, to be committed
-with the run.
+It runs ``gpu-devbox doctor --json --backend nvml`` (which also probes ``--python``'s
+environment, this interpreter's by default), ``nvidia-smi`` and ``PYTHON -c "import torch; ..."``,
+and compares the driver version, the driver's CUDA version, the GPU names and compute
+capabilities, and torch's version, CUDA build and ``torch.cuda.is_available()``. It prints one
+line per comparison and exits 0 when all agree, 1 on any disagreement, 2 when this is not a GPU
+machine (no nvidia-smi, or it fails). ``--output`` also writes the comparison as JSON, to be
+committed with the run.
 """
 
 from __future__ import annotations
