@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 
-from gpu_devbox.cuda import facts
+from gpu_devbox.cuda import environments, facts
 from gpu_devbox.cuda.checks import checks_document
 
 
@@ -29,10 +29,10 @@ def main() -> int:
     container = facts.gather_container()
     container_s = time.perf_counter() - started
     started = time.perf_counter()
-    environments = asyncio.run(facts.gather_environments(None, timeout=60))
+    envs = asyncio.run(environments.gather_environments(None, timeout=60))
     probe_s = time.perf_counter() - started
     nvml = facts.read_nvml("simulated")
-    document = facts.assemble(nvml, container, environments)
+    document = facts.assemble(nvml, container, envs)
 
     checks_document(document)  # warm the table caches
     times = []

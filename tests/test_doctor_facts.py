@@ -13,7 +13,7 @@ import time
 import jsonschema
 import pytest
 
-from gpu_devbox.cuda import facts
+from gpu_devbox.cuda import environments, facts
 from gpu_devbox.cuda.model import FactsError, facts_schema, parse_facts, validate_facts
 from tests.doctor_facts import make_facts
 from tests.fakenvml import FakeNVML
@@ -73,7 +73,7 @@ def make_fake_site(root: pathlib.Path) -> pathlib.Path:
 def test_the_probe_parses_what_the_frameworks_report(tmp_path: pathlib.Path) -> None:
     site = make_fake_site(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(site)}
-    result = asyncio.run(facts.probe_python(sys.executable, env=env, timeout=60))
+    result = asyncio.run(environments.probe_python(sys.executable, env=env, timeout=60))
     assert result["status"] == "ok", result
     torch = result["torch"]
     assert torch["version"] == "2.12.0+cu130"
@@ -92,7 +92,9 @@ def test_the_probe_parses_what_the_frameworks_report(tmp_path: pathlib.Path) -> 
 
 
 def test_the_real_interpreter_is_probed() -> None:
-    result = asyncio.run(facts.probe_python(sys.executable, env=dict(os.environ), timeout=60))
+    result = asyncio.run(
+        environments.probe_python(sys.executable, env=dict(os.environ), timeout=60)
+    )
     assert result["status"] == "ok"
     assert result["python_version"] == platform.python_version()
     assert result["duration"] > 0
@@ -100,7 +102,7 @@ def test_the_real_interpreter_is_probed() -> None:
 
 def test_a_missing_interpreter_and_a_hanging_one(tmp_path: pathlib.Path) -> None:
     missing = asyncio.run(
-        facts.probe_python(str(tmp_path / "python3"), env=dict(os.environ), timeout=5)
+        environments.probe_python(str(tmp_path / "python3"), env=dict(os.environ), timeout=5)
     )
     assert missing["status"] == "not_found"
     site = tmp_path / "sleepy"
@@ -108,7 +110,9 @@ def test_a_missing_interpreter_and_a_hanging_one(tmp_path: pathlib.Path) -> None
     (site / "sitecustomize.py").write_text("import time\ntime.sleep(60)\n")
     started = time.monotonic()
     hung = asyncio.run(
-        facts.probe_python(sys.executable, env={**os.environ, "PYTHONPATH": str(site)}, timeout=1)
+        environments.probe_python(
+            sys.executable, env={**os.environ, "PYTHONPATH": str(site)}, timeout=1
+        )
     )
     assert time.monotonic() - started < 10
     assert hung["status"] == "timeout"
@@ -128,7 +132,7 @@ def test_a_missing_interpreter_and_a_hanging_one(tmp_path: pathlib.Path) -> None
     ],
 )
 def test_which_kernelspecs_are_python(argv0: str, status: str) -> None:
-    python, found = facts.kernel_python(argv0, dict(os.environ), sys.executable)
+    python, found = environments.kernel_python(argv0, dict(os.environ), sys.executable)
     assert found == status
     assert (python is not None) is (status == "ok")
 
@@ -141,14 +145,14 @@ def test_environments_with_the_same_interpreter_share_a_probe(tmp_path: pathlib.
     (site / "sitecustomize.py").write_text(f"open({str(counter)!r}, 'a').write('x\\n')\n")
     env = {**os.environ, "PYTHONPATH": str(site)}
     specs = [
-        facts.KernelSpec("a", "A", (sys.executable, "-m", "ipykernel_launcher")),
-        facts.KernelSpec("b", "B", ("python3", "-m", "ipykernel_launcher")),
-        facts.KernelSpec("r", "R", ("R", "--slave")),
-        facts.KernelSpec("gone", None, ("/nonexistent/python3",)),
-        facts.KernelSpec("c", "C", (sys.executable,), {"EXTRA": "1"}),
+        environments.KernelSpec("a", "A", (sys.executable, "-m", "ipykernel_launcher")),
+        environments.KernelSpec("b", "B", ("python3", "-m", "ipykernel_launcher")),
+        environments.KernelSpec("r", "R", ("R", "--slave")),
+        environments.KernelSpec("gone", None, ("/nonexistent/python3",)),
+        environments.KernelSpec("c", "C", (sys.executable,), {"EXTRA": "1"}),
     ]
     rows = asyncio.run(
-        facts.gather_environments(specs, timeout=60, env=env, server_python=sys.executable)
+        environments.gather_environments(specs, timeout=60, env=env, server_python=sys.executable)
     )
     assert [(r["name"], r["status"]) for r in rows] == [
         ("server", "ok"),
@@ -172,7 +176,7 @@ def test_kernelspecs_are_found_on_the_jupyter_path(
         spec = {"argv": [f"/opt/{root.name}/bin/python"], "display_name": name, "env": {"X": 1}}
         (folder / "kernel.json").write_text(json.dumps(spec) if name != "broken" else "{oops")
     monkeypatch.setenv("JUPYTER_PATH", os.pathsep.join([str(first), str(second)]))
-    specs = {s.name: s for s in facts.find_kernelspecs()}
+    specs = {s.name: s for s in environments.find_kernelspecs()}
     assert specs["py-a"].argv == ("/opt/first/bin/python",)  # the first on the path wins
     assert specs["py-a"].env == {"X": "1"}
     assert "broken" not in specs
@@ -250,8 +254,8 @@ def test_nvml_facts_come_from_the_sampler(fake_nvml: FakeNVML) -> None:
 
 
 def test_assembled_facts_validate_against_the_shipped_schema(fake_nvml: FakeNVML) -> None:
-    environments = asyncio.run(facts.gather_environments(None, timeout=60))
-    document = facts.assemble(facts.read_nvml("nvml"), facts.gather_container(), environments)
+    envs = asyncio.run(environments.gather_environments(None, timeout=60))
+    document = facts.assemble(facts.read_nvml("nvml"), facts.gather_container(), envs)
     jsonschema.Draft202012Validator.check_schema(facts_schema())
     jsonschema.Draft202012Validator(facts_schema()).validate(document)
     assert document["schema_version"] == 1

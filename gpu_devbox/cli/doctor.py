@@ -96,7 +96,7 @@ def gather(args: argparse.Namespace) -> dict[str, Any]:
     """Gather this machine's facts."""
     import asyncio
 
-    from gpu_devbox.cuda import facts
+    from gpu_devbox.cuda import environments, facts
     from gpu_devbox.gpus.backends import backend_from_env
 
     try:
@@ -105,9 +105,9 @@ def gather(args: argparse.Namespace) -> dict[str, Any]:
         raise CliError(str(exc)) from None
     nvml = facts.read_nvml(backend)
     container = facts.gather_container()
-    specs = None if args.no_kernelspecs else facts.find_kernelspecs()
-    environments = asyncio.run(facts.gather_environments(specs, timeout=args.probe_timeout))
-    return facts.assemble(nvml, container, environments)
+    specs = None if args.no_kernelspecs else environments.find_kernelspecs()
+    envs = asyncio.run(environments.gather_environments(specs, timeout=args.probe_timeout))
+    return facts.assemble(nvml, container, envs)
 
 
 def _write(path: str, document: dict[str, Any]) -> None:

@@ -17,13 +17,13 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from gpu_devbox.cuda import facts
+from gpu_devbox.cuda import environments, facts
 from gpu_devbox.cuda.checks import checks_document
 
 log = logging.getLogger("gpu_devbox.checks")
 
 NvmlSource = Callable[[], Mapping[str, Any]]
-KernelspecSource = Callable[[], Awaitable[Sequence[facts.KernelSpec]]]
+KernelspecSource = Callable[[], Awaitable[Sequence[environments.KernelSpec]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,14 +74,14 @@ class ChecksService:
         started = loop.time()
         container = await loop.run_in_executor(None, facts.gather_container, self.env)
         specs = list(await self.kernelspecs()) if self.kernelspecs is not None else None
-        environments = await facts.gather_environments(
+        envs = await environments.gather_environments(
             specs, timeout=self.probe_timeout, env=self.env, server_python=self.server_python
         )
-        slow = SlowFacts(facts.utc_now(), container, environments)
+        slow = SlowFacts(facts.utc_now(), container, envs)
         self._cache = slow
         self.log.info(
             "gpu-devbox: gathered CUDA facts of %d Python environment(s) in %.1f s",
-            len(environments),
+            len(envs),
             loop.time() - started,
         )
         return slow
@@ -115,7 +115,7 @@ class ChecksService:
         task, self._inflight = self._inflight, None
         if task is not None and not task.done():
             task.cancel()
-        facts.kill_running_probes()
+        environments.kill_running_probes()
 
     async def close(self) -> None:
         """Cancel a gathering in flight and wait until it has stopped."""

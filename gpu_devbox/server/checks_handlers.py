@@ -15,7 +15,8 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from gpu_devbox.cuda.facts import KernelSpec, nvml_facts
+from gpu_devbox.cuda.environments import KernelSpec
+from gpu_devbox.cuda.facts import nvml_facts
 from gpu_devbox.cuda.service import ChecksService
 from gpu_devbox.gpus import Sampler
 from gpu_devbox.server.base import API_PREFIX, BaseHandler
