@@ -164,7 +164,7 @@ async def test_unauthenticated_requests_are_refused(jp_fetch: Fetch, fake_nvml: 
 @pytest.fixture
 def gpu_devbox_config() -> dict[str, Any]:
     """A short probe timeout, so the sleeping kernelspec below times out quickly."""
-    return {"interval": 0.1, "slow_interval": 0.2, "history_seconds": 30, "checks_probe_timeout": 5}
+    return {"interval": 0.1, "slow_interval": 0.2, "history_seconds": 30, "checks_probe_timeout": 8}
 
 
 async def test_a_hanging_environment_times_out_and_is_reported(
@@ -181,7 +181,7 @@ async def test_a_hanging_environment_times_out_and_is_reported(
     started = time.monotonic()
     code, body = await fetch_json(jp_fetch, "gpu-devbox", "api", "checks")
     assert code == 200
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 30
     envs = {e["name"]: e for e in body["facts"]["environments"]}
     assert envs["kernel:sleepy"]["status"] == "timeout"
     assert envs["server"]["status"] == "ok"
@@ -191,4 +191,4 @@ async def test_a_hanging_environment_times_out_and_is_reported(
         if c["id"] == "framework-cuda" and c.get("environment", "").startswith("kernel sleepy")
     )
     assert row["status"] == "warn"
-    assert "did not finish in 5 s" in row["detail"]
+    assert "did not finish in 8 s" in row["detail"]

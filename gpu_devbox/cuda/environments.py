@@ -138,6 +138,7 @@ async def probe_python(python: str, *, env: Mapping[str, str], timeout: float) -
             return result
         except asyncio.CancelledError:
             _kill_group(proc.pid)  # the server is stopping: leave no probe behind
+            await proc.wait()  # and reap it, so its transport closes with the loop open
             raise
         finally:
             _RUNNING.discard(proc.pid)

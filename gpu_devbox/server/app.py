@@ -263,5 +263,6 @@ class GPUDevbox(ExtensionApp):
             self._unregister_metrics()
             self._unregister_metrics = None
         if self._state is not None:
+            await self._state.checks.close()  # kills probe subprocesses still running
             self._state.close()
             self._state = None
