@@ -56,15 +56,20 @@ def nvidia_smi() -> dict[str, Any]:
     header = run([smi])
     if header.returncode != 0:
         stop(f"nvidia-smi failed: {(header.stdout or header.stderr).strip()}", 2)
-    cuda = re.search(r"CUDA Version:\s*([0-9.]+)", header.stdout)
     fields = "index,name,driver_version,compute_cap"
     query = run([smi, f"--query-gpu={fields}", "--format=csv,noheader"])
     if query.returncode != 0:  # drivers before ~R510 cannot report compute_cap
         fields = "index,name,driver_version"
         query = run([smi, f"--query-gpu={fields}", "--format=csv,noheader"])
+    return parse_nvidia_smi(header.stdout, query.stdout)
+
+
+def parse_nvidia_smi(header: str, query: str) -> dict[str, Any]:
+    """The driver, CUDA version and GPUs from ``nvidia-smi`` (or ``-q``) and a CSV query."""
+    cuda = re.search(r"CUDA Version\s*:\s*([0-9.]+)", header)
     gpus = []
     driver = None
-    for line in query.stdout.strip().splitlines():
+    for line in query.strip().splitlines():
         parts = [part.strip() for part in line.split(",")]
         index, name, driver = parts[:3]
         cc = parts[3] if len(parts) > 3 else None

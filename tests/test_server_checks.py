@@ -18,12 +18,11 @@ from typing import Any
 
 import jsonschema
 import pytest
-from openapi_spec_validator import validate as validate_spec
 
 from gpu_devbox.cuda.model import facts_schema
-from gpu_devbox.server.gpus_handlers import load_openapi
 from tests.conftest import Fetch, fetch_json
 from tests.fakenvml import CAPTURE, FakeNVML
+from tests.openapi import validate_response
 
 SITECUSTOMIZE = """\
 import os, time
@@ -65,20 +64,12 @@ def probes(path: pathlib.Path) -> int:
     return len(path.read_text().splitlines())
 
 
-def validate_response(document: Any, schema_name: str) -> None:
-    """Validate a real response against the shipped OpenAPI document's schema."""
-    openapi = load_openapi()
-    validate_spec(openapi)
-    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": openapi["components"]}
-    jsonschema.Draft202012Validator(schema).validate(document)
-
-
 async def test_checks_judge_the_fake_h100s(
     jp_fetch: Fetch, fake_nvml: FakeNVML, counter: pathlib.Path
 ) -> None:
     code, body = await fetch_json(jp_fetch, "gpu-devbox", "api", "checks")
     assert code == 200
-    validate_response(body, "ChecksDocument")
+    validate_response("/checks", "get", 200, body)
     jsonschema.Draft202012Validator(facts_schema()).validate(body["facts"])
     nvml = body["facts"]["nvml"]
     assert nvml["driver_version"] == CAPTURE["driver"]
@@ -151,14 +142,15 @@ async def test_bad_refresh_is_a_400_naming_it(
     assert code == 400
     assert "refresh" in body["message"]
     assert repr(value) in body["message"]
-    validate_response(body, "Error")
+    validate_response("/checks", "get", 400, body)
 
 
 async def test_unauthenticated_requests_are_refused(jp_fetch: Fetch, fake_nvml: FakeNVML) -> None:
-    code, _ = await fetch_json(
+    code, body = await fetch_json(
         jp_fetch, "gpu-devbox", "api", "checks", headers={"Authorization": ""}
     )
     assert code == 403
+    validate_response("/checks", "get", 403, body)
 
 
 @pytest.fixture
