@@ -19,6 +19,7 @@ from gpu_devbox._version import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("gpu_devbox.cli.metrics", "print live GPU metrics (NVML)"),
     "bench": ("gpu_devbox.cli.bench", "benchmark a GPU against its datasheet peaks"),
+    "doctor": ("gpu_devbox.cli.doctor", "check driver, CUDA, frameworks and GPUs fit together"),
 }
 
 

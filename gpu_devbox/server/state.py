@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from gpu_devbox.bench.service import BenchmarkService
+from gpu_devbox.cuda.service import ChecksService
 from gpu_devbox.gpus import Sampler
 from gpu_devbox.server.stream import StreamHub
 
@@ -16,6 +17,8 @@ class ServerState:
 
     sampler: Sampler
     hub: StreamHub
+    #: The CUDA checks (``GET checks``).
+    checks: ChecksService
     #: The GPU benchmark (``None`` until the extension has built it).
     benchmarks: BenchmarkService | None = None
 
@@ -28,4 +31,5 @@ class ServerState:
         if self.benchmarks is not None:
             self.benchmarks.close()
         self.hub.close()
+        self.checks.cancel()
         self.sampler.stop()
