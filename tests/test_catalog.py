@@ -300,3 +300,29 @@ def test_model_patterns() -> None:
     assert not matches_model("NVIDIA-A100-SXM4-40GB", ("*80GB",))
     assert matches_model("Tesla-V100-SXM2-32GB", ("A100", "V100"))
     assert not matches_model("Tesla-T4", ("A100",))
+
+
+def test_the_documented_catalog_and_its_errors() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "catalog.md").read_text()
+    catalog_yaml = re.search(r"```yaml\n(.*?)```", doc, re.S)
+    errors = re.search(r"```text\n(.*?)```", doc, re.S)
+    assert catalog_yaml
+    assert errors
+    block = catalog_yaml.group(1)
+    assert [p.slug for p in parse_catalog_text(block).profiles] == ["cpu", "a100", "mig", "shared"]
+    edits = [
+        ("count: 1\n      max_count: 4", "count: two\n      max_count: 4"),
+        (
+            "images: [cuda13-pytorch, cuda12-pytorch]\n  - slug: mig",
+            "images: [cuda13-pytorch, cuda11]\n  - slug: mig",
+        ),
+        ("architectures: [sm_50", "architectures: [ampere"),
+        ("gpu: {mig: 1g.10gb}", "gpu: {mig: 1g.10gb, shared: true}"),
+    ]
+    produced = []
+    for old, new in edits:
+        assert old in block
+        with pytest.raises(CatalogError) as caught:
+            parse_catalog_text(block.replace(old, new), "catalog.yaml")
+        produced.append(str(caught.value))
+    assert produced == errors.group(1).splitlines()

@@ -210,7 +210,10 @@ class _Reader:
         try:
             return parse(value)
         except ValueError as exc:
-            raise self.fail(path, f"{exc}, not {value!r}") from None
+            problem = str(exc)
+            if repr(value) not in problem:
+                problem += f", not {value!r}"
+            raise self.fail(path, problem) from None
 
     def cuda(self, value: Any, path: str) -> str | None:
         if value is None:
