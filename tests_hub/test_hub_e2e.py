@@ -194,6 +194,9 @@ def test_forged_rest_options_get_a_400_naming_the_field(
     assert answer.status_code == 400
     assert answer.json()["message"] == message
     assert pods_of(kube, "mallory") == []
+    # the hub logs a user's mistake in one line, without a traceback
+    assert f"Exception applying user_options for mallory: {message}" in hub.log()
+    assert "Traceback" not in hub.log()
     assert not hub.api("GET", "/users/mallory").json()["servers"]
 
 

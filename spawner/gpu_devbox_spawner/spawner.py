@@ -60,12 +60,24 @@ class _ShowForm(web.HTTPError):
         self.jupyterhub_message = None
 
 
-class _HideShowForm(logging.Filter):
-    """JupyterHub logs any ``options_from_query`` exception as a spawn failure; ours is not."""
+class _QuietUserErrors(logging.Filter):
+    """Keep the hub's log about user errors to one line.
+
+    JupyterHub logs every exception of ``options_from_query``, ``options_from_form`` and
+    ``apply_user_options`` with its traceback. A deep link showing the form is no error at all
+    (dropped); a user's bad option or a full cluster is logged without the traceback.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, _ShowForm)
+        if isinstance(exc, _ShowForm):
+            return False
+        if isinstance(exc, UserFacingError):
+            record.msg = f"{record.getMessage()}: {exc.jupyterhub_message}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 async def _apply_user_options_hook(spawner: GPUDevboxSpawner, user_options: Any) -> None:
@@ -136,8 +148,8 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         self._inventory: Inventory | None = None
         for logger in (self.log, logging.getLogger("JupyterHub")):
             target = getattr(logger, "logger", logger)
-            if not any(isinstance(f, _HideShowForm) for f in target.filters):
-                target.addFilter(_HideShowForm())
+            if not any(isinstance(f, _QuietUserErrors) for f in target.filters):
+                target.addFilter(_QuietUserErrors())
         if self.profile_list:
             self.log.warning("gpu-devbox: profile_list is ignored; profiles come from the catalog")
 
