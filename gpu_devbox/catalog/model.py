@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import fnmatch
 import functools
 import re
 from collections.abc import Mapping
@@ -270,3 +271,19 @@ class Catalog:
 def cuda_key(version: str) -> tuple[int, ...]:
     """Sort key of a ``"12.9"``/``"12.9.1"`` version string."""
     return tuple(int(part) for part in version.split("."))
+
+
+def matches_model(product: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a GPU product name matches one of a profile's model patterns (case-insensitive).
+
+    A pattern without wildcards matches anywhere in the name, so ``A100`` matches
+    ``NVIDIA-A100-SXM4-80GB``.
+    """
+    name = product.lower()
+    for pattern in patterns:
+        p = pattern.lower()
+        if not any(ch in p for ch in "*?["):
+            p = f"*{p}*"
+        if fnmatch.fnmatchcase(name, p):
+            return True
+    return False

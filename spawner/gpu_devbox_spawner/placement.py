@@ -11,33 +11,45 @@ node's GPU. A profile nothing can serve is still offered, as unavailable with th
 from __future__ import annotations
 
 import dataclasses
-import enum
-import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
-from gpu_devbox.catalog import Catalog, GPUKind, Image, Profile, Toleration, matches_model
+from gpu_devbox.catalog import Catalog, GPUKind, Image, Profile, Toleration
 from gpu_devbox.catalog.model import cuda_key
-from gpu_devbox.catalog.units import format_size
-from gpu_devbox.cuda.compat import Mechanism, driver_runs_cuda
+from gpu_devbox_spawner.checks import (
+    GPU_TOLERATION,
+    Stage,
+    fits,
+    image_runs,
+    is_tolerated,
+    matches_filter,
+    node_resource,
+)
 from gpu_devbox_spawner.cluster import ClusterSnapshot, NodeState
-from gpu_devbox_spawner.nodes import GPU, GPU_SHARED, GPU_TAINT, MIG_PREFIX, Node, Taint
+from gpu_devbox_spawner.nodes import GPU, Node
+from gpu_devbox_spawner.reasons import (
+    alternatives,
+    join_models,
+    shortage,
+    summarise,
+    unit_of,
+    why_none,
+)
 
-#: Every GPU pod tolerates the de-facto GPU taint, whatever its value or effect.
-GPU_TOLERATION = Toleration(key=GPU_TAINT, operator="Exists")
-_BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
-
-
-class Stage(enum.IntEnum):
-    """How far a node got through a profile's checks (the reason text follows the furthest)."""
-
-    KIND = 0  # offers this kind of GPU at all
-    FILTER = 1  # model, family, memory
-    SCHEDULABLE = 2  # ready, not cordoned
-    TAINTS = 3  # taints tolerated
-    SIZE = 4  # CPU and memory fit
-    IMAGES = 5  # the driver runs one of the images
-    OK = 6
+__all__ = [
+    "GPU_TOLERATION",
+    "ImageChoice",
+    "NodeChoice",
+    "Offer",
+    "Plan",
+    "alternatives",
+    "compute_offers",
+    "image_runs",
+    "node_resource",
+    "offer_for",
+    "plan",
+    "shortage",
+]
 
 
 class NodeChoice(NamedTuple):
@@ -126,12 +138,12 @@ class Offer:
     @property
     def model_text(self) -> str:
         """``A100-SXM4-80GB``, ``A100-SXM4-80GB or H100-80GB-HBM3``, or ``matching``."""
-        return _join_models(self.models)
+        return join_models(self.models)
 
     @property
     def unit(self) -> str:
         """What is counted: ``GPU``, ``MIG 1g.10gb slice``, ``shared GPU``."""
-        return _unit(self.profile)
+        return unit_of(self.profile)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,7 +253,7 @@ def offer_for(
     if not cluster.synced:
         reason = "The hub has not read the cluster's nodes yet; reload this page in a moment."
     elif not chosen:
-        reason = _why_none(profile, furthest, blocked, images)
+        reason = why_none(profile, furthest, blocked, images)
     elif profile.gpu.wants_gpu and offer.max_free < profile.gpu.count:
         reason = shortage(offer, profile.gpu.count)
     else:
@@ -269,14 +281,14 @@ def _judge(
     resource = node_resource(node, profile) if gpu.wants_gpu else None
     if gpu.wants_gpu and resource is None:
         return _Judgement(Stage.KIND)
-    if gpu.wants_gpu and not _matches_filter(node, profile):
+    if gpu.wants_gpu and not matches_filter(node, profile):
         return _Judgement(Stage.FILTER)
     if not node.schedulable:
         return _Judgement(Stage.SCHEDULABLE, "not ready" if not node.ready else "cordoned")
-    untolerated = [t for t in node.taints if not _tolerated(t, tolerated)]
+    untolerated = [t for t in node.taints if not is_tolerated(t, tolerated)]
     if untolerated:
         return _Judgement(Stage.TAINTS, ", ".join(str(t) for t in untolerated))
-    if not _fits(node, profile):
+    if not fits(node, profile):
         return _Judgement(Stage.SIZE)
     runnable: list[tuple[Image, str]] = []
     refusals: list[str] = []
@@ -298,99 +310,6 @@ def _judge(
         images=tuple(image.name for image, _ in runnable),
         mechanisms=tuple(mechanism for _, mechanism in runnable),
     )
-
-
-def node_resource(node: Node, profile: Profile) -> str | None:
-    """The extended resource a GPU profile would request on this node, if it offers one."""
-    gpu = profile.gpu
-    info = node.gpu
-    alloc = node.allocatable
-    shares_gpu = info is not None and info.replicas > 1 and GPU_SHARED not in alloc
-    if gpu.kind is GPUKind.WHOLE:
-        whole = GPU in alloc and not shares_gpu and not (info and info.mig_single_profile)
-        return GPU if whole else None
-    if gpu.kind is GPUKind.MIG:
-        if f"{MIG_PREFIX}{gpu.mig}" in alloc:
-            return f"{MIG_PREFIX}{gpu.mig}"
-        if info and info.mig_single_profile == gpu.mig and GPU in alloc:
-            return GPU
-        return None
-    if gpu.kind is GPUKind.SHARED:
-        if GPU_SHARED in alloc:
-            return GPU_SHARED
-        return GPU if shares_gpu and GPU in alloc else None
-    return None
-
-
-def _unit_memory_mib(node: Node, profile: Profile) -> int | None:
-    info = node.gpu
-    if info is None:
-        return None
-    if profile.gpu.kind is GPUKind.MIG and info.mig_strategy != "single":
-        device = info.mig_devices.get(profile.gpu.mig or "")
-        if device and device.memory_mib:
-            return device.memory_mib
-        digits = (profile.gpu.mig or "").split(".")[-1].removesuffix("gb").split("+")[0]
-        return int(digits) * 1024 if digits.isdigit() else None
-    return info.memory_mib
-
-
-def _matches_filter(node: Node, profile: Profile) -> bool:
-    gpu = profile.gpu
-    info = node.gpu
-    if gpu.models and not (info and info.product and matches_model(info.product, gpu.models)):
-        return False
-    if gpu.families and not (info and info.family and info.family.lower() in gpu.families):
-        return False
-    if gpu.min_memory is not None:
-        memory = _unit_memory_mib(node, profile)
-        if memory is None or memory * 1024**2 < gpu.min_memory:
-            return False
-    return True
-
-
-def _tolerated(taint: Taint, tolerations: Iterable[Toleration]) -> bool:
-    if taint.effect not in _BLOCKING_EFFECTS:
-        return True
-    return any(t.tolerates(taint.key, taint.value, taint.effect) for t in tolerations)
-
-
-def _fits(node: Node, profile: Profile) -> bool:
-    cpu = profile.cpu.guarantee
-    memory = profile.memory.guarantee
-    if cpu is not None and node.cpu is not None and cpu > node.cpu:
-        return False
-    return not (memory is not None and node.memory is not None and memory > node.memory)
-
-
-@functools.lru_cache(maxsize=4096)
-def _verdict(driver: str, cuda: str, driver_cuda: str | None) -> tuple[Mechanism, bool, str]:
-    verdict = driver_runs_cuda(driver, cuda, driver_cuda=driver_cuda)
-    return verdict.mechanism, verdict.ptx_jit, verdict.detail
-
-
-def image_runs(image: Image, node: Node) -> tuple[str, str]:
-    """(mechanism, "") when the node's driver and GPU run the image, else ("", why not)."""
-    required = image.required_cuda
-    if required is None:
-        return "no-cuda", ""
-    info = node.gpu
-    if info is None or not info.driver:
-        return "", "the driver version is not labelled (is GPU Feature Discovery running?)"
-    mechanism, ptx_jit, detail = _verdict(info.driver, required, info.cuda)
-    if mechanism not in (Mechanism.NATIVE, Mechanism.MINOR_VERSION, Mechanism.FORWARD_COMPAT):
-        if mechanism is Mechanism.UNKNOWN:
-            return "", f"driver {info.driver} with CUDA {required}: {detail}"
-        most = f" (it runs CUDA {info.cuda} at most)" if info.cuda else ""
-        return "", f"driver {info.driver}{most} is too old for CUDA {required}"
-    if not image.runs_on(info.compute, ptx_jit=ptx_jit):
-        assert info.compute is not None
-        major, minor = info.compute
-        how = "" if ptx_jit else " (and its PTX cannot be JIT-compiled by this driver)"
-        return "", (
-            f"{image.label} has no code for compute capability {major}.{minor} ({info.model}){how}"
-        )
-    return mechanism.value, ""
 
 
 def _image_choices(
@@ -415,17 +334,9 @@ def _image_choices(
             out.append(ImageChoice(image, tuple(names[name]), free[name], total[name], most[name]))
             continue
         reasons = [why for node in candidates for why in [image_runs(image, node)[1]] if why]
-        reason = _summarise(reasons) if reasons else "no node can take this profile"
+        reason = summarise(reasons) if reasons else "no node can take this profile"
         out.append(ImageChoice(image, (), 0, 0, 0, reason))
     return tuple(out)
-
-
-def _summarise(reasons: Sequence[str], limit: int = 2) -> str:
-    unique = list(dict.fromkeys(reasons))
-    text = "; ".join(unique[:limit])
-    if len(unique) > limit:
-        text += f"; and {len(unique) - limit} more"
-    return text
 
 
 def _default_image(profile: Profile, choices: Sequence[ImageChoice]) -> str:
@@ -443,109 +354,6 @@ def _default_image(profile: Profile, choices: Sequence[ImageChoice]) -> str:
         if choice.runs:
             return choice.image.name
     return profile.default_image
-
-
-# ----------------------------------------------------------------------------------------------
-# reasons
-# ----------------------------------------------------------------------------------------------
-def _join_models(models: Sequence[str]) -> str:
-    if not models:
-        return "matching"
-    if len(models) > 3:
-        return f"{', '.join(models[:3])} or {len(models) - 3} other"
-    return " or ".join(models)
-
-
-def _unit(profile: Profile) -> str:
-    gpu = profile.gpu
-    if gpu.kind is GPUKind.MIG:
-        return f"MIG {gpu.mig} slice"
-    if gpu.kind is GPUKind.SHARED:
-        return "shared GPU"
-    return "GPU"
-
-
-def _filter_text(profile: Profile) -> str:
-    gpu = profile.gpu
-    parts = []
-    if gpu.models:
-        parts.append("model " + " or ".join(gpu.models))
-    if gpu.families:
-        parts.append("family " + " or ".join(gpu.families))
-    if gpu.min_memory is not None:
-        parts.append(f"at least {format_size(gpu.min_memory)} of memory")
-    return ", ".join(parts)
-
-
-def _why_none(
-    profile: Profile,
-    furthest: Stage,
-    blocked: Sequence[tuple[NodeState, str]],
-    images: Sequence[Image],
-) -> str:
-    gpu = profile.gpu
-    count = len(blocked)
-    matching = "matching " if gpu.wants_gpu else ""
-    if furthest is Stage.KIND:
-        if not gpu.wants_gpu:
-            return "The cluster has no nodes."
-        if gpu.kind is GPUKind.MIG:
-            return f"No node offers MIG {gpu.mig} slices (nvidia.com/mig-{gpu.mig})."
-        if gpu.kind is GPUKind.SHARED:
-            return "No node offers shared GPUs (time-slicing or MPS)."
-        return "No node offers whole GPUs (nvidia.com/gpu)."
-    if furthest is Stage.FILTER:
-        return f"No node has a {_unit(profile)} with {_filter_text(profile)}."
-    if furthest is Stage.SCHEDULABLE:
-        if count == 1:
-            return f"The only {matching}node is cordoned or not ready."
-        return f"All {count} {matching}nodes are cordoned or not ready."
-    if furthest is Stage.TAINTS:
-        taints = _summarise([why for _, why in blocked])
-        who = f"The only {matching}node has" if count == 1 else f"All {count} {matching}nodes have"
-        return f"{who} taints this profile does not tolerate: {taints}."
-    if furthest is Stage.SIZE:
-        wants = []
-        if profile.cpu.guarantee is not None:
-            wants.append(f"{profile.cpu.guarantee:g} CPUs")
-        if profile.memory.guarantee is not None:
-            wants.append(f"{format_size(int(profile.memory.guarantee))} of memory")
-        return f"No {matching}node is big enough for {' and '.join(wants)}."
-    names = ", ".join(image.label for image in images)
-    return f"No {matching}node can run its images ({names}): {_summarise([w for _, w in blocked])}."
-
-
-def shortage(offer: Offer, count: int, *, image: str | None = None) -> str:
-    """Why ``count`` units are not free: ``No A100-SXM4-80GB GPU is free (0 of 8)``."""
-    if image is not None:
-        choice = offer.image(image)
-        free, total, max_free = choice.free, choice.total, choice.max_free
-        models = tuple(sorted({c.model for c in offer.nodes if c.model and c.name in choice.nodes}))
-    else:
-        free, total, max_free = offer.free, offer.total, offer.max_free
-        models = offer.models
-    model = _join_models(models)
-    unit = _unit(offer.profile)
-    if free == 0:
-        return f"No {model} {unit} is free (0 of {total})"
-    return (
-        f"No node has {count} free {model} {unit}s ({free} of {total} free, "
-        f"at most {max_free} on one node)"
-    )
-
-
-def alternatives(offers: Sequence[Offer], exclude: str, limit: int = 2) -> str:
-    """``try 'One GPU' (3 free) or 'CPU only'``, from the profiles available now."""
-    picks = [o for o in offers if o.available and o.slug != exclude][:limit]
-    if not picks:
-        return "try again later"
-    parts = []
-    for offer in picks:
-        name = f"'{offer.profile.display_name}'"
-        if offer.profile.gpu.wants_gpu:
-            name += f" ({offer.free} free)"
-        parts.append(name)
-    return "try " + " or ".join(parts)
 
 
 # ----------------------------------------------------------------------------------------------
