@@ -7,6 +7,7 @@ jupyterhub-singleuser for every pod), so they run as their own pytest invocation
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,9 +32,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeKube
     fake = FakeKube().start()
     kubelet = attach(fake, tmp_path_factory.mktemp("pods"))
     yield fake, kubelet
-    fake.call(lambda: None)
     assert fake.loop is not None
-    import asyncio
-
     asyncio.run_coroutine_threadsafe(kubelet.shutdown(), fake.loop).result(timeout=60)
     fake.stop()
