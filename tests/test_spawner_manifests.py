@@ -81,6 +81,7 @@ def test_gpu_settings() -> None:
     assert "NVIDIA_VISIBLE_DEVICES" not in env  # the device plugin sets it
     assert env["TZ"] == "UTC"
     assert (env["GPU_DEVBOX_PROFILE"], env["GPU_DEVBOX_IMAGE"]) == ("gpu-multi", "cuda13-pytorch")
+    assert env["GPU_DEVBOX_REQUESTED_GPUS"] == "2"  # read by the doctor's driver-capabilities check
     # the catalog's resources win, the admin's fill what the catalog leaves open
     assert (settings["cpu_guarantee"], settings["cpu_limit"]) == (8.0, 32.0)
     assert (settings["mem_guarantee"], settings["mem_limit"]) == (64 * 1024**3, 256 * 1024**3)
@@ -95,6 +96,7 @@ def test_cpu_settings_hide_gpus_and_prefer_cpu_nodes() -> None:
     settings = pod_settings(cpu_plan(), Baseline.capture(ADMIN))
     assert settings["extra_resource_limits"] == {"ephemeral-storage": "20Gi"}
     assert settings["environment"]["NVIDIA_VISIBLE_DEVICES"] == "void"
+    assert settings["environment"]["GPU_DEVBOX_REQUESTED_GPUS"] == "0"
     assert settings["node_affinity_required"] == []
     assert settings["node_affinity_preferred"] == [
         {

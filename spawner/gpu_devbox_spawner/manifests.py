@@ -200,6 +200,8 @@ def environment(base: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
     env = {k: v for k, v in base.items() if k != VISIBLE_DEVICES}
     env["GPU_DEVBOX_PROFILE"] = plan.offer.profile.slug
     env["GPU_DEVBOX_IMAGE"] = plan.image.name
+    # What was asked for, so the doctor can warn when GPUs are visible to a CPU profile.
+    env["GPU_DEVBOX_REQUESTED_GPUS"] = str(plan.count if plan.resource is not None else 0)
     if plan.resource is None:
         env[VISIBLE_DEVICES] = "void"
     return env
