@@ -1,0 +1,563 @@
+"""Read a catalog from YAML and check every field, with errors an admin can act on.
+
+Every problem is reported as one :class:`CatalogError` naming the file, the line, the path of
+the bad field (``profiles[2].gpu.count``) and what is allowed there. The rules are the ones the
+shipped JSON Schema (``catalog.schema.json``) documents; the tests keep the two in step.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from gpu_devbox.catalog.model import (
+    MIG_PATTERN,
+    NAME_PATTERN,
+    Architecture,
+    Catalog,
+    Framework,
+    GPUKind,
+    GPURequest,
+    Image,
+    Profile,
+    Quantity,
+    Toleration,
+    Volume,
+)
+from gpu_devbox.catalog.units import parse_cpu, parse_size
+
+#: The catalog format this code reads.
+CATALOG_VERSION = 1
+#: GPU families as NVIDIA's GPU Feature Discovery writes ``nvidia.com/gpu.family``.
+GPU_FAMILIES = (
+    "kepler",
+    "maxwell",
+    "pascal",
+    "volta",
+    "turing",
+    "ampere",
+    "ada-lovelace",
+    "hopper",
+    "blackwell",
+    "rubin",
+)
+MAX_GPUS = 64
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+#: Where containers see shared memory; set by a profile's ``shm``, never by a volume.
+SHM_MOUNT = "/dev/shm"  # noqa: S108 - a mount point in the container, not a temporary file
+_CUDA_VERSION = r"^\d{1,2}\.\d{1,2}(\.\d{1,3})?$"
+
+T = TypeVar("T")
+
+
+class CatalogError(ValueError):
+    """A catalog that cannot be used: where, which field, and what is allowed."""
+
+    def __init__(self, source: str, path: str, problem: str, line: int | None = None) -> None:
+        self.source = source
+        self.path = path
+        self.problem = problem
+        self.line = line
+        where = f"{source}:{line}" if line else source
+        super().__init__(f"{where}: {path}: {problem}" if path else f"{where}: {problem}")
+
+
+def load_catalog(path: str | os.PathLike[str]) -> Catalog:
+    """Read and check the catalog in a YAML file.
+
+    Raises:
+        CatalogError: the file cannot be read or the catalog is invalid.
+    """
+    source = os.fspath(path)
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CatalogError(source, "", f"cannot read the catalog: {reason}") from None
+    return parse_catalog_text(text, source)
+
+
+def parse_catalog_text(text: str, source: str = "<catalog>") -> Catalog:
+    """Parse and check catalog YAML held in a string.
+
+    Raises:
+        CatalogError: the YAML is malformed or the catalog is invalid.
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        line = mark.line + 1 if mark is not None else None
+        raise CatalogError(source, "", f"not valid YAML: {problem}", line) from None
+    lines: dict[str, int] = {}
+    if node is not None:
+        _index_lines(node, "", lines, source)
+    return parse_catalog(data, source, lines)
+
+
+def parse_catalog(
+    data: Any, source: str = "<catalog>", lines: Mapping[str, int] | None = None
+) -> Catalog:
+    """Build a catalog from already-parsed data (a dict as YAML or JSON gives it).
+
+    Raises:
+        CatalogError: the catalog is invalid.
+    """
+    return _Reader(source, lines or {}).catalog(data)
+
+
+def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], source: str) -> None:
+    """Record the line of every key and item, and refuse duplicate keys (YAML keeps the last)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            child = f"{path}.{name}" if path else name
+            if name in seen:
+                raise CatalogError(
+                    source,
+                    child,
+                    "is given twice; each key may appear once",
+                    key.start_mark.line + 1,
+                )
+            seen.add(name)
+            lines[child] = key.start_mark.line + 1
+            _index_lines(value, child, lines, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            child = f"{path}[{index}]"
+            lines[child] = item.start_mark.line + 1
+            _index_lines(item, child, lines, source)
+
+
+class _Reader:
+    """Walks the parsed data, building the model and failing on the first bad field."""
+
+    def __init__(self, source: str, lines: Mapping[str, int]) -> None:
+        self.source = source
+        self.lines = lines
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def fail(self, path: str, problem: str) -> CatalogError:
+        line = None
+        probe = path
+        while probe:
+            if probe in self.lines:
+                line = self.lines[probe]
+                break
+            cut = max(probe.rfind("."), probe.rfind("["))
+            probe = probe[:cut] if cut > 0 else ""
+        return CatalogError(self.source, path, problem, line)
+
+    # -- primitives ---------------------------------------------------------------------------
+
+    def mapping(
+        self, value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be a mapping with keys {', '.join(allowed)}")
+        for key in value:
+            if key not in allowed:
+                where = f"{path}.{key}" if path else str(key)
+                raise self.fail(where, f"is not a known field; allowed here: {', '.join(allowed)}")
+        for key in required:
+            if value.get(key) is None:
+                raise self.fail(path or key, f"needs the field {key!r}")
+        return value
+
+    def sequence(self, value: Any, path: str, what: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.fail(path, f"must be a list of {what}")
+        return value
+
+    def string(self, value: Any, path: str, *, pattern: str | None = None, hint: str = "") -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(path, f"must be a non-empty string{hint and ' ' + hint}")
+        if pattern is not None and not re.match(pattern, value):
+            raise self.fail(path, f"{value!r} is not allowed: {hint or 'bad format'}")
+        return value
+
+    def name(self, value: Any, path: str) -> str:
+        text = self.string(value, path, hint="(lower-case letters, digits and dashes)")
+        if not NAME_PATTERN.match(text) or len(text) > 63:
+            raise self.fail(
+                path,
+                f"{text!r} is not allowed: use lower-case letters, digits and dashes "
+                "(at most 63, starting and ending with a letter or digit)",
+            )
+        return text
+
+    def integer(self, value: Any, path: str, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(path, f"must be an integer from {low} to {high}, not {value!r}")
+        return value
+
+    def boolean(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(path, f"must be true or false, not {value!r}")
+        return value
+
+    def convert(self, value: Any, path: str, parse: Callable[[Any], T]) -> T:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise self.fail(path, f"{exc}, not {value!r}") from None
+
+    def cuda(self, value: Any, path: str) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)  # YAML reads 12.9 as a float
+        return self.string(
+            value, path, pattern=_CUDA_VERSION, hint='a CUDA version like "12.9" or null'
+        )
+
+    # -- catalog ------------------------------------------------------------------------------
+
+    def catalog(self, data: Any) -> Catalog:
+        if data is None:
+            raise self.fail("", "the catalog is empty; it needs images and profiles")
+        top = self.mapping(data, "", ("version", "images", "profiles", "defaults"))
+        for key in ("images", "profiles"):
+            if not top.get(key):
+                raise self.fail(key, "needs at least one entry")
+        version = top.get("version", CATALOG_VERSION)
+        if version != CATALOG_VERSION:
+            raise self.fail("version", f"must be {CATALOG_VERSION}, not {version!r}")
+        images = tuple(
+            self.image(item, f"images[{i}]")
+            for i, item in enumerate(self.sequence(top["images"], "images", "images"))
+        )
+        names: set[str] = set()
+        for i, image in enumerate(images):
+            if image.name in names:
+                raise self.fail(f"images[{i}].name", f"{image.name!r} is used by another image")
+            names.add(image.name)
+        defaults = self.mapping(
+            top.get("defaults") or {},
+            "defaults",
+            ("cpu", "memory", "shm", "volumes", "tolerations"),
+        )
+        raw_profiles = self.sequence(top["profiles"], "profiles", "profiles")
+        profiles = tuple(
+            self.profile(item, f"profiles[{i}]", names, defaults)
+            for i, item in enumerate(raw_profiles)
+        )
+        slugs: set[str] = set()
+        default_seen = None
+        for i, profile in enumerate(profiles):
+            if profile.slug in slugs:
+                raise self.fail(
+                    f"profiles[{i}].slug", f"{profile.slug!r} is used by another profile"
+                )
+            slugs.add(profile.slug)
+            if profile.default:
+                if default_seen is not None:
+                    raise self.fail(
+                        f"profiles[{i}].default",
+                        f"only one profile may be the default ({default_seen!r} already is)",
+                    )
+                default_seen = profile.slug
+        return Catalog(images=images, profiles=profiles, source=self.source)
+
+    def image(self, value: Any, path: str) -> Image:
+        raw = self.mapping(
+            value,
+            path,
+            (
+                "name",
+                "display_name",
+                "description",
+                "reference",
+                "cuda",
+                "flavor",
+                "frameworks",
+                "architectures",
+            ),
+            ("name", "reference"),
+        )
+        reference = self.string(raw["reference"], f"{path}.reference")
+        if any(ch.isspace() for ch in reference):
+            raise self.fail(f"{path}.reference", "must be an image reference without spaces")
+        frameworks = tuple(
+            self.framework(item, f"{path}.frameworks[{i}]")
+            for i, item in enumerate(
+                self.sequence(raw.get("frameworks") or [], f"{path}.frameworks", "frameworks")
+            )
+        )
+        architectures = tuple(
+            self.convert(
+                self.string(item, f"{path}.architectures[{i}]"),
+                f"{path}.architectures[{i}]",
+                Architecture.parse,
+            )
+            for i, item in enumerate(
+                self.sequence(
+                    raw.get("architectures") or [], f"{path}.architectures", "strings like sm_90"
+                )
+            )
+        )
+        cuda = self.cuda(raw.get("cuda"), f"{path}.cuda")
+        if architectures and cuda is None:
+            raise self.fail(f"{path}.architectures", "only an image with a CUDA version has them")
+        return Image(
+            name=self.name(raw["name"], f"{path}.name"),
+            reference=reference,
+            display_name=self.optional_text(raw, "display_name", path),
+            description=self.optional_text(raw, "description", path),
+            cuda=cuda,
+            flavor=self.name(raw.get("flavor", "base"), f"{path}.flavor"),
+            frameworks=frameworks,
+            architectures=architectures,
+        )
+
+    def optional_text(self, raw: Mapping[str, Any], key: str, path: str) -> str:
+        value = raw.get(key)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise self.fail(f"{path}.{key}", "must be a string")
+        return value.strip()
+
+    def framework(self, value: Any, path: str) -> Framework:
+        raw = self.mapping(value, path, ("name", "version", "cuda"), ("name",))
+        version = raw.get("version")
+        if version is not None and not isinstance(version, str):
+            raise self.fail(f"{path}.version", 'must be a quoted string like "2.9.1"')
+        return Framework(
+            name=self.string(raw["name"], f"{path}.name"),
+            version=version,
+            cuda=self.cuda(raw.get("cuda"), f"{path}.cuda"),
+        )
+
+    def profile(
+        self, value: Any, path: str, image_names: set[str], defaults: Mapping[str, Any]
+    ) -> Profile:
+        raw = self.mapping(
+            value,
+            path,
+            (
+                "slug",
+                "display_name",
+                "description",
+                "default",
+                "gpu",
+                "cpu",
+                "memory",
+                "shm",
+                "volumes",
+                "tolerations",
+                "images",
+                "default_image",
+            ),
+            ("slug", "display_name", "images"),
+        )
+        images = self.sequence(raw["images"], f"{path}.images", "image names")
+        if not images:
+            raise self.fail(f"{path}.images", "needs at least one image")
+        seen: list[str] = []
+        for i, name in enumerate(images):
+            where = f"{path}.images[{i}]"
+            self.string(name, where)
+            if name not in image_names:
+                raise self.fail(
+                    where, f"no image is named {name!r}; images: {', '.join(sorted(image_names))}"
+                )
+            if name in seen:
+                raise self.fail(where, f"{name!r} is listed twice")
+            seen.append(name)
+        default_image = raw.get("default_image", seen[0])
+        if default_image not in seen:
+            raise self.fail(
+                f"{path}.default_image",
+                f"{default_image!r} is not one of this profile's images: {', '.join(seen)}",
+            )
+
+        def pick(key: str) -> tuple[Any, str]:
+            if key in raw:
+                return raw[key], f"{path}.{key}"
+            return defaults.get(key), f"defaults.{key}"
+
+        cpu_raw, cpu_path = pick("cpu")
+        memory_raw, memory_path = pick("memory")
+        shm_raw, shm_path = pick("shm")
+        volumes_raw, volumes_path = pick("volumes")
+        tolerations_raw, tolerations_path = pick("tolerations")
+        return Profile(
+            slug=self.name(raw["slug"], f"{path}.slug"),
+            display_name=self.string(raw["display_name"], f"{path}.display_name"),
+            description=self.optional_text(raw, "description", path),
+            default=self.boolean(raw.get("default", False), f"{path}.default"),
+            gpu=self.gpu(raw.get("gpu"), f"{path}.gpu"),
+            cpu=self.quantity(cpu_raw, cpu_path, parse_cpu),
+            memory=self.quantity(memory_raw, memory_path, parse_size),
+            shm=None if shm_raw is None else self.convert(shm_raw, shm_path, parse_size),
+            volumes=self.volumes(volumes_raw, volumes_path),
+            tolerations=tuple(
+                self.toleration(item, f"{tolerations_path}[{i}]")
+                for i, item in enumerate(
+                    self.sequence(tolerations_raw or [], tolerations_path, "tolerations")
+                )
+            ),
+            images=tuple(seen),
+            default_image=default_image,
+        )
+
+    def gpu(self, value: Any, path: str) -> GPURequest:
+        if value is None:
+            return GPURequest()
+        raw = self.mapping(
+            value, path, ("count", "max_count", "mig", "shared", "models", "families", "min_memory")
+        )
+        kinds = [key for key in ("count", "mig", "shared") if raw.get(key) is not None]
+        if len(kinds) != 1:
+            raise self.fail(
+                path,
+                "give exactly one of count (whole GPUs), mig (a MIG profile like 1g.10gb) "
+                "or shared: true (a shared GPU)",
+            )
+        models = tuple(
+            self.string(item, f"{path}.models[{i}]")
+            for i, item in enumerate(
+                self.sequence(raw.get("models") or [], f"{path}.models", "product-name patterns")
+            )
+        )
+        families = tuple(
+            self.family(item, f"{path}.families[{i}]")
+            for i, item in enumerate(
+                self.sequence(raw.get("families") or [], f"{path}.families", "GPU families")
+            )
+        )
+        min_memory = raw.get("min_memory")
+        common: dict[str, Any] = {
+            "models": models,
+            "families": families,
+            "min_memory": None
+            if min_memory is None
+            else self.convert(min_memory, f"{path}.min_memory", parse_size),
+        }
+        kind = kinds[0]
+        if kind != "count" and raw.get("max_count") is not None:
+            raise self.fail(f"{path}.max_count", "only whole-GPU profiles (count) have max_count")
+        if kind == "count":
+            count = self.integer(raw["count"], f"{path}.count", 1, MAX_GPUS)
+            max_count = self.integer(
+                raw.get("max_count", count), f"{path}.max_count", count, MAX_GPUS
+            )
+            return GPURequest(GPUKind.WHOLE, count=count, max_count=max_count, **common)
+        if kind == "mig":
+            mig = self.string(raw["mig"], f"{path}.mig")
+            if not MIG_PATTERN.match(mig):
+                raise self.fail(
+                    f"{path}.mig",
+                    f"{mig!r} is not a MIG profile; use the device plugin's name like 1g.10gb",
+                )
+            return GPURequest(GPUKind.MIG, count=1, max_count=1, mig=mig, **common)
+        if raw["shared"] is not True:
+            raise self.fail(f"{path}.shared", "must be true (or leave it out)")
+        return GPURequest(GPUKind.SHARED, count=1, max_count=1, **common)
+
+    def family(self, value: Any, path: str) -> str:
+        text = self.string(value, path)
+        if text not in GPU_FAMILIES:
+            raise self.fail(
+                path, f"{text!r} is not a GPU family; allowed: {', '.join(GPU_FAMILIES)}"
+            )
+        return text
+
+    def quantity(self, value: Any, path: str, parse: Callable[[Any], float]) -> Quantity:
+        if value is None:
+            return Quantity()
+        if isinstance(value, dict):
+            raw = self.mapping(value, path, ("guarantee", "limit"))
+            guarantee = raw.get("guarantee")
+            limit = raw.get("limit")
+            g = None if guarantee is None else self.convert(guarantee, f"{path}.guarantee", parse)
+            lim = None if limit is None else self.convert(limit, f"{path}.limit", parse)
+            if g is not None and lim is not None and g > lim:
+                raise self.fail(f"{path}.guarantee", "must not be more than the limit")
+            return Quantity(guarantee=g, limit=lim)
+        amount = self.convert(value, path, parse)
+        return Quantity(guarantee=amount, limit=amount)
+
+    def volumes(self, value: Any, path: str) -> tuple[Volume, ...]:
+        out: list[Volume] = []
+        for i, item in enumerate(self.sequence(value or [], path, "volumes")):
+            where = f"{path}[{i}]"
+            raw = self.mapping(
+                item, where, ("name", "mount", "claim", "scratch", "read_only"), ("name", "mount")
+            )
+            if (raw.get("claim") is None) == (raw.get("scratch") is None):
+                raise self.fail(
+                    where,
+                    "give exactly one of claim (a PersistentVolumeClaim name) or "
+                    "scratch (the size of an emptyDir)",
+                )
+            mount = self.string(raw["mount"], f"{where}.mount")
+            if not mount.startswith("/") or mount.rstrip("/") in ("", SHM_MOUNT):
+                raise self.fail(
+                    f"{where}.mount",
+                    f"{mount!r} is not allowed: use an absolute path other than / and "
+                    f"{SHM_MOUNT} (set shm for that)",
+                )
+            volume = Volume(
+                name=self.name(raw["name"], f"{where}.name"),
+                mount=mount,
+                claim=None
+                if raw.get("claim") is None
+                else self.string(raw["claim"], f"{where}.claim"),
+                scratch=None
+                if raw.get("scratch") is None
+                else self.convert(raw["scratch"], f"{where}.scratch", parse_size),
+                read_only=self.boolean(raw.get("read_only", False), f"{where}.read_only"),
+            )
+            for other in out:
+                if other.name == volume.name:
+                    raise self.fail(f"{where}.name", f"{volume.name!r} is used by another volume")
+                if other.mount == volume.mount:
+                    raise self.fail(f"{where}.mount", f"{volume.mount!r} is already mounted")
+            out.append(volume)
+        return tuple(out)
+
+    def toleration(self, value: Any, path: str) -> Toleration:
+        raw = self.mapping(value, path, ("key", "operator", "value", "effect"), ("key",))
+        operator = raw.get("operator", "Exists" if raw.get("value") is None else "Equal")
+        if operator not in ("Exists", "Equal"):
+            raise self.fail(f"{path}.operator", f"must be Exists or Equal, not {operator!r}")
+        effect = raw.get("effect")
+        if effect is not None and effect not in TAINT_EFFECTS:
+            raise self.fail(f"{path}.effect", f"must be one of {', '.join(TAINT_EFFECTS)}")
+        val = raw.get("value")
+        if operator == "Exists" and val is not None:
+            raise self.fail(f"{path}.value", "must be left out with operator Exists")
+        return Toleration(
+            key=self.string(raw["key"], f"{path}.key"),
+            operator=operator,
+            value=None if val is None else str(val),
+            effect=effect,
+        )
+
+
+def matches_model(product: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a GPU product name matches one of a profile's model patterns (case-insensitive).
+
+    A pattern without wildcards matches anywhere in the name, so ``A100`` matches
+    ``NVIDIA-A100-SXM4-80GB``.
+    """
+    name = product.lower()
+    for pattern in patterns:
+        p = pattern.lower()
+        if not any(ch in p for ch in "*?["):
+            p = f"*{p}*"
+        if fnmatch.fnmatchcase(name, p):
+            return True
+    return False

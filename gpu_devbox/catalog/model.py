@@ -1,0 +1,244 @@
+"""The catalog's data model: notebook images and the profiles users can start.
+
+One catalog drives both sides of gpu-devbox: the spawner offers its profiles on the cluster's
+GPU nodes, and the image builds are generated from its images. Everything here is plain,
+immutable data; :mod:`gpu_devbox.catalog.loader` builds it from YAML and checks every field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Mapping
+
+#: Slugs and names: lower-case letters, digits and dashes, as in Kubernetes DNS labels.
+NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+#: ``sm_90`` (binary code for one architecture) or ``compute_90`` (PTX, JIT-compiled).
+ARCH_PATTERN = re.compile(r"^(sm|compute)_(\d{2,3})[af]?$")
+#: A MIG profile as the device plugin names its resources: ``1g.10gb``, ``3g.40gb``, ``1g.5gb+me``.
+MIG_PATTERN = re.compile(r"^[1-8]g\.\d{1,3}gb(\+me)?$")
+
+
+class GPUKind(str, enum.Enum):
+    """What a profile asks of the cluster's GPUs."""
+
+    NONE = "none"  # CPU only
+    WHOLE = "whole"  # whole GPUs (nvidia.com/gpu)
+    MIG = "mig"  # one MIG slice of a given profile (nvidia.com/mig-<profile>)
+    SHARED = "shared"  # a time-sliced or MPS share of a GPU (nvidia.com/gpu.shared)
+
+
+@dataclasses.dataclass(frozen=True)
+class Framework:
+    """A framework installed in an image, and the CUDA version it was built against."""
+
+    name: str
+    version: str | None = None
+    #: ``"12.6"``-style CUDA version of the framework's own build; ``None`` for a CPU build.
+    cuda: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """One compiled GPU architecture: binary code (``sm_XY``) or PTX (``compute_XY``)."""
+
+    kind: str  # "sm" or "compute"
+    major: int
+    minor: int
+
+    @classmethod
+    def parse(cls, text: str) -> Architecture:
+        """``sm_90`` → Architecture("sm", 9, 0); ``sm_100a`` → ("sm", 10, 0)."""
+        match = ARCH_PATTERN.match(text)
+        if not match:
+            raise ValueError(f"{text!r} is not an architecture like sm_90 or compute_90")
+        digits = match.group(2)
+        return cls(match.group(1), int(digits[:-1]), int(digits[-1]))
+
+    def __str__(self) -> str:
+        return f"{self.kind}_{self.major}{self.minor}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Image:
+    """A notebook image users can start."""
+
+    name: str
+    reference: str
+    display_name: str = ""
+    description: str = ""
+    #: ``"12.9"``-style CUDA version of the image's toolkit/runtime; ``None`` for a CPU image.
+    cuda: str | None = None
+    #: What is in it beyond the base: ``base``, ``pytorch``, ...
+    flavor: str = "base"
+    frameworks: tuple[Framework, ...] = ()
+    #: Architectures its GPU code was compiled for; empty when unknown or not applicable.
+    architectures: tuple[Architecture, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The name people see."""
+        return self.display_name or self.name
+
+    @property
+    def required_cuda(self) -> str | None:
+        """The newest CUDA version anything in the image needs from the driver.
+
+        A framework may bundle a newer CUDA runtime than the image's base (PyTorch wheels do),
+        so the image needs whichever is newest.
+        """
+        versions = [v for v in (self.cuda, *(f.cuda for f in self.frameworks)) if v]
+        if not versions:
+            return None
+        return max(versions, key=cuda_key)
+
+
+@dataclasses.dataclass(frozen=True)
+class GPURequest:
+    """What a profile asks for: nothing, whole GPUs, a MIG slice or a shared GPU."""
+
+    kind: GPUKind = GPUKind.NONE
+    #: Whole GPUs: the count preselected in the form. MIG and shared: always 1.
+    count: int = 0
+    #: Whole GPUs: the most a user may pick (``>= count``). MIG and shared: 1.
+    max_count: int = 0
+    #: MIG only: the profile, e.g. ``1g.10gb``.
+    mig: str | None = None
+    #: Product-name patterns the node's ``nvidia.com/gpu.product`` must match (``*`` and ``?``
+    #: wildcards, case-insensitive); empty means any model.
+    models: tuple[str, ...] = ()
+    #: GPU families (``nvidia.com/gpu.family``: ``ampere``, ``hopper``...); empty means any.
+    families: tuple[str, ...] = ()
+    #: Minimum memory per GPU (or per MIG slice), in bytes.
+    min_memory: int | None = None
+
+    @property
+    def wants_gpu(self) -> bool:
+        """Whether the profile needs any GPU at all."""
+        return self.kind is not GPUKind.NONE
+
+
+@dataclasses.dataclass(frozen=True)
+class Quantity:
+    """A guarantee (request) and a limit; either may be unset."""
+
+    guarantee: float | None = None
+    limit: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Volume:
+    """A volume mounted into the notebook container.
+
+    Exactly one of ``claim`` (an existing PersistentVolumeClaim, the notebooks volume) or
+    ``scratch`` (an emptyDir of this many bytes that lives as long as the pod) is set.
+    """
+
+    name: str
+    mount: str
+    #: PersistentVolumeClaim name; KubeSpawner expands ``{username}``, ``{pvc_name}`` etc.
+    claim: str | None = None
+    #: emptyDir size limit in bytes.
+    scratch: int | None = None
+    read_only: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Toleration:
+    """A Kubernetes toleration (pod spec field names)."""
+
+    key: str
+    operator: str = "Exists"  # "Exists" or "Equal"
+    value: str | None = None
+    effect: str | None = None  # None tolerates every effect
+
+    def tolerates(self, key: str, value: str | None, effect: str) -> bool:
+        """Whether this toleration covers a node taint."""
+        if self.key and self.key != key:
+            return False
+        if self.effect and self.effect != effect:
+            return False
+        return self.operator == "Exists" or (self.value or "") == (value or "")
+
+    def to_k8s(self) -> dict[str, str]:
+        """The pod-spec form."""
+        out = {"key": self.key, "operator": self.operator}
+        if self.value is not None:
+            out["value"] = self.value
+        if self.effect is not None:
+            out["effect"] = self.effect
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """A kind of server users can start."""
+
+    slug: str
+    display_name: str
+    images: tuple[str, ...]
+    default_image: str
+    description: str = ""
+    gpu: GPURequest = GPURequest()
+    #: CPU cores.
+    cpu: Quantity = Quantity()
+    #: Memory in bytes.
+    memory: Quantity = Quantity()
+    #: Size of the memory-backed ``/dev/shm`` (PyTorch data loaders need more than 64 MiB).
+    shm: int | None = None
+    volumes: tuple[Volume, ...] = ()
+    #: Taints this profile's pods tolerate beyond ``nvidia.com/gpu`` (GPU profiles).
+    tolerations: tuple[Toleration, ...] = ()
+    #: Preselected in the form when nothing else is chosen.
+    default: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Catalog:
+    """Every image and profile, in the order the admin wrote them."""
+
+    images: tuple[Image, ...]
+    profiles: tuple[Profile, ...]
+    #: Where it was read from, for messages.
+    source: str = "<catalog>"
+    _images_by_name: Mapping[str, Image] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _profiles_by_slug: Mapping[str, Profile] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_images_by_name", {i.name: i for i in self.images})
+        object.__setattr__(self, "_profiles_by_slug", {p.slug: p for p in self.profiles})
+
+    def image(self, name: str) -> Image:
+        """The image with this name (KeyError if none)."""
+        return self._images_by_name[name]
+
+    def profile(self, slug: str) -> Profile:
+        """The profile with this slug (KeyError if none)."""
+        return self._profiles_by_slug[slug]
+
+    def has_image(self, name: str) -> bool:
+        """Whether an image has this name."""
+        return name in self._images_by_name
+
+    def has_profile(self, slug: str) -> bool:
+        """Whether a profile has this slug."""
+        return slug in self._profiles_by_slug
+
+    @property
+    def default_profile(self) -> Profile:
+        """The profile marked ``default``, else the first."""
+        return next((p for p in self.profiles if p.default), self.profiles[0])
+
+    def profile_images(self, profile: Profile) -> tuple[Image, ...]:
+        """A profile's eligible images, in its order."""
+        return tuple(self._images_by_name[name] for name in profile.images)
+
+
+def cuda_key(version: str) -> tuple[int, ...]:
+    """Sort key of a ``"12.9"``/``"12.9.1"`` version string."""
+    return tuple(int(part) for part in version.split("."))

@@ -1,0 +1,282 @@
+"""The catalog loader: the shipped catalog, and a clear error for every kind of bad field."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from gpu_devbox.catalog import (
+    Architecture,
+    CatalogError,
+    GPUKind,
+    default_catalog,
+    default_catalog_text,
+    load_catalog,
+    matches_model,
+    parse_catalog,
+    parse_catalog_text,
+    schema,
+)
+from gpu_devbox.catalog.units import format_size, parse_cpu, parse_size
+
+VALIDATOR = jsonschema.Draft202012Validator(schema())
+
+BASE: dict[str, Any] = {
+    "version": 1,
+    "defaults": {
+        "memory": "4Gi",
+        "volumes": [{"name": "scratch", "scratch": "10Gi", "mount": "/s"}],
+    },
+    "images": [
+        {"name": "cpu", "reference": "example/nb:cpu", "cuda": None},
+        {
+            "name": "cu12",
+            "reference": "example/nb:cu12",
+            "cuda": "12.6",
+            "flavor": "pytorch",
+            "frameworks": [{"name": "torch", "version": "2.14", "cuda": "12.6"}],
+            "architectures": ["sm_70", "sm_80", "sm_90"],
+        },
+    ],
+    "profiles": [
+        {"slug": "cpu", "display_name": "CPU", "images": ["cpu"]},
+        {"slug": "one", "display_name": "1 GPU", "gpu": {"count": 1}, "images": ["cu12"]},
+        {"slug": "mig", "display_name": "MIG", "gpu": {"mig": "1g.10gb"}, "images": ["cu12"]},
+    ],
+}
+
+
+def mutate(path: str, value: Any = ..., *, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A copy of BASE with the field at ``path`` (``a.b[2].c``) set, or deleted (no value)."""
+    doc = copy.deepcopy(data if data is not None else BASE)
+    parts = [p for p in re.split(r"\.|\[(\d+)\]", path) if p]
+    target: Any = doc
+    for part in parts[:-1]:
+        target = target[int(part)] if part.isdigit() else target.setdefault(part, {})
+    last: Any = int(parts[-1]) if parts[-1].isdigit() else parts[-1]
+    if value is ...:
+        del target[last]
+    else:
+        target[last] = value
+    return doc
+
+
+def test_the_shipped_catalog_loads_and_matches_its_schema() -> None:
+    catalog = default_catalog()
+    VALIDATOR.validate(yaml.safe_load(default_catalog_text()))
+    kinds = {p.gpu.kind for p in catalog.profiles}
+    assert kinds == {GPUKind.NONE, GPUKind.WHOLE, GPUKind.MIG, GPUKind.SHARED}
+    assert catalog.default_profile.slug == "cpu"
+    cudas = {image.cuda for image in catalog.images}
+    assert None in cudas
+    assert any(c and c.startswith("12.") for c in cudas)
+    assert any(c and c.startswith("13.") for c in cudas)
+    assert {image.flavor for image in catalog.images} >= {"base", "pytorch"}
+    multi = catalog.profile("gpu-multi")
+    assert (multi.gpu.count, multi.gpu.max_count, multi.gpu.min_memory) == (2, 8, 40 * 1024**3)
+    # defaults apply to profiles that do not override them
+    assert catalog.profile("gpu-1").volumes[0].scratch == 20 * 1024**3
+    assert multi.shm == 32 * 1024**3
+
+
+def test_the_base_of_these_tests_is_valid() -> None:
+    VALIDATOR.validate(BASE)
+    catalog = parse_catalog(BASE, "t.yaml")
+    cu12 = catalog.image("cu12")
+    assert cu12.required_cuda == "12.6"
+    assert cu12.architectures[0] == Architecture("sm", 7, 0)
+    assert catalog.profile("one").default_image == "cu12"
+    assert catalog.default_profile.slug == "cpu"  # the first, when none is marked
+
+
+def test_a_framework_with_a_newer_cuda_raises_what_the_image_needs() -> None:
+    doc = mutate("images[1].frameworks[0].cuda", "13.0")
+    assert parse_catalog(doc).image("cu12").required_cuda == "13.0"
+    doc = mutate("images[1].cuda", 12.9)  # an unquoted YAML number is accepted
+    assert parse_catalog(doc).image("cu12").cuda == "12.9"
+
+
+# (mutation path, value or ... to delete, the field the error names, words the error contains)
+BAD: list[tuple[str, Any, str, str]] = [
+    ("version", 2, "version", "must be 1"),
+    ("colour", "blue", "colour", "not a known field"),
+    ("images", [], "images", "at least one"),
+    ("profiles", ..., "profiles", "needs at least one entry"),
+    ("images[0].name", "CPU Image", "images[0].name", "lower-case letters"),
+    ("images[0].reference", ..., "images[0]", "needs the field 'reference'"),
+    ("images[0].reference", "a b", "images[0].reference", "without spaces"),
+    ("images[1].name", "cpu", "images[1].name", "used by another image"),
+    ("images[1].cuda", "twelve", "images[1].cuda", "CUDA version"),
+    ("images[1].architectures[1]", "ampere", "images[1].architectures[1]", "sm_90"),
+    ("images[0].architectures", ["sm_80"], "images[0].architectures", "with a CUDA version"),
+    ("images[1].frameworks[0].version", 2.1, "images[1].frameworks[0].version", "quoted"),
+    ("images[1].frameworks[0].gpu", 1, "images[1].frameworks[0].gpu", "not a known field"),
+    ("profiles[1].gpu.count", "two", "profiles[1].gpu.count", "integer from 1 to 64"),
+    ("profiles[1].gpu.count", 0, "profiles[1].gpu.count", "integer from 1 to 64"),
+    ("profiles[1].gpu.count", True, "profiles[1].gpu.count", "integer"),
+    ("profiles[1].gpu.max_count", 0, "profiles[1].gpu.max_count", "from 1 to 64"),
+    ("profiles[1].gpu.mig", "1g.10gb", "profiles[1].gpu", "exactly one of count"),
+    ("profiles[1].gpu", {}, "profiles[1].gpu", "exactly one of count"),
+    ("profiles[2].gpu.mig", "huge", "profiles[2].gpu.mig", "not a MIG profile"),
+    ("profiles[2].gpu.max_count", 2, "profiles[2].gpu.max_count", "only whole-GPU"),
+    ("profiles[1].gpu.families", ["volta", "fermi"], "profiles[1].gpu.families[1]", "ampere"),
+    ("profiles[1].gpu.min_memory", "lots", "profiles[1].gpu.min_memory", "16Gi"),
+    ("profiles[1].gpu.models", "A100", "profiles[1].gpu.models", "must be a list"),
+    ("profiles[1].slug", "One GPU", "profiles[1].slug", "lower-case"),
+    ("profiles[1].slug", "cpu", "profiles[1].slug", "used by another profile"),
+    ("profiles[1].display_name", ..., "profiles[1]", "needs the field 'display_name'"),
+    ("profiles[1].images", ["cu12", "cu13"], "profiles[1].images[1]", "no image is named 'cu13'"),
+    ("profiles[1].images", ["cu12", "cu12"], "profiles[1].images[1]", "listed twice"),
+    ("profiles[1].images", [], "profiles[1].images", "at least one image"),
+    ("profiles[1].default_image", "cpu", "profiles[1].default_image", "not one of"),
+    ("profiles[1].cpu", "-1", "profiles[1].cpu", "cores"),
+    ("profiles[1].cpu", {"guarantee": 4, "limit": 2}, "profiles[1].cpu.guarantee", "limit"),
+    ("profiles[1].memory", {"limit": "big"}, "profiles[1].memory.limit", "16Gi"),
+    ("profiles[1].default", "yes please", "profiles[1].default", "true or false"),
+    ("profiles[1].volumes", [{"name": "x", "mount": "/x"}], "profiles[1].volumes[0]", "claim"),
+    (
+        "profiles[1].volumes",
+        [{"name": "x", "mount": "/dev/shm", "scratch": "1Gi"}],
+        "profiles[1].volumes[0].mount",
+        "set shm",
+    ),
+    (
+        "profiles[1].volumes",
+        [{"name": "a", "mount": "/a", "claim": "c"}, {"name": "a", "mount": "/b", "claim": "d"}],
+        "profiles[1].volumes[1].name",
+        "used by another volume",
+    ),
+    ("defaults.volumes[0].scratch", "big", "defaults.volumes[0].scratch", "16Gi"),
+    ("defaults.gpu", {"count": 1}, "defaults.gpu", "not a known field"),
+    (
+        "profiles[1].tolerations",
+        [{"key": "k", "effect": "Never"}],
+        "profiles[1].tolerations[0].effect",
+        "NoSchedule",
+    ),
+    (
+        "profiles[1].tolerations",
+        [{"key": "k", "operator": "Exists", "value": "v"}],
+        "profiles[1].tolerations[0].value",
+        "left out",
+    ),
+]
+
+
+CROSS_FIELD = {
+    ("images[1].name", "images[1].name"),
+    ("profiles[1].slug", "profiles[1].slug"),
+    ("profiles[1].images", "profiles[1].images[1]"),
+    ("profiles[1].default_image", "profiles[1].default_image"),
+    ("profiles[1].cpu", "profiles[1].cpu.guarantee"),
+    ("profiles[1].volumes", "profiles[1].volumes[1].name"),
+}
+
+
+@pytest.mark.parametrize(("path", "value", "field", "words"), BAD, ids=[b[0] for b in BAD])
+def test_a_bad_field_is_named_with_what_is_allowed(
+    path: str, value: Any, field: str, words: str
+) -> None:
+    doc = mutate(path, value)
+    text = yaml.safe_dump(doc, sort_keys=False)
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog_text(text, "cat.yaml")
+    err = caught.value
+    assert err.path == field
+    assert words in str(err)
+    if path == "profiles":  # a missing key has no line
+        assert err.line is None
+        assert str(err).startswith("cat.yaml: profiles: ")
+    else:
+        assert err.line is not None
+        assert 1 <= err.line <= len(text.splitlines())
+        assert str(err).startswith(f"cat.yaml:{err.line}: {field}: ")
+    # the documented schema refuses the same catalog, except where a rule relates two fields
+    # (unique names, references between images and profiles), which JSON Schema cannot say
+    if (path, field) not in CROSS_FIELD:
+        assert list(VALIDATOR.iter_errors(doc)), (
+            f"the schema accepts what the loader refuses ({path})"
+        )
+
+
+def test_two_default_profiles_are_refused() -> None:
+    doc = mutate("profiles[0].default", True)
+    doc = mutate("profiles[2].default", True, data=doc)
+    with pytest.raises(CatalogError, match=r"profiles\[2\]\.default: only one profile"):
+        parse_catalog(doc)
+
+
+def test_the_line_points_at_the_bad_field() -> None:
+    text = default_catalog_text().replace("gpu: {count: 1}", "gpu: {count: many}")
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog_text(text, "mine.yaml")
+    line = text.splitlines()[caught.value.line - 1]  # type: ignore[operator]
+    assert "count: many" in line
+    assert caught.value.path == "profiles[1].gpu.count"
+
+
+def test_malformed_yaml_and_duplicate_keys(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match=r"^x.yaml:3: not valid YAML"):
+        parse_catalog_text("images:\n  - name: a\n  reference: [\n", "x.yaml")
+    with pytest.raises(CatalogError, match=r"^x.yaml:2: images: is given twice"):
+        parse_catalog_text("images: []\nimages: []\n", "x.yaml")
+    with pytest.raises(CatalogError, match="empty"):
+        parse_catalog_text("", "x.yaml")
+    with pytest.raises(CatalogError, match="must be a mapping"):
+        parse_catalog_text("- 1\n- 2\n", "x.yaml")
+
+
+def test_load_catalog_reads_a_file_and_names_an_unreadable_one(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(default_catalog_text())
+    assert load_catalog(path).profiles == default_catalog().profiles
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(tmp_path / "missing.yaml")
+    missing = tmp_path / "missing.yaml"
+    assert str(caught.value) == f"{missing}: cannot read the catalog: No such file or directory"
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("16Gi", 16 * 1024**3), ("512Mi", 512 * 1024**2), ("40GiB", 40 * 1024**3), ("2G", 2 * 10**9)],
+)
+def test_sizes(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+def test_sizes_cpu_and_their_errors() -> None:
+    assert parse_size(1000) == 1000
+    assert parse_cpu("500m") == 0.5
+    assert parse_cpu(2) == 2.0
+    for bad in ("lots", -1, True, "1.5.2Gi"):
+        with pytest.raises(ValueError, match="size"):
+            parse_size(bad)
+    for bad in ("0", 0, "fast", True, float("nan")):
+        with pytest.raises(ValueError, match="cores"):
+            parse_cpu(bad)
+    assert format_size(16 * 1024**3) == "16Gi"
+    assert format_size(1536 * 1024**2) == "1536Mi"
+    assert format_size(1536 * 1024**2 + 1) == "1.5Gi"
+    assert format_size(None) == "-"
+
+
+def test_architectures_parse() -> None:
+    assert Architecture.parse("sm_100a") == Architecture("sm", 10, 0)
+    assert Architecture.parse("compute_120") == Architecture("compute", 12, 0)
+    assert str(Architecture.parse("sm_86")) == "sm_86"
+    with pytest.raises(ValueError, match="not an architecture"):
+        Architecture.parse("ampere")
+
+
+def test_model_patterns() -> None:
+    assert matches_model("NVIDIA-A100-SXM4-80GB", ("a100",))
+    assert matches_model("NVIDIA-H100-80GB-HBM3", ("*H100*",))
+    assert not matches_model("NVIDIA-A100-SXM4-40GB", ("*80GB",))
+    assert matches_model("Tesla-V100-SXM2-32GB", ("A100", "V100"))
+    assert not matches_model("Tesla-T4", ("A100",))
