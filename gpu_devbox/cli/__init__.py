@@ -18,6 +18,7 @@ from gpu_devbox._version import __version__
 #: and must keep their heavy imports inside ``run``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("gpu_devbox.cli.metrics", "print live GPU metrics (NVML)"),
+    "doctor": ("gpu_devbox.cli.doctor", "check driver, CUDA, frameworks and GPUs fit together"),
     "images": ("gpu_devbox.cli.images", "build matrix, tags, bake file and audit of the images"),
 }
 

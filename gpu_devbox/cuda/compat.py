@@ -41,6 +41,11 @@ are loaded, then MVC). ``cuda_version`` may be ``"12"`` (only the major known, e
 container it reflects a loaded cuda-compat libcuda; when it is newer than the tables allow for
 this driver (see :func:`compat_active`), compatibility libraries are taken as loaded.
 
+``compat_loaded`` without ``datacenter`` never yields ``forward_compat``: the verdict falls
+through to MVC or ``unsupported`` and its detail says the loaded libraries fail on such GPUs
+(CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE, 804). Whether loaded compat libraries break a
+process (804 on such GPUs, 803 when older than the kernel driver) is the checks' concern.
+
 Sources: CUDA Toolkit Release Notes Tables 2 and 3, NVIDIA's minor-version and forward
 compatibility pages and the data-center driver branch page; rows and URLs in
 ``gpu_devbox/cuda/data/*.json``.

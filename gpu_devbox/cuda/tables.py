@@ -21,6 +21,11 @@ TABLE_NAMES = (
     "minor_version",
     "forward_compat",
     "driver_branches",
+    "architectures",
+    "pytorch_wheels",
+    "cupy_packages",
+    "cuda_containers",
+    "gpu_classes",
 )
 
 QUALITIES = ("P", "S", "U", "Proj")
@@ -48,11 +53,17 @@ class Table:
         return f"{source['title']} <{source['url']}> [{quality}]"
 
 
+def package_text(*parts: str) -> str:
+    """The text of a file shipped in ``gpu_devbox/cuda``."""
+    resource = importlib.resources.files("gpu_devbox.cuda")
+    for part in parts:
+        resource = resource.joinpath(part)
+    return resource.read_text(encoding="utf-8")
+
+
 def data_text(filename: str) -> str:
     """The text of a file in the package's data folder."""
-    return (
-        importlib.resources.files("gpu_devbox.cuda").joinpath("data").joinpath(filename).read_text()
-    )
+    return package_text("data", filename)
 
 
 @functools.cache

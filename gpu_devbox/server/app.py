@@ -18,7 +18,7 @@ from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default
 from gpu_devbox._version import __version__
 from gpu_devbox.gpus import NvmlAdapter, Sampler, SamplerConfig, VisibleDevices
 from gpu_devbox.gpus.backends import BACKENDS, SIMULATED_FIELDS, BackendSpec, backend_from_env
-from gpu_devbox.server import gpus_handlers, prometheus
+from gpu_devbox.server import checks_handlers, gpus_handlers, prometheus
 from gpu_devbox.server.base import API_PREFIX
 from gpu_devbox.server.state import ServerState
 from gpu_devbox.server.stream import StreamHandler, StreamHub
@@ -137,6 +137,29 @@ class GPUDevbox(ExtensionApp):
         Off by default: on clusters that also run dcgm-exporter it would double count.""",
     ).tag(config=True)
 
+    checks_probe_timeout = Float(
+        60.0,
+        help="""Seconds the CUDA checks give each Python environment (the server's own and each
+        kernelspec's) to report its torch, cupy, jax and tensorflow (1 to 600). Importing them
+        takes seconds; an environment that does not answer in time is reported, not waited on.""",
+    ).tag(config=True)
+
+    checks_probe_kernelspecs = Bool(
+        True,
+        help="""Probe every kernelspec whose argv[0] is a Python interpreter for the CUDA checks
+        (``GET checks``), not only the server's own Python. Turn off when kernelspecs are
+        remote or slow to start.""",
+    ).tag(config=True)
+
+    @validate("checks_probe_timeout")
+    def _check_probe_timeout(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not 1 <= value <= 600:
+            raise TraitError(
+                f"GPUDevbox.checks_probe_timeout must be between 1 and 600 s, not {value}"
+            )
+        return value
+
     @validate("interval")
     def _check_interval(self, proposal: dict[str, Any]) -> float:
         value = float(proposal["value"])
@@ -204,7 +227,15 @@ class GPUDevbox(ExtensionApp):
             version=__version__,
             logger=self.log,
         )
-        state = ServerState(sampler=sampler, hub=StreamHub(sampler))
+        serverapp = self.serverapp
+        probe_kernelspecs = self.checks_probe_kernelspecs and serverapp is not None
+        checks = checks_handlers.make_service(
+            sampler,
+            serverapp.kernel_spec_manager if probe_kernelspecs and serverapp else None,
+            probe_timeout=self.checks_probe_timeout,
+            logger=self.log,
+        )
+        state = ServerState(sampler=sampler, hub=StreamHub(sampler), checks=checks)
         self._state = state
         self.settings.update({"gpu_devbox": state})
         sampler.start()
@@ -223,6 +254,7 @@ class GPUDevbox(ExtensionApp):
     def initialize_handlers(self) -> None:
         """Register the REST routes and the push stream."""
         self.handlers.extend(gpus_handlers.ROUTES)
+        self.handlers.extend(checks_handlers.ROUTES)
         self.handlers.append((f"{API_PREFIX}/stream", StreamHandler))
 
     async def stop_extension(self) -> None:
@@ -231,5 +263,6 @@ class GPUDevbox(ExtensionApp):
             self._unregister_metrics()
             self._unregister_metrics = None
         if self._state is not None:
+            await self._state.checks.close()  # kills probe subprocesses still running
             self._state.close()
             self._state = None

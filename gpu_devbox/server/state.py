@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from gpu_devbox.cuda.service import ChecksService
 from gpu_devbox.gpus import Sampler
 from gpu_devbox.server.stream import StreamHub
 
@@ -15,6 +16,8 @@ class ServerState:
 
     sampler: Sampler
     hub: StreamHub
+    #: The CUDA checks (``GET checks``).
+    checks: ChecksService
 
     def status(self) -> dict[str, Any]:
         """The ``GET status`` document."""
@@ -23,4 +26,5 @@ class ServerState:
     def close(self) -> None:
         """Release every resource (threads, NVML) this state holds."""
         self.hub.close()
+        self.checks.cancel()
         self.sampler.stop()
