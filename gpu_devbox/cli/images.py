@@ -1,13 +1,14 @@
 """Build the notebook images from the catalog: the CI matrix, the tags, the bake file, the
-README's driver table, all generated from the catalog's
-``build: true`` images (see images/README.md).
+base-image lifecycle audit and the README's driver table, all generated from the catalog's
+"build: true" images (see images/README.md).
 
   gpu-devbox images matrix                       the build matrix as JSON (CI)
   gpu-devbox images tags cuda13-pytorch --sha S  every tag of one image, one per line
   gpu-devbox images bake --sha S > bake.json     a file for `docker buildx bake -f bake.json`
+  gpu-devbox images audit                        are the nvidia/cuda bases still supported?
   gpu-devbox images docs                         the "which image for which driver" table
 
-Exit status: 0 on success, 2 on bad input
+Exit status: 0 on success, 1 when the audit finds a base past end of life, 2 on bad input
 (an unreadable or invalid catalog, an unknown image, a bad --sha/--version/--registry).
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gpu_devbox.cli import CliError
-from gpu_devbox.cli.common import print_json
+from gpu_devbox.cli.common import bounded_int, print_json
 
 if TYPE_CHECKING:
     from gpu_devbox.images.plan import ImageBuild
@@ -66,6 +67,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bake.add_argument("--cuda", metavar="X.Y", help="only this CUDA line ('cpu': the CPU image)")
     registry(bake)
 
+    audit = command(
+        "audit", "judge each image's nvidia/cuda base under NVIDIA's container support policy"
+    )
+    audit.add_argument(
+        "--today", metavar="YYYY-MM-DD", help="judge as of this date (default: today, UTC)"
+    )
+    audit.add_argument(
+        "--warn-days",
+        metavar="DAYS",
+        type=bounded_int(0, 3650),
+        default=90,
+        help="report an end of life this many days ahead (default 90)",
+    )
+    audit.add_argument("--json", action="store_true", help="print the findings as JSON")
+
     docs = command("docs", "print the README's 'which image for which driver' table (Markdown)")
     docs.add_argument(
         "--update",
@@ -86,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     command = args.images_command
     try:
+        if command == "audit":
+            from gpu_devbox.images import audit
+
+            return audit.main(
+                catalog, today=args.today, warn_days=args.warn_days, as_json=args.json
+            )
         everything = plan.plan(catalog, registry=getattr(args, "registry", None))
         builds = everything
         if getattr(args, "cuda", None) is not None:
