@@ -51,7 +51,9 @@ echo "build.sh: building gpu-devbox's wheel from this checkout (outside the imag
 images/install.sh wheel images/wheels
 
 if [ "$BUILDER" = docker ]; then
-  overrides=()
+  # --load takes one platform: this machine's (CI pushes every platform of the catalog).
+  case "$(uname -m)" in aarch64 | arm64) platform=linux/arm64 ;; *) platform=linux/amd64 ;; esac
+  overrides=(--set "*.platform=$platform")
   for arg in ${BUILD_ARGS:-}; do overrides+=(--set "*.args.$arg"); done
   exec docker buildx bake --file "$bake_file" --load "${overrides[@]}"
 fi

@@ -195,4 +195,7 @@ if steps[first][1]:
 print(f"ok: {first} steps before gpu-devbox's came from the cache; its layers were rebuilt")
 PY
 
+# Keep the storage from growing run after run: drop image branches nothing is built on any more
+# (the layers under the current image stay, as the next run's cache).
+"${podman[@]}" image prune -f >/dev/null || true
 echo "test-build: PASSED"

@@ -52,8 +52,8 @@ def test_every_dockerfile_is_hadolint_clean() -> None:
 
 
 def test_the_image_scripts_are_shellcheck_clean() -> None:
-    scripts = sorted(IMAGES.glob("*.sh"))
-    assert len(scripts) >= 6
+    scripts = sorted([*IMAGES.glob("*.sh"), *(ROOT / "gpu-tests").glob("*.sh")])
+    assert len(scripts) >= 7
     result = subprocess.run(
         [tool("shellcheck"), *map(str, scripts)],
         capture_output=True, text=True, timeout=60, check=False,
@@ -297,3 +297,38 @@ def test_the_dev_container_uses_the_base_image_with_gpus() -> None:
     assert config["hostRequirements"]["gpu"] in (True, "optional")
     assert config["remoteUser"] == "jovyan"
     assert 8888 in config["forwardPorts"]
+
+
+def test_build_sh_bakes_the_catalogs_images_with_docker(tmp_path: Path) -> None:
+    """images/build.sh with docker: the generated bake file, one platform, overrides applied."""
+    stand_in(tmp_path, "docker")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPU_DEVBOX")}
+    env.update(
+        PATH=f"{tmp_path}{os.pathsep}{BIN}{os.pathsep}{env['PATH']}",
+        BUILDER="docker",
+        BUILD_ARGS="BASE_IMAGE=mirror.example/nvidia/cuda:x PIP_CERT=/ca.pem",
+    )
+    result = subprocess.run(
+        [str(IMAGES / "build.sh"), "13.0"],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    argv = result.stdout.splitlines()
+    assert argv[:6] == ["docker", "buildx", "bake", "--file", ".scratch/images/bake.json", "--load"]
+    platform = "linux/arm64" if os.uname().machine == "aarch64" else "linux/amd64"
+    assert argv[6:] == [
+        "--set", f"*.platform={platform}",
+        "--set", "*.args.BASE_IMAGE=mirror.example/nvidia/cuda:x",
+        "--set", "*.args.PIP_CERT=/ca.pem",
+    ]  # fmt: skip
+    bake = json.loads((ROOT / ".scratch/images/bake.json").read_text())
+    assert bake["group"]["default"]["targets"] == ["cuda13-base", "cuda13-pytorch"]
+    assert all(tag.startswith("localhost/") for t in bake["target"].values() for tag in t["tags"])
+    assert list((IMAGES / "wheels").glob("gpu_devbox-*.whl"))
+    # A line the catalog does not build stops before any work.
+    bad = subprocess.run(
+        [str(IMAGES / "build.sh"), "11.8"],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "no images for '11.8'" in bad.stderr
