@@ -16,6 +16,7 @@ if docker buildx version >/dev/null 2>&1; then
   exit 0
 fi
 if [ -x "$CONFIG/cli-plugins/docker-buildx" ]; then
+  [ -f "$CONFIG/config.json" ] || echo '{}' >"$CONFIG/config.json"
   echo "$CONFIG"
   exit 0
 fi
@@ -38,5 +39,7 @@ rm -rf "$DIR/extract"
 dpkg-deb -x "${debs[-1]}" "$DIR/extract"
 cp "$DIR/extract/usr/libexec/docker/cli-plugins/docker-buildx" "$CONFIG/cli-plugins/"
 rm -rf "$DIR/extract" "$DIR/apt/lists" "$DIR/apt/cache"
+# An empty client configuration: tools reading DOCKER_CONFIG (podman too) expect the file.
+echo '{}' >"$CONFIG/config.json"
 DOCKER_CONFIG="$CONFIG" docker buildx version >&2
 echo "$CONFIG"

@@ -31,6 +31,9 @@ fail() {
   exit 1
 }
 
+# The Docker client's configuration is not this script's business (podman would read its auths).
+unset DOCKER_CONFIG
+
 # -- tools -------------------------------------------------------------------------------------
 [ "$(id -u)" = 0 ] || skip "needs root (debootstrap and rootful podman); run it as root"
 missing=()
