@@ -22,8 +22,11 @@ if [ -x "$CONFIG/cli-plugins/docker-buildx" ]; then
 fi
 command -v apt-get >/dev/null || { echo "get-buildx: no apt-get to fetch docker-buildx" >&2; exit 1; }
 
+# This machine's own Debian mirror, asked for the next release.
+mirror=$(apt-cache policy | awk '/ Packages$/ && $3 ~ /\/main$/ && $2 ~ /\/debian\/?$/ && !found { print $2; found = 1 }')
+[ -n "$mirror" ] || { echo "get-buildx: no Debian mirror in this machine's apt sources" >&2; exit 1; }
 mkdir -p "$DIR/apt/lists/partial" "$DIR/apt/cache/archives/partial" "$DIR/deb" "$CONFIG/cli-plugins"
-echo "deb http://deb.debian.org/debian trixie main" >"$DIR/apt/sources.list"
+echo "deb $mirror trixie main" >"$DIR/apt/sources.list"
 apt_opts=(
   -o "Dir::Etc::SourceList=$DIR/apt/sources.list" -o "Dir::Etc::SourceParts=/nonexistent"
   -o "Dir::State::Lists=$DIR/apt/lists" -o "Dir::Cache=$DIR/apt/cache"

@@ -69,8 +69,10 @@ if ! "${podman[@]}" image exists "$BASE"; then
   if [ ! -s "$rootfs_tar" ]; then
     say "debootstrap bookworm (minbase)"
     rm -rf "$SCRATCH/rootfs"
+    # This machine's own Debian mirror (debootstrap's default when it has none).
+    mirror=$(apt-cache policy | awk '/ Packages$/ && $3 ~ /\/main$/ && $2 ~ /\/debian\/?$/ && !found { print $2; found = 1 }')
     timeout 600 debootstrap --variant=minbase bookworm "$SCRATCH/rootfs" \
-      http://deb.debian.org/debian >"$SCRATCH/debootstrap.log" 2>&1 ||
+      ${mirror:+"$mirror"} >"$SCRATCH/debootstrap.log" 2>&1 ||
       fail "debootstrap failed; see $SCRATCH/debootstrap.log"
     tar -C "$SCRATCH/rootfs" -cf "$rootfs_tar.part" . && mv "$rootfs_tar.part" "$rootfs_tar"
     rm -rf "$SCRATCH/rootfs"
