@@ -16,15 +16,11 @@ from typing import Any, TypeVar
 
 import yaml
 
+from gpu_devbox.catalog.build import check_builds, read_build
 from gpu_devbox.catalog.model import (
-    BUILD_FLAVORS,
-    CUDA_BASE_TAG,
     MIG_PATTERN,
     NAME_PATTERN,
-    UBUNTU_TAG,
     Architecture,
-    BuildBase,
-    BuildSettings,
     Catalog,
     Framework,
     GPUKind,
@@ -34,7 +30,6 @@ from gpu_devbox.catalog.model import (
     Quantity,
     Toleration,
     Volume,
-    split_reference,
 )
 from gpu_devbox.catalog.units import parse_cpu, parse_size
 
@@ -58,9 +53,6 @@ TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 #: Where containers see shared memory; set by a profile's ``shm``, never by a volume.
 SHM_MOUNT = "/dev/shm"  # noqa: S108 - a mount point in the container, not a temporary file
 _CUDA_VERSION = r"^\d{1,2}\.\d{1,2}(\.\d{1,3})?$"
-_CUDA_LINE = r"^\d{1,2}\.\d{1,2}$"
-_PYTHON_VERSION = r"^3\.\d{1,2}$"
-_PLATFORMS = ("linux/amd64", "linux/arm64")
 
 T = TypeVar("T")
 
@@ -251,8 +243,8 @@ class _Reader:
             if image.name in names:
                 raise self.fail(f"images[{i}].name", f"{image.name!r} is used by another image")
             names.add(image.name)
-        build = self.build(top.get("build"), "build")
-        self.check_builds(images, build)
+        build = read_build(self, top.get("build"), "build")
+        check_builds(self, images, build)
         defaults = self.mapping(
             top.get("defaults") or {},
             "defaults",
@@ -340,122 +332,6 @@ class _Reader:
         if not isinstance(value, str):
             raise self.fail(f"{path}.{key}", "must be a string")
         return value.strip()
-
-    # -- build settings -----------------------------------------------------------------------
-
-    def build(self, value: Any, path: str) -> BuildSettings | None:
-        if value is None:
-            return None
-        raw = self.mapping(
-            value, path, ("python", "platforms", "torch_index", "bases"), ("python", "bases")
-        )
-        python = raw["python"]
-        if isinstance(python, float):
-            raise self.fail(
-                f"{path}.python", f'write the version in quotes, like "3.12" (not {python})'
-            )
-        python = self.string(
-            python, f"{path}.python", pattern=_PYTHON_VERSION, hint='a Python version like "3.12"'
-        )
-        platforms: list[str] = []
-        raw_platforms = raw.get("platforms", ["linux/amd64"])
-        for i, item in enumerate(self.sequence(raw_platforms, f"{path}.platforms", "platforms")):
-            where = f"{path}.platforms[{i}]"
-            if item not in _PLATFORMS:
-                raise self.fail(where, f"{item!r} is not allowed; use {' or '.join(_PLATFORMS)}")
-            if item in platforms:
-                raise self.fail(where, f"{item!r} is listed twice")
-            platforms.append(item)
-        if not platforms:
-            raise self.fail(f"{path}.platforms", "needs at least one platform")
-        torch_index = self.string(
-            raw.get("torch_index", BuildSettings.torch_index),
-            f"{path}.torch_index",
-            pattern=r"^https?://\S+$",
-            hint="(an http(s) URL of a PyTorch wheel index)",
-        ).rstrip("/")
-        bases: list[BuildBase] = []
-        for i, item in enumerate(self.sequence(raw["bases"], f"{path}.bases", "base images")):
-            base = self.build_base(item, f"{path}.bases[{i}]")
-            if any(other.cuda == base.cuda for other in bases):
-                line = f"CUDA {base.cuda}" if base.cuda else "the CPU line (cuda: null)"
-                raise self.fail(f"{path}.bases[{i}].cuda", f"{line} already has a base")
-            bases.append(base)
-        if not bases:
-            raise self.fail(f"{path}.bases", "needs at least one base image")
-        return BuildSettings(
-            python=python, bases=tuple(bases), platforms=tuple(platforms), torch_index=torch_index
-        )
-
-    def build_base(self, value: Any, path: str) -> BuildBase:
-        raw = self.mapping(value, path, ("cuda", "image"), ("image",))
-        if "cuda" not in raw:
-            raise self.fail(path, "needs the field 'cuda' (a CUDA line like \"13.0\", or null)")
-        cuda = raw["cuda"]
-        if isinstance(cuda, int | float) and not isinstance(cuda, bool):
-            cuda = str(cuda)
-        if cuda is not None:
-            cuda = self.string(
-                cuda, f"{path}.cuda", pattern=_CUDA_LINE, hint='a CUDA line like "13.0", or null'
-            )
-        image = self.string(raw["image"], f"{path}.image")
-        repository, tag, _digest = split_reference(image)
-        where = f"{path}.image"
-        if any(ch.isspace() for ch in image) or not repository:
-            raise self.fail(where, "must be an image reference without spaces")
-        if cuda is None:
-            if repository.rsplit("/", 1)[-1] != "ubuntu" or not UBUNTU_TAG.match(tag or ""):
-                raise self.fail(
-                    where,
-                    f"{image!r} is not allowed: the CPU line builds on an Ubuntu image like "
-                    "ubuntu:24.04 (the Dockerfile uses apt)",
-                )
-            return BuildBase(cuda=None, image=image)
-        match = CUDA_BASE_TAG.match(tag or "")
-        if match is None:
-            raise self.fail(
-                where,
-                f"{image!r} is not allowed: use an Ubuntu-based nvidia/cuda tag with the full "
-                "release, like nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04",
-            )
-        if not match.group("release").startswith(f"{cuda}."):
-            raise self.fail(
-                where, f"{image!r} is CUDA {match.group('release')}, not the line {cuda}"
-            )
-        return BuildBase(cuda=cuda, image=image)
-
-    def check_builds(self, images: tuple[Image, ...], build: BuildSettings | None) -> None:
-        """Every ``build: true`` image has a base and a Dockerfile stage, once per line."""
-        built: dict[tuple[str | None, str], str] = {}
-        for i, image in enumerate(images):
-            if not image.build:
-                continue
-            where = f"images[{i}].build"
-            if build is None:
-                raise self.fail(where, "needs a top-level build section with its base image")
-            if image.flavor not in BUILD_FLAVORS:
-                raise self.fail(
-                    where,
-                    f"images/Dockerfile cannot build the flavor {image.flavor!r}; "
-                    f"it builds {', '.join(BUILD_FLAVORS)}",
-                )
-            if build.base_for(image.cuda) is None:
-                line = f"CUDA {image.cuda}" if image.cuda else "the CPU line (cuda: null)"
-                have = ", ".join(b.cuda or "null" for b in build.bases)
-                raise self.fail(where, f"build.bases has no base for {line}; it has: {have}")
-            if image.flavor == "pytorch" and not any(f.name == "torch" for f in image.frameworks):
-                raise self.fail(
-                    f"images[{i}].frameworks",
-                    "a pytorch image needs a torch entry (its version and CUDA pick the wheel)",
-                )
-            key = (image.cuda, image.flavor)
-            if key in built:
-                raise self.fail(
-                    where,
-                    f"{built[key]!r} already builds the {image.flavor} flavor on "
-                    f"{'CUDA ' + image.cuda if image.cuda else 'the CPU line'}",
-                )
-            built[key] = image.name
 
     def framework(self, value: Any, path: str) -> Framework:
         raw = self.mapping(value, path, ("name", "version", "cuda"), ("name",))
