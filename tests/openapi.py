@@ -44,3 +44,9 @@ def validate_response(path: str, method: str, status: int, body: Any) -> None:
     wrapped = {"$ref": DOCUMENT_URI + "#" + schema["$ref"][1:]} if "$ref" in schema else schema
     validator = jsonschema.Draft202012Validator(wrapped, registry=_registry())
     validator.validate(body)
+
+
+def validate_component(name: str, body: Any) -> None:
+    """Raise if ``body`` does not match ``#/components/schemas/<name>`` (e.g. a stream event)."""
+    wrapped = {"$ref": f"{DOCUMENT_URI}#/components/schemas/{name}"}
+    jsonschema.Draft202012Validator(wrapped, registry=_registry()).validate(body)

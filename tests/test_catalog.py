@@ -79,7 +79,7 @@ def test_the_shipped_catalog_loads_and_matches_its_schema() -> None:
     assert any(c and c.startswith("13.") for c in cudas)
     assert {image.flavor for image in catalog.images} >= {"base", "pytorch"}
     multi = catalog.profile("gpu-multi")
-    assert (multi.gpu.count, multi.gpu.max_count, multi.gpu.min_memory) == (2, 8, 40 * 1024**3)
+    assert (multi.gpu.count, multi.gpu.max_count, multi.gpu.min_memory) == (2, 8, 32 * 1024**3)
     # defaults apply to profiles that do not override them
     assert catalog.profile("gpu-1").volumes[0].scratch == 20 * 1024**3
     assert multi.shm == 32 * 1024**3
@@ -267,11 +267,31 @@ def test_sizes_cpu_and_their_errors() -> None:
 
 
 def test_architectures_parse() -> None:
-    assert Architecture.parse("sm_100a") == Architecture("sm", 10, 0)
+    assert Architecture.parse("sm_100a") == Architecture("sm", 10, 0, "a")
     assert Architecture.parse("compute_120") == Architecture("compute", 12, 0)
     assert str(Architecture.parse("sm_86")) == "sm_86"
     with pytest.raises(ValueError, match="not an architecture"):
         Architecture.parse("ampere")
+
+
+@pytest.mark.parametrize(
+    ("arch", "compute", "ptx_jit", "runs"),
+    [
+        ("sm_80", (8, 0), True, True),
+        ("sm_80", (8, 6), True, True),  # SASS runs on later minors of its major
+        ("sm_80", (9, 0), True, False),  # ... but not on a newer major
+        ("sm_86", (8, 0), True, False),
+        ("sm_90a", (9, 0), True, True),
+        ("sm_100a", (10, 3), True, False),  # architecture-specific: this GPU only
+        ("compute_90", (12, 0), True, True),  # PTX is JIT-compiled for newer GPUs
+        ("compute_90", (12, 0), False, False),  # ... unless the driver cannot JIT it (MVC)
+        ("compute_90", (8, 6), True, False),
+    ],
+)
+def test_binary_compatibility(
+    arch: str, compute: tuple[int, int], ptx_jit: bool, runs: bool
+) -> None:
+    assert Architecture.parse(arch).runs_on(compute, ptx_jit=ptx_jit) is runs
 
 
 def test_model_patterns() -> None:
@@ -280,3 +300,29 @@ def test_model_patterns() -> None:
     assert not matches_model("NVIDIA-A100-SXM4-40GB", ("*80GB",))
     assert matches_model("Tesla-V100-SXM2-32GB", ("A100", "V100"))
     assert not matches_model("Tesla-T4", ("A100",))
+
+
+def test_the_documented_catalog_and_its_errors() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "catalog.md").read_text()
+    catalog_yaml = re.search(r"```yaml\n(.*?)```", doc, re.S)
+    errors = re.search(r"```text\n(.*?)```", doc, re.S)
+    assert catalog_yaml
+    assert errors
+    block = catalog_yaml.group(1)
+    assert [p.slug for p in parse_catalog_text(block).profiles] == ["cpu", "a100", "mig", "shared"]
+    edits = [
+        ("count: 1\n      max_count: 4", "count: two\n      max_count: 4"),
+        (
+            "images: [cuda13-pytorch, cuda12-pytorch]\n  - slug: mig",
+            "images: [cuda13-pytorch, cuda11]\n  - slug: mig",
+        ),
+        ("architectures: [sm_50", "architectures: [ampere"),
+        ("gpu: {mig: 1g.10gb}", "gpu: {mig: 1g.10gb, shared: true}"),
+    ]
+    produced = []
+    for old, new in edits:
+        assert old in block
+        with pytest.raises(CatalogError) as caught:
+            parse_catalog_text(block.replace(old, new), "catalog.yaml")
+        produced.append(str(caught.value))
+    assert produced == errors.group(1).splitlines()

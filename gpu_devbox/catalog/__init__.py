@@ -11,12 +11,11 @@ import json
 from importlib import resources
 from typing import Any
 
+from gpu_devbox.catalog.fields import CatalogError
 from gpu_devbox.catalog.loader import (
     CATALOG_VERSION,
     GPU_FAMILIES,
-    CatalogError,
     load_catalog,
-    matches_model,
     parse_catalog,
     parse_catalog_text,
 )
@@ -32,6 +31,7 @@ from gpu_devbox.catalog.model import (
     Toleration,
     Volume,
     cuda_key,
+    matches_model,
 )
 
 __all__ = [

@@ -7,19 +7,17 @@ shipped JSON Schema (``catalog.schema.json``) documents; the tests keep the two 
 
 from __future__ import annotations
 
-import fnmatch
 import os
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
 from gpu_devbox.catalog.build import check_builds, read_build
+from gpu_devbox.catalog.fields import CatalogError, FieldReader
 from gpu_devbox.catalog.model import (
     MIG_PATTERN,
-    NAME_PATTERN,
     Architecture,
     Catalog,
     Framework,
@@ -52,21 +50,6 @@ MAX_GPUS = 64
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 #: Where containers see shared memory; set by a profile's ``shm``, never by a volume.
 SHM_MOUNT = "/dev/shm"  # noqa: S108 - a mount point in the container, not a temporary file
-_CUDA_VERSION = r"^\d{1,2}\.\d{1,2}(\.\d{1,3})?$"
-
-T = TypeVar("T")
-
-
-class CatalogError(ValueError):
-    """A catalog that cannot be used: where, which field, and what is allowed."""
-
-    def __init__(self, source: str, path: str, problem: str, line: int | None = None) -> None:
-        self.source = source
-        self.path = path
-        self.problem = problem
-        self.line = line
-        where = f"{source}:{line}" if line else source
-        super().__init__(f"{where}: {path}: {problem}" if path else f"{where}: {problem}")
 
 
 def load_catalog(path: str | os.PathLike[str]) -> Catalog:
@@ -139,88 +122,8 @@ def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], source: str)
             _index_lines(item, child, lines, source)
 
 
-class _Reader:
+class _Reader(FieldReader):
     """Walks the parsed data, building the model and failing on the first bad field."""
-
-    def __init__(self, source: str, lines: Mapping[str, int]) -> None:
-        self.source = source
-        self.lines = lines
-
-    # -- errors -------------------------------------------------------------------------------
-
-    def fail(self, path: str, problem: str) -> CatalogError:
-        line = None
-        probe = path
-        while probe:
-            if probe in self.lines:
-                line = self.lines[probe]
-                break
-            cut = max(probe.rfind("."), probe.rfind("["))
-            probe = probe[:cut] if cut > 0 else ""
-        return CatalogError(self.source, path, problem, line)
-
-    # -- primitives ---------------------------------------------------------------------------
-
-    def mapping(
-        self, value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()
-    ) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path, f"must be a mapping with keys {', '.join(allowed)}")
-        for key in value:
-            if key not in allowed:
-                where = f"{path}.{key}" if path else str(key)
-                raise self.fail(where, f"is not a known field; allowed here: {', '.join(allowed)}")
-        for key in required:
-            if value.get(key) is None:
-                raise self.fail(path or key, f"needs the field {key!r}")
-        return value
-
-    def sequence(self, value: Any, path: str, what: str) -> list[Any]:
-        if not isinstance(value, list):
-            raise self.fail(path, f"must be a list of {what}")
-        return value
-
-    def string(self, value: Any, path: str, *, pattern: str | None = None, hint: str = "") -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(path, f"must be a non-empty string{hint and ' ' + hint}")
-        if pattern is not None and not re.match(pattern, value):
-            raise self.fail(path, f"{value!r} is not allowed: {hint or 'bad format'}")
-        return value
-
-    def name(self, value: Any, path: str) -> str:
-        text = self.string(value, path, hint="(lower-case letters, digits and dashes)")
-        if not NAME_PATTERN.match(text) or len(text) > 63:
-            raise self.fail(
-                path,
-                f"{text!r} is not allowed: use lower-case letters, digits and dashes "
-                "(at most 63, starting and ending with a letter or digit)",
-            )
-        return text
-
-    def integer(self, value: Any, path: str, low: int, high: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.fail(path, f"must be an integer from {low} to {high}, not {value!r}")
-        return value
-
-    def boolean(self, value: Any, path: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(path, f"must be true or false, not {value!r}")
-        return value
-
-    def convert(self, value: Any, path: str, parse: Callable[[Any], T]) -> T:
-        try:
-            return parse(value)
-        except ValueError as exc:
-            raise self.fail(path, f"{exc}, not {value!r}") from None
-
-    def cuda(self, value: Any, path: str) -> str | None:
-        if value is None:
-            return None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(value)  # YAML reads 12.9 as a float
-        return self.string(
-            value, path, pattern=_CUDA_VERSION, hint='a CUDA version like "12.9" or null'
-        )
 
     # -- catalog ------------------------------------------------------------------------------
 
@@ -324,14 +227,6 @@ class _Reader:
             architectures=architectures,
             build=self.boolean(raw.get("build", False), f"{path}.build"),
         )
-
-    def optional_text(self, raw: Mapping[str, Any], key: str, path: str) -> str:
-        value = raw.get(key)
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise self.fail(f"{path}.{key}", "must be a string")
-        return value.strip()
 
     def framework(self, value: Any, path: str) -> Framework:
         raw = self.mapping(value, path, ("name", "version", "cuda"), ("name",))
@@ -550,19 +445,3 @@ class _Reader:
             value=None if val is None else str(val),
             effect=effect,
         )
-
-
-def matches_model(product: str, patterns: tuple[str, ...]) -> bool:
-    """Whether a GPU product name matches one of a profile's model patterns (case-insensitive).
-
-    A pattern without wildcards matches anywhere in the name, so ``A100`` matches
-    ``NVIDIA-A100-SXM4-80GB``.
-    """
-    name = product.lower()
-    for pattern in patterns:
-        p = pattern.lower()
-        if not any(ch in p for ch in "*?["):
-            p = f"*{p}*"
-        if fnmatch.fnmatchcase(name, p):
-            return True
-    return False

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import fnmatch
+import functools
 import re
 from collections.abc import Mapping
 
 #: Slugs and names: lower-case letters, digits and dashes, as in Kubernetes DNS labels.
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 #: ``sm_90`` (binary code for one architecture) or ``compute_90`` (PTX, JIT-compiled).
-ARCH_PATTERN = re.compile(r"^(sm|compute)_(\d{2,3})[af]?$")
+ARCH_PATTERN = re.compile(r"^(sm|compute)_(\d{2,3})([af]?)$")
 #: A MIG profile as the device plugin names its resources: ``1g.10gb``, ``3g.40gb``, ``1g.5gb+me``.
 MIG_PATTERN = re.compile(r"^[1-8]g\.\d{1,3}gb(\+me)?$")
 #: What ``images/Dockerfile`` builds: its final stages, one per flavor.
@@ -55,18 +57,35 @@ class Architecture:
     kind: str  # "sm" or "compute"
     major: int
     minor: int
+    #: ``""``, ``"a"`` (architecture-specific: this exact GPU only) or ``"f"`` (family-portable).
+    variant: str = ""
 
     @classmethod
     def parse(cls, text: str) -> Architecture:
-        """``sm_90`` → Architecture("sm", 9, 0); ``sm_100a`` → ("sm", 10, 0)."""
+        """``sm_90`` → Architecture("sm", 9, 0); ``sm_100a`` → ("sm", 10, 0, "a")."""
         match = ARCH_PATTERN.match(text)
         if not match:
             raise ValueError(f"{text!r} is not an architecture like sm_90 or compute_90")
         digits = match.group(2)
-        return cls(match.group(1), int(digits[:-1]), int(digits[-1]))
+        return cls(match.group(1), int(digits[:-1]), int(digits[-1]), match.group(3))
+
+    def runs_on(self, compute: tuple[int, int], *, ptx_jit: bool = True) -> bool:
+        """Whether this code runs on a GPU of compute capability ``compute``.
+
+        CUDA's binary compatibility: SASS for ``X.y`` runs on ``X.z`` with ``z >= y`` (same
+        major); architecture-specific ``a`` code only on exactly ``X.y``. PTX for ``X.y`` is
+        JIT-compiled for any GPU of ``X.y`` or newer, but only when the driver can JIT this
+        toolkit's PTX (not under minor-version compatibility).
+        """
+        major, minor = compute
+        if self.kind == "compute":
+            return ptx_jit and (major, minor) >= (self.major, self.minor)
+        if self.variant == "a":
+            return (major, minor) == (self.major, self.minor)
+        return major == self.major and minor >= self.minor
 
     def __str__(self) -> str:
-        return f"{self.kind}_{self.major}{self.minor}"
+        return f"{self.kind}_{self.major}{self.minor}{self.variant}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +112,17 @@ class Image:
         """The name people see."""
         return self.display_name or self.name
 
-    @property
+    def runs_on(self, compute: tuple[int, int] | None, *, ptx_jit: bool = True) -> bool:
+        """Whether the image's GPU code covers a GPU of this compute capability.
+
+        True when the image lists no architectures or the GPU's capability is unknown: only a
+        declared mismatch rules a node out.
+        """
+        if not self.architectures or compute is None:
+            return True
+        return any(arch.runs_on(compute, ptx_jit=ptx_jit) for arch in self.architectures)
+
+    @functools.cached_property
     def required_cuda(self) -> str | None:
         """The newest CUDA version anything in the image needs from the driver.
 
@@ -314,3 +343,19 @@ class Catalog:
 def cuda_key(version: str) -> tuple[int, ...]:
     """Sort key of a ``"12.9"``/``"12.9.1"`` version string."""
     return tuple(int(part) for part in version.split("."))
+
+
+def matches_model(product: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a GPU product name matches one of a profile's model patterns (case-insensitive).
+
+    A pattern without wildcards matches anywhere in the name, so ``A100`` matches
+    ``NVIDIA-A100-SXM4-80GB``.
+    """
+    name = product.lower()
+    for pattern in patterns:
+        p = pattern.lower()
+        if not any(ch in p for ch in "*?["):
+            p = f"*{p}*"
+        if fnmatch.fnmatchcase(name, p):
+            return True
+    return False

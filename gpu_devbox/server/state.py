@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from gpu_devbox.bench.service import BenchmarkService
 from gpu_devbox.cuda.service import ChecksService
 from gpu_devbox.gpus import Sampler
 from gpu_devbox.server.stream import StreamHub
@@ -18,6 +19,8 @@ class ServerState:
     hub: StreamHub
     #: The CUDA checks (``GET checks``).
     checks: ChecksService
+    #: The GPU benchmark (``None`` until the extension has built it).
+    benchmarks: BenchmarkService | None = None
 
     def status(self) -> dict[str, Any]:
         """The ``GET status`` document."""
@@ -25,6 +28,8 @@ class ServerState:
 
     def close(self) -> None:
         """Release every resource (threads, NVML) this state holds."""
+        if self.benchmarks is not None:
+            self.benchmarks.close()
         self.hub.close()
         self.checks.cancel()
         self.sampler.stop()

@@ -1,0 +1,394 @@
+"""Placement: ``(catalog, cluster) -> offers``. Pure: no I/O, no clock, no Kubernetes client.
+
+For each profile an :class:`Offer` says how many GPUs (or MIG slices, or GPU shares) are free
+out of how many, which nodes could take the server, and per node the newest of the profile's
+images its driver runs, natively or by minor-version compatibility
+(:func:`gpu_devbox.cuda.compat.driver_runs_cuda`), and whose compiled architectures cover the
+node's GPU. A profile nothing can serve is still offered, as unavailable with the reason.
+:func:`plan` turns a user's choice into the pod's placement.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from gpu_devbox.catalog import Catalog, GPUKind, Image, Profile, Toleration
+from gpu_devbox.catalog.model import cuda_key
+from gpu_devbox_spawner.checks import (
+    GPU_TOLERATION,
+    Stage,
+    fits,
+    image_runs,
+    is_tolerated,
+    matches_filter,
+    node_resource,
+)
+from gpu_devbox_spawner.cluster import ClusterSnapshot, NodeState
+from gpu_devbox_spawner.nodes import GPU, Node
+from gpu_devbox_spawner.reasons import (
+    alternatives,
+    join_models,
+    shortage,
+    summarise,
+    unit_of,
+    why_none,
+)
+
+__all__ = [
+    "GPU_TOLERATION",
+    "ImageChoice",
+    "NodeChoice",
+    "Offer",
+    "Plan",
+    "alternatives",
+    "compute_offers",
+    "image_runs",
+    "node_resource",
+    "offer_for",
+    "plan",
+    "shortage",
+]
+
+
+class NodeChoice(NamedTuple):
+    """A node that could take a profile's server (a tuple: made for every node, it is cheap)."""
+
+    name: str
+    model: str | None
+    #: The resource the pod requests on this node (``None`` for CPU profiles).
+    resource: str | None
+    free: int
+    total: int
+    driver: str | None
+    cuda: str | None
+    #: Names of the profile's images this node runs, newest CUDA first (GPU profiles).
+    images: tuple[str, ...]
+    #: How the driver runs each of them (``native``, ``minor_version``; ``cpu`` without CUDA).
+    mechanisms: tuple[str, ...]
+
+    @property
+    def best_image(self) -> str:
+        """The newest image this node runs."""
+        return self.images[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageChoice:
+    """One of a profile's images, and where it could run right now."""
+
+    image: Image
+    nodes: tuple[str, ...]
+    free: int
+    total: int
+    #: The most units free on one node that runs it.
+    max_free: int
+    #: Why it runs on no node (``None`` when it runs somewhere).
+    reason: str | None = None
+
+    @property
+    def runs(self) -> bool:
+        """Whether some eligible node runs it."""
+        return bool(self.nodes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Offer:
+    """What the cluster can give one profile right now."""
+
+    profile: Profile
+    available: bool
+    #: Why it is unavailable (``None`` when available).
+    reason: str | None
+    free: int
+    total: int
+    #: The most units free on a single eligible node.
+    max_free: int
+    #: Distinct GPU models of the eligible nodes (GPU profiles).
+    models: tuple[str, ...]
+    nodes: tuple[NodeChoice, ...]
+    images: tuple[ImageChoice, ...]
+    #: The image preselected for this profile.
+    default_image: str
+
+    @property
+    def slug(self) -> str:
+        """The profile's slug."""
+        return self.profile.slug
+
+    @property
+    def kind(self) -> GPUKind:
+        """What the profile asks for."""
+        return self.profile.gpu.kind
+
+    @property
+    def max_count(self) -> int:
+        """The most whole GPUs a user may pick now (the profile's count when none are free)."""
+        gpu = self.profile.gpu
+        return max(gpu.count, min(gpu.max_count, self.max_free))
+
+    def image(self, name: str) -> ImageChoice:
+        """The choice for one of the profile's images (KeyError if not one of them)."""
+        for choice in self.images:
+            if choice.image.name == name:
+                return choice
+        raise KeyError(name)
+
+    @property
+    def model_text(self) -> str:
+        """``A100-SXM4-80GB``, ``A100-SXM4-80GB or H100-80GB-HBM3``, or ``matching``."""
+        return join_models(self.models)
+
+    @property
+    def unit(self) -> str:
+        """What is counted: ``GPU``, ``MIG 1g.10gb slice``, ``shared GPU``."""
+        return unit_of(self.profile)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Where a chosen profile, image and count may go."""
+
+    offer: Offer
+    image: Image
+    count: int
+    resource: str | None
+    #: Nodes the pod may be scheduled on (its required node affinity).
+    nodes: tuple[str, ...]
+    #: The most units free now on one of those nodes.
+    max_free: int
+
+    @property
+    def fits_now(self) -> bool:
+        """Whether a node has room for it right now."""
+        if self.resource is None:
+            return bool(self.nodes)
+        return bool(self.nodes) and self.max_free >= self.count
+
+
+# ----------------------------------------------------------------------------------------------
+# offers
+# ----------------------------------------------------------------------------------------------
+def compute_offers(
+    catalog: Catalog, cluster: ClusterSnapshot, *, tolerations: Sequence[Toleration] = ()
+) -> tuple[Offer, ...]:
+    """An offer for every profile of the catalog, in catalog order."""
+    return tuple(
+        offer_for(catalog, profile, cluster, tolerations=tolerations)
+        for profile in catalog.profiles
+    )
+
+
+def offer_for(
+    catalog: Catalog,
+    profile: Profile,
+    cluster: ClusterSnapshot,
+    *,
+    tolerations: Sequence[Toleration] = (),
+) -> Offer:
+    """What the cluster can give one profile right now."""
+    images = catalog.profile_images(profile)
+    tolerated = (*tolerations, *profile.tolerations)
+    if profile.gpu.wants_gpu:
+        tolerated = (GPU_TOLERATION, *tolerated)
+    furthest = Stage.KIND
+    blocked: list[tuple[NodeState, str]] = []  # nodes stopped at the furthest stage, and why
+    chosen: list[NodeChoice] = []
+    # nodes of one pool share a shape: judge each shape once, then count each node's GPUs
+    judged: dict[object, tuple[_Judgement, Node]] = {}
+    for state in cluster.nodes:
+        node = state.node
+        key = state.shape if state.shape >= 0 else node.shape
+        found = judged.get(key)
+        if found is None:
+            found = judged[key] = (_judge(node, profile, images, tolerated), node)
+        verdict = found[0]
+        if verdict.stage is Stage.OK:
+            resource = verdict.resource
+            info = node.gpu
+            if resource:
+                total = node.allocatable.get(resource, 0)
+                free = max(0, total - state.used.get(resource, 0))
+            else:
+                total = free = 0
+            chosen.append(
+                NodeChoice(
+                    node.name,
+                    verdict.model,
+                    resource,
+                    free,
+                    total,
+                    info.driver if info else None,
+                    info.cuda if info else None,
+                    verdict.images,
+                    verdict.mechanisms,
+                )
+            )
+        elif verdict.stage > furthest:
+            furthest, blocked = verdict.stage, [(state, verdict.detail)]
+        elif verdict.stage == furthest:
+            blocked.append((state, verdict.detail))
+
+    # one node per shape is enough to say why an image runs nowhere
+    if chosen:
+        candidates = [node for verdict, node in judged.values() if verdict.stage is Stage.OK]
+    elif furthest is Stage.IMAGES:
+        candidates = [node for verdict, node in judged.values() if verdict.stage is Stage.IMAGES]
+    else:
+        candidates = []
+    image_choices = _image_choices(images, chosen, candidates)
+    offer = Offer(
+        profile=profile,
+        available=False,
+        reason=None,
+        free=sum(c.free for c in chosen),
+        total=sum(c.total for c in chosen),
+        max_free=max((c.free for c in chosen), default=0),
+        models=tuple(sorted({c.model for c in chosen if c.model})) if profile.gpu.wants_gpu else (),
+        nodes=tuple(chosen),
+        images=image_choices,
+        default_image=_default_image(profile, image_choices),
+    )
+    if not cluster.synced:
+        reason = "The hub has not read the cluster's nodes yet; reload this page in a moment."
+    elif not chosen:
+        reason = why_none(profile, furthest, blocked, images)
+    elif profile.gpu.wants_gpu and offer.max_free < profile.gpu.count:
+        reason = shortage(offer, profile.gpu.count)
+    else:
+        return dataclasses.replace(offer, available=True)
+    return dataclasses.replace(offer, reason=reason)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Judgement:
+    """What a node's shape means for a profile (the same for every node of a pool)."""
+
+    stage: Stage
+    detail: str = ""
+    resource: str | None = None
+    model: str | None = None
+    images: tuple[str, ...] = ()
+    mechanisms: tuple[str, ...] = ()
+
+
+def _judge(
+    node: Node, profile: Profile, images: Sequence[Image], tolerated: Sequence[Toleration]
+) -> _Judgement:
+    """How far a node gets through a profile's checks; free GPUs aside."""
+    gpu = profile.gpu
+    resource = node_resource(node, profile) if gpu.wants_gpu else None
+    if gpu.wants_gpu and resource is None:
+        return _Judgement(Stage.KIND)
+    if gpu.wants_gpu and not matches_filter(node, profile):
+        return _Judgement(Stage.FILTER)
+    if not node.schedulable:
+        return _Judgement(Stage.SCHEDULABLE, "not ready" if not node.ready else "cordoned")
+    untolerated = [t for t in node.taints if not is_tolerated(t, tolerated)]
+    if untolerated:
+        return _Judgement(Stage.TAINTS, ", ".join(str(t) for t in untolerated))
+    if not fits(node, profile):
+        return _Judgement(Stage.SIZE)
+    runnable: list[tuple[Image, str]] = []
+    refusals: list[str] = []
+    for image in images:
+        mechanism, why = image_runs(image, node) if gpu.wants_gpu else ("cpu", "")
+        if mechanism:
+            runnable.append((image, mechanism))
+        else:
+            refusals.append(why)
+    if not runnable:
+        return _Judgement(Stage.IMAGES, "; ".join(dict.fromkeys(refusals)))
+    if gpu.wants_gpu:  # newest CUDA first; a CPU profile keeps the catalog's order
+        runnable.sort(key=lambda pair: cuda_key(pair[0].required_cuda or "0"), reverse=True)
+    info = node.gpu
+    return _Judgement(
+        Stage.OK,
+        resource=resource,
+        model=info.model if info and info.product else None,
+        images=tuple(image.name for image, _ in runnable),
+        mechanisms=tuple(mechanism for _, mechanism in runnable),
+    )
+
+
+def _image_choices(
+    images: Sequence[Image], chosen: Sequence[NodeChoice], candidates: Sequence[Node]
+) -> tuple[ImageChoice, ...]:
+    """Where each image runs; ``candidates`` are the nodes to explain a refusal with."""
+    names: dict[str, list[str]] = {image.name: [] for image in images}
+    free = dict.fromkeys(names, 0)
+    total = dict.fromkeys(names, 0)
+    most = dict.fromkeys(names, 0)
+    for choice in chosen:
+        for name in choice.images:
+            names[name].append(choice.name)
+            free[name] += choice.free
+            total[name] += choice.total
+            if choice.free > most[name]:
+                most[name] = choice.free
+    out = []
+    for image in images:
+        name = image.name
+        if names[name]:
+            out.append(ImageChoice(image, tuple(names[name]), free[name], total[name], most[name]))
+            continue
+        reasons = [why for node in candidates for why in [image_runs(image, node)[1]] if why]
+        reason = summarise(reasons) if reasons else "no node can take this profile"
+        out.append(ImageChoice(image, (), 0, 0, 0, reason))
+    return tuple(out)
+
+
+def _default_image(profile: Profile, choices: Sequence[ImageChoice]) -> str:
+    """The profile's default if it runs on a node with room; else the newest that does."""
+    need = max(1, profile.gpu.count)
+    by_name = {c.image.name: c for c in choices}
+    preferred = by_name[profile.default_image]
+    if preferred.runs and (not profile.gpu.wants_gpu or preferred.max_free >= need):
+        return preferred.image.name
+    ranked = sorted(choices, key=lambda c: cuda_key(c.image.required_cuda or "0"), reverse=True)
+    for choice in ranked:
+        if choice.runs and (not profile.gpu.wants_gpu or choice.max_free >= need):
+            return choice.image.name
+    for choice in ranked:
+        if choice.runs:
+            return choice.image.name
+    return profile.default_image
+
+
+# ----------------------------------------------------------------------------------------------
+# a user's choice -> where the pod may go
+# ----------------------------------------------------------------------------------------------
+def plan(offer: Offer, image: str, count: int) -> Plan:
+    """Where a server of this profile, image and GPU count may be scheduled.
+
+    The nodes all run the image and offer the same resource (a pod requests one resource
+    name, so MIG ``single`` and ``mixed`` nodes, or renamed and unrenamed shared GPUs, are not
+    mixed); among the resources, the one with the most room wins.
+    """
+    choice = offer.image(image)
+    nodes = [c for c in offer.nodes if image in c.images]
+    if not offer.profile.gpu.wants_gpu:
+        return Plan(offer, choice.image, 0, None, tuple(c.name for c in nodes), 0)
+    groups: dict[str, list[NodeChoice]] = {}
+    for c in nodes:
+        if c.resource and c.total >= count:
+            groups.setdefault(c.resource, []).append(c)
+    if not groups:
+        return Plan(offer, choice.image, count, None, (), 0)
+    resource, members = max(
+        groups.items(),
+        key=lambda item: (
+            max(c.free for c in item[1]) >= count,
+            sum(c.free for c in item[1]),
+            item[0] == GPU,
+        ),
+    )
+    return Plan(
+        offer=offer,
+        image=choice.image,
+        count=count,
+        resource=resource,
+        nodes=tuple(c.name for c in members),
+        max_free=max(c.free for c in members),
+    )

@@ -1,0 +1,163 @@
+"""``gpu-devbox profiles``: the admin's dry run from kubectl output, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpu_devbox.catalog import default_catalog_text
+from gpu_devbox.cli import main
+from tests import k8s_objects as k
+
+NODES = [
+    k.gpu_node("v100-1", k.V100, driver="535.183.01", cuda="12.2"),
+    k.gpu_node("a100-1", k.A100, driver="550.54.15", cuda="12.4"),
+    k.gpu_node("h100-1", k.H100),
+    k.mig_mixed_node("mig-1", k.A100, {"1g.10gb": (7, 9728)}),
+    k.node("cpu-1"),
+]
+PODS = [*k.gpu_pods("h100-1", 8), *k.gpu_pods("a100-1", 3)]
+
+
+def kubectl_list(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """What `kubectl get ... -o json` prints."""
+    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[str, str]:
+    nodes, pods = tmp_path / "nodes.json", tmp_path / "pods.json"
+    nodes.write_text(json.dumps(kubectl_list(NODES)))
+    pods.write_text(json.dumps(kubectl_list(PODS)))
+    return str(nodes), str(pods)
+
+
+def test_the_table(files: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    nodes, pods = files
+    assert main(["profiles", "--nodes", nodes, "--pods", pods]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == f"5 nodes (4 with GPUs), 11 pods holding GPUs, from {nodes} and {pods}"
+    row = next(line for line in lines if line.startswith("gpu-1 "))
+    assert row.split()[:3] == ["gpu-1", "yes", "13/24"]
+    assert "cuda12-pytorch" in row
+    assert "shared-gpu  no" in out
+    assert "No node offers shared GPUs (time-slicing or MPS)." in out
+    assert (
+        "  a100-1 (A100-SXM4-80GB, driver 550.54.15, CUDA 12.4): 5 of 8 free; "
+        "runs cuda12-pytorch (minor_version), cuda12-base (minor_version)"
+    ) in lines
+    assert "  mig-1 (A100-SXM4-80GB, driver 580.65.06, CUDA 13.0): 7 of 7 free; runs" in out
+
+
+def test_json(files: tuple[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    nodes, pods = files
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(default_catalog_text())
+    assert (
+        main(["profiles", "--catalog", str(catalog), "--nodes", nodes, "--pods", pods, "--json"])
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["catalog"] == str(catalog)
+    assert data["cluster"] == {"nodes": 5, "gpu_nodes": 4, "gpu_pods": 11}
+    offers = {o["profile"]: o for o in data["offers"]}
+    assert (offers["gpu-1"]["free"], offers["gpu-1"]["total"], offers["gpu-1"]["max_count"]) == (
+        13,
+        24,
+        1,
+    )
+    assert offers["gpu-multi"]["max_count"] == 8
+    assert offers["mig-small"]["nodes"][0]["resource"] == "nvidia.com/mig-1g.10gb"
+    h100 = next(n for n in offers["gpu-1"]["nodes"] if n["name"] == "h100-1")
+    assert h100["best_image"] == "cuda13-pytorch"
+    assert h100["images"][0] == {"name": "cuda13-pytorch", "mechanism": "native"}
+    assert offers["shared-gpu"]["available"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--nodes", "{nodes}"], "give --nodes FILE and --pods FILE, or --kubeconfig PATH"),
+        (["--nodes", "{nodes}", "--pods", "{pods}", "--kubeconfig", "x"], "not both"),
+        (
+            ["--nodes", "{missing}", "--pods", "{pods}"],
+            "cannot read {missing}: No such file or directory",
+        ),
+        (
+            ["--nodes", "{garbage}", "--pods", "{pods}"],
+            "{garbage} is not JSON (Expecting property name",
+        ),
+        (["--nodes", "{pods}", "--pods", "{pods}"], "{pods}: items[0] is a Pod, not a Node"),
+        (["--nodes", "{nodes}", "--pods", "{object}"], "{object} is not a list with items"),
+        (
+            ["--catalog", "{garbage}", "--nodes", "{nodes}", "--pods", "{pods}"],
+            "invalid catalog: {garbage}:1: ",
+        ),
+        (
+            ["--catalog", "{bad_catalog}", "--nodes", "{nodes}", "--pods", "{pods}"],
+            "profiles[1].gpu.count: must be",
+        ),
+        (["--kubeconfig", "{missing}"], "cannot read {missing}: no such file"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    files: tuple[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    nodes, pods = files
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{{not json")
+    obj = tmp_path / "object.json"
+    obj.write_text(json.dumps(k.node("x")))
+    bad_catalog = tmp_path / "bad.yaml"
+    bad_catalog.write_text(default_catalog_text().replace("gpu: {count: 1}", "gpu: {count: 0}"))
+    names = {
+        "nodes": nodes,
+        "pods": pods,
+        "missing": str(tmp_path / "missing.json"),
+        "garbage": str(garbage),
+        "object": str(obj),
+        "bad_catalog": str(bad_catalog),
+    }
+    assert main(["profiles", *(a.format(**names) for a in args)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("gpu-devbox profiles: error: ")
+    assert message.format(**names) in err
+
+
+def test_kubeconfig_without_the_hub_extra_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text("{}")
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    assert main(["profiles", "--kubeconfig", str(config)]) == 2
+    assert (
+        "--kubeconfig needs the hub extra: pip install 'gpu-devbox[hub]'" in capsys.readouterr().err
+    )
+
+
+def test_the_cli_does_not_import_the_hub_side(files: tuple[str, str]) -> None:
+    nodes, pods = files
+    hub_side = "{'jupyterhub', 'kubespawner', 'kubernetes_asyncio', 'tornado'}"
+    code = (
+        "import sys; from gpu_devbox.cli import main; "
+        f"assert not ({hub_side} | {{'gpu_devbox_spawner'}}) & set(sys.modules); "
+        f"assert main(['profiles', '--nodes', {nodes!r}, '--pods', {pods!r}]) == 0; "
+        f"assert not {hub_side} & set(sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "gpu-1" in done.stdout
