@@ -57,7 +57,7 @@ def cpu_plan() -> Plan:
 
 def test_gpu_settings() -> None:
     settings = pod_settings(gpu_plan(), Baseline.capture(ADMIN))
-    assert settings["image"] == "gpu-devbox/notebook:cuda13.0-pytorch"
+    assert settings["image"] == "ghcr.io/gpu-devbox/pytorch-notebook:cuda-13.0"
     # limits only: the admin's other limits stay, their GPU entries are replaced
     assert settings["extra_resource_limits"] == {"ephemeral-storage": "20Gi", "nvidia.com/gpu": "2"}
     assert settings["extra_resource_guarantees"] == {}

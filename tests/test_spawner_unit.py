@@ -68,7 +68,7 @@ async def test_a_gpu_start_sets_every_pod_setting() -> None:
         extra_resource_limits={"nvidia.com/gpu": "0", "ephemeral-storage": "5Gi"}
     )
     await spawner.apply_catalog_options({"profile": "gpu-1"})
-    assert spawner.image == "gpu-devbox/notebook:cuda12.6-pytorch"  # the H100 is full
+    assert spawner.image == "ghcr.io/gpu-devbox/pytorch-notebook:cuda-12.6"  # the H100 is full
     assert spawner.extra_resource_limits == {"ephemeral-storage": "5Gi", "nvidia.com/gpu": "1"}
     pod = await spawner.get_pod_manifest()
     limits = pod.spec.containers[0].resources.limits

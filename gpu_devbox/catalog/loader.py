@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from gpu_devbox.catalog.build import check_builds, read_build
 from gpu_devbox.catalog.fields import CatalogError, FieldReader
 from gpu_devbox.catalog.model import (
     MIG_PATTERN,
@@ -129,7 +130,7 @@ class _Reader(FieldReader):
     def catalog(self, data: Any) -> Catalog:
         if data is None:
             raise self.fail("", "the catalog is empty; it needs images and profiles")
-        top = self.mapping(data, "", ("version", "images", "profiles", "defaults"))
+        top = self.mapping(data, "", ("version", "images", "profiles", "defaults", "build"))
         for key in ("images", "profiles"):
             if not top.get(key):
                 raise self.fail(key, "needs at least one entry")
@@ -145,6 +146,8 @@ class _Reader(FieldReader):
             if image.name in names:
                 raise self.fail(f"images[{i}].name", f"{image.name!r} is used by another image")
             names.add(image.name)
+        build = read_build(self, top.get("build"), "build")
+        check_builds(self, images, build)
         defaults = self.mapping(
             top.get("defaults") or {},
             "defaults",
@@ -170,7 +173,7 @@ class _Reader(FieldReader):
                         f"only one profile may be the default ({default_seen!r} already is)",
                     )
                 default_seen = profile.slug
-        return Catalog(images=images, profiles=profiles, source=self.source)
+        return Catalog(images=images, profiles=profiles, source=self.source, build=build)
 
     def image(self, value: Any, path: str) -> Image:
         raw = self.mapping(
@@ -185,6 +188,7 @@ class _Reader(FieldReader):
                 "flavor",
                 "frameworks",
                 "architectures",
+                "build",
             ),
             ("name", "reference"),
         )
@@ -221,6 +225,7 @@ class _Reader(FieldReader):
             flavor=self.name(raw.get("flavor", "base"), f"{path}.flavor"),
             frameworks=frameworks,
             architectures=architectures,
+            build=self.boolean(raw.get("build", False), f"{path}.build"),
         )
 
     def framework(self, value: Any, path: str) -> Framework:

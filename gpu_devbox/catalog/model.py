@@ -20,6 +20,15 @@ NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ARCH_PATTERN = re.compile(r"^(sm|compute)_(\d{2,3})([af]?)$")
 #: A MIG profile as the device plugin names its resources: ``1g.10gb``, ``3g.40gb``, ``1g.5gb+me``.
 MIG_PATTERN = re.compile(r"^[1-8]g\.\d{1,3}gb(\+me)?$")
+#: What ``images/Dockerfile`` builds: its final stages, one per flavor.
+BUILD_FLAVORS = ("base", "pytorch")
+#: An Ubuntu-based nvidia/cuda tag: ``13.0.2-cudnn-runtime-ubuntu24.04``.
+CUDA_BASE_TAG = re.compile(
+    r"^(?P<release>\d{1,2}\.\d{1,2}\.\d{1,3})-(?P<variant>[a-z][a-z0-9-]*?)"
+    r"-ubuntu(?P<ubuntu>\d{2}\.\d{2})$"
+)
+#: The tag of an Ubuntu image: ``24.04``.
+UBUNTU_TAG = re.compile(r"^(?P<ubuntu>\d{2}\.\d{2})$")
 
 
 class GPUKind(str, enum.Enum):
@@ -94,6 +103,9 @@ class Image:
     frameworks: tuple[Framework, ...] = ()
     #: Architectures its GPU code was compiled for; empty when unknown or not applicable.
     architectures: tuple[Architecture, ...] = ()
+    #: Built by gpu-devbox from ``images/Dockerfile`` on the catalog's build base for its CUDA
+    #: line (see :class:`BuildSettings`); ``False`` for images built elsewhere.
+    build: bool = False
 
     @property
     def label(self) -> str:
@@ -121,6 +133,64 @@ class Image:
         if not versions:
             return None
         return max(versions, key=cuda_key)
+
+
+def split_reference(reference: str) -> tuple[str, str | None, str | None]:
+    """``ghcr.io/o/nb:cuda-13.0@sha256:...`` -> (``ghcr.io/o/nb``, ``cuda-13.0``, digest)."""
+    rest, _, digest = reference.partition("@")
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > slash:
+        return rest[:colon], rest[colon + 1 :], digest or None
+    return rest, None, digest or None
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildBase:
+    """The image one CUDA line's images are built on; ``cuda`` ``None`` is the CPU line."""
+
+    #: ``"13.0"``-style CUDA line, ``None`` for the CPU images.
+    cuda: str | None
+    #: The base image reference: ``nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04`` for a CUDA
+    #: line, ``ubuntu:24.04`` for the CPU line.
+    image: str
+
+    @property
+    def release(self) -> str | None:
+        """The base's full CUDA release (``"13.0.2"``); ``None`` for the CPU line."""
+        match = CUDA_BASE_TAG.match(split_reference(self.image)[1] or "")
+        return match.group("release") if match and self.cuda else None
+
+    @property
+    def variant(self) -> str | None:
+        """The nvidia/cuda flavor of the base (``"cudnn-runtime"``); ``None`` for the CPU line."""
+        match = CUDA_BASE_TAG.match(split_reference(self.image)[1] or "")
+        return match.group("variant") if match and self.cuda else None
+
+    @property
+    def ubuntu(self) -> str:
+        """The Ubuntu release of the base (``"24.04"``)."""
+        tag = split_reference(self.image)[1] or ""
+        match = CUDA_BASE_TAG.match(tag) or UBUNTU_TAG.match(tag)
+        return match.group("ubuntu") if match else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildSettings:
+    """How gpu-devbox builds the catalog's ``build: true`` images from ``images/Dockerfile``."""
+
+    #: The Python version installed in every image (``"3.12"``).
+    python: str
+    #: One base per CUDA line (and at most one for the CPU line).
+    bases: tuple[BuildBase, ...]
+    #: Platforms every image is built for (``linux/amd64``, ``linux/arm64``).
+    platforms: tuple[str, ...] = ("linux/amd64",)
+    #: PyTorch's wheel index; ``/cu126``, ``/cu130`` or ``/cpu`` is appended per image.
+    torch_index: str = "https://download.pytorch.org/whl"
+
+    def base_for(self, cuda: str | None) -> BuildBase | None:
+        """The base of a CUDA line (``None``: the CPU line), if the catalog has one."""
+        return next((b for b in self.bases if b.cuda == cuda), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,6 +301,8 @@ class Catalog:
     profiles: tuple[Profile, ...]
     #: Where it was read from, for messages.
     source: str = "<catalog>"
+    #: How the ``build: true`` images are built; ``None`` when the catalog builds none.
+    build: BuildSettings | None = None
     _images_by_name: Mapping[str, Image] = dataclasses.field(
         default_factory=dict, repr=False, compare=False
     )

@@ -1,0 +1,161 @@
+"""Build the notebook images from the catalog: the CI matrix, the tags, the bake file, the
+base-image lifecycle audit and the README's driver table, all generated from the catalog's
+"build: true" images (see images/README.md).
+
+  gpu-devbox images matrix                       the build matrix as JSON (CI)
+  gpu-devbox images tags cuda13-pytorch --sha S  every tag of one image, one per line
+  gpu-devbox images bake --sha S > bake.json     a file for `docker buildx bake -f bake.json`
+  gpu-devbox images audit                        are the nvidia/cuda bases still supported?
+  gpu-devbox images docs                         the "which image for which driver" table
+
+Exit status: 0 on success, 1 when the audit finds a base past end of life, 2 on bad input
+(an unreadable or invalid catalog, an unknown image, a bad --sha/--version/--registry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gpu_devbox.cli import CliError
+from gpu_devbox.cli.common import bounded_int, print_json
+
+if TYPE_CHECKING:
+    from gpu_devbox.images.plan import ImageBuild
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare ``gpu-devbox images`` and its subcommands."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    sub = parser.add_subparsers(dest="images_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        child: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+        child.add_argument(
+            "--catalog",
+            metavar="FILE",
+            help="the catalog YAML (default: the catalog gpu-devbox ships)",
+        )
+        return child
+
+    def registry(child: argparse.ArgumentParser) -> None:
+        child.add_argument(
+            "--registry",
+            metavar="PREFIX",
+            help="push to PREFIX/<repository name> instead of the catalog's registry and owner "
+            "(e.g. ghcr.io/me, localhost)",
+        )
+
+    matrix = command("matrix", "print the build matrix as JSON ({'include': [...]})")
+    registry(matrix)
+    matrix.add_argument("--cuda", metavar="X.Y", help="only this CUDA line ('cpu': the CPU image)")
+
+    tags = command("tags", "print every tag of one image, one full reference per line")
+    tags.add_argument("image", metavar="IMAGE", help="the catalog name of a build: true image")
+    tags.add_argument("--sha", required=True, help="the git commit being built")
+    tags.add_argument("--version", help="a release version (adds vV-cuda-X.Y)")
+    tags.add_argument("--json", action="store_true", help="print a JSON list")
+    registry(tags)
+
+    bake = command("bake", "print a docker buildx bake file (JSON) with one target per image")
+    bake.add_argument("--sha", help="the git commit being built (adds cuda-X.Y-<sha7> tags)")
+    bake.add_argument("--version", help="a release version (adds vV-cuda-X.Y tags)")
+    bake.add_argument("--created", metavar="TIME", help="the OCI created label (default: now)")
+    bake.add_argument("--cuda", metavar="X.Y", help="only this CUDA line ('cpu': the CPU image)")
+    registry(bake)
+
+    audit = command(
+        "audit", "judge each image's nvidia/cuda base under NVIDIA's container support policy"
+    )
+    audit.add_argument(
+        "--today", metavar="YYYY-MM-DD", help="judge as of this date (default: today, UTC)"
+    )
+    audit.add_argument(
+        "--warn-days",
+        metavar="DAYS",
+        type=bounded_int(0, 3650),
+        default=90,
+        help="report an end of life this many days ahead (default 90)",
+    )
+    audit.add_argument("--json", action="store_true", help="print the findings as JSON")
+
+    docs = command("docs", "print the README's 'which image for which driver' table (Markdown)")
+    docs.add_argument(
+        "--update",
+        metavar="FILE",
+        help="rewrite the table between its markers in FILE (images/README.md) instead",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one ``gpu-devbox images`` subcommand."""
+    from gpu_devbox._version import __version__
+    from gpu_devbox.catalog import CatalogError, default_catalog, load_catalog
+    from gpu_devbox.images import bake, plan
+
+    try:
+        catalog = load_catalog(args.catalog) if args.catalog else default_catalog()
+    except CatalogError as exc:
+        raise CliError(str(exc)) from None
+    command = args.images_command
+    try:
+        if command == "audit":
+            from gpu_devbox.images import audit
+
+            return audit.main(
+                catalog, today=args.today, warn_days=args.warn_days, as_json=args.json
+            )
+        everything = plan.plan(catalog, registry=getattr(args, "registry", None))
+        builds = everything
+        if getattr(args, "cuda", None) is not None:
+            builds = plan.plan(catalog, registry=args.registry, cuda=args.cuda)
+        if command == "matrix":
+            print_json(bake.matrix(builds))
+        elif command == "tags":
+            build = plan.find(everything, args.image)
+            refs = plan.references(build, everything, sha=args.sha, version=args.version)
+            if args.json:
+                print_json(refs)
+            else:
+                sys.stdout.write("".join(f"{ref}\n" for ref in refs))
+        elif command == "bake":
+            document = bake.bake(
+                builds,
+                everything,
+                sha=plan.check_sha(args.sha) if args.sha else None,
+                version=plan.check_version(args.version) if args.version else None,
+                package_version=__version__,
+                created=bake.check_created(args.created) if args.created else None,
+            )
+            print_json(document)
+        elif command == "docs":
+            return _docs(everything, args.update)
+    except plan.ImagesError as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
+def _docs(builds: tuple[ImageBuild, ...], update: str | None) -> int:
+    from gpu_devbox.images import docs
+
+    if update is None:
+        sys.stdout.write(docs.table(builds))
+        return 0
+    path = Path(update)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {update}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        new = docs.replace_block(text, builds)
+    except ValueError as exc:
+        raise CliError(f"{update}: {exc}") from None
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+        print(f"updated the table in {update}")
+    else:
+        print(f"the table in {update} is current")
+    return 0

@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Smoke test of a gpu-devbox environment: a built image, a venv, a JupyterHub user's server.
+
+  python smoke_test.py                 any environment with gpu-devbox installed
+  python smoke_test.py --image         inside a gpu-devbox image: also its conventions
+  python smoke_test.py --expect-gpu    on a GPU host: a missing GPU is a failure, not a skip
+
+Checks: gpu-devbox imports; ``jupyter server extension list`` and ``jupyter labextension
+list`` show it enabled and OK; a Jupyter server starts and ``/gpu-devbox/api/status``
+answers; ``gpu-devbox doctor`` runs; PyTorch (when installed) multiplies matrices on the CPU
+and, on a GPU host, on the GPU. GPU parts are reported as skipped where there is no GPU.
+``--image`` adds: PID 1 is tini, the user is not root, home and venv are writable, the
+NVIDIA and GPU_DEVBOX_BASE_IMAGE variables are set, and the HEALTHCHECK command passes.
+
+Exit status: 0 when nothing failed, 1 otherwise. Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+RESULTS: list[dict[str, str]] = []
+
+
+def report(name: str, status: str, detail: str) -> None:
+    """Record and print one check's outcome (``pass``, ``fail`` or ``skip``)."""
+    RESULTS.append({"check": name, "status": status, "detail": detail})
+    print(f"{status.upper():4}  {name}: {detail}", file=sys.stderr, flush=True)
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def run(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run a command (colours stripped); a missing program or a timeout gives code 127 or 124."""
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        result.stdout, result.stderr = ANSI.sub("", result.stdout), ANSI.sub("", result.stderr)
+        return result
+    except FileNotFoundError:
+        return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: command not found")
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, 124, "", f"timed out after {timeout:.0f} s")
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+# -- the package and its extensions --------------------------------------------------------------
+
+
+def check_import() -> str | None:
+    try:
+        import gpu_devbox
+    except ImportError as exc:
+        report("import", "fail", f"gpu_devbox does not import: {exc}")
+        return None
+    report("import", "pass", f"gpu_devbox {gpu_devbox.__version__} from {gpu_devbox.__path__[0]}")
+    return str(gpu_devbox.__version__)
+
+
+def check_server_extension() -> None:
+    result = run(["jupyter", "server", "extension", "list"])
+    lines = (result.stdout + result.stderr).splitlines()
+    enabled = any(re.match(r"\s*gpu_devbox\s+enabled\b", ln) for ln in lines)
+    ok = next((ln.strip() for ln in lines if re.match(r"\s*gpu_devbox\s+\S+\s+OK\b", ln)), "")
+    if result.returncode == 0 and enabled and ok:
+        report("server extension", "pass", f"jupyter server extension list: enabled, {ok}")
+    else:
+        shown = next((ln.strip() for ln in lines if "gpu_devbox" in ln), "") or last_line(
+            result.stderr
+        )
+        report("server extension", "fail", f"gpu_devbox is not enabled and OK: {shown!r}")
+
+
+def lab_extension_name() -> str | None:
+    """The Lab extension's npm name when this gpu-devbox build ships one."""
+    spec = importlib.util.find_spec("gpu_devbox")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        package = Path(location, "labextension", "package.json")
+        if package.is_file():
+            return str(json.loads(package.read_text())["name"])
+    return None
+
+
+def check_lab_extension() -> None:
+    name = lab_extension_name()
+    if name is None:
+        report(
+            "lab extension",
+            "skip",
+            "this gpu-devbox build ships no Lab extension (gpu_devbox/labextension is absent)",
+        )
+        return
+    result = run(["jupyter", "labextension", "list"])
+    text = result.stdout + result.stderr
+    line = next((ln for ln in text.splitlines() if name in ln), "")
+    if result.returncode == 0 and "enabled" in line and "OK" in line:
+        report("lab extension", "pass", f"jupyter labextension list: {line.strip()}")
+    else:
+        shown = line.strip() or last_line(text) or f"exit {result.returncode}"
+        report("lab extension", "fail", f"{name} is not enabled and OK: {shown}")
+
+
+# -- a real server ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get_json(url: str, token: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - local server
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), None
+    except (OSError, ValueError):
+        return 0, None
+
+
+def check_server(version: str | None, in_image: bool) -> dict[str, Any] | None:
+    """Start ``jupyter server``, ask for the status, run the healthcheck; the status document."""
+    port, token = free_port(), secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="gpu-devbox-smoke-") as tmp:
+        env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(Path(tmp, "runtime")))
+        argv = [
+            "jupyter", "server", "--no-browser", f"--ServerApp.port={port}",
+            "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={tmp}", "--ServerApp.port_retries=0",
+        ]  # fmt: skip
+        if os.geteuid() == 0:
+            argv.append("--allow-root")
+        log = Path(tmp, "server.log")
+        with log.open("w") as out:
+            server = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            status, document = 0, None
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and server.poll() is None:
+                status, document = get_json(f"http://127.0.0.1:{port}/gpu-devbox/api/status", token)
+                if status == 200:
+                    break
+                time.sleep(0.5)
+            if status != 200 or not isinstance(document, dict):
+                why = (
+                    f"exited with {server.returncode}" if server.poll() is not None else "timed out"
+                )
+                report("server", "fail", f"/gpu-devbox/api/status: {status or why}; log: "
+                       f"{last_line(log.read_text())}")  # fmt: skip
+                return None
+            served = document.get("version")
+            if version is not None and served != version:
+                report("server", "fail", f"the server runs gpu-devbox {served}, not {version}")
+                return None
+            nvml = document.get("nvml", {})
+            seen = "NVML available" if nvml.get("available") else f"NVML: {nvml.get('reason_code')}"
+            report("server", "pass", f"/gpu-devbox/api/status answered 200 ({seen}, "
+                   f"{document.get('gpu_count')} GPU(s))")  # fmt: skip
+            check_healthcheck(env, in_image)
+            return document
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
+
+
+def check_healthcheck(env: dict[str, str], in_image: bool) -> None:
+    exe = shutil.which("gpu-devbox-healthcheck")
+    if exe is None:
+        status = "fail" if in_image else "skip"
+        report("healthcheck", status, "gpu-devbox-healthcheck is not on PATH (not in an image)")
+        return
+    try:
+        result = subprocess.run(
+            [exe], capture_output=True, text=True, timeout=30, env=env, check=False
+        )
+    except subprocess.TimeoutExpired:
+        report("healthcheck", "fail", "gpu-devbox-healthcheck did not answer within 30 s")
+        return
+    status = "pass" if result.returncode == 0 else "fail"
+    report("healthcheck", status, last_line(result.stdout + result.stderr))
+
+
+# -- the doctor and the GPU --------------------------------------------------------------------
+
+
+def check_doctor(expect_gpu: bool) -> None:
+    probe = run(["gpu-devbox", "doctor", "--help"], timeout=60)
+    if probe.returncode != 0:
+        if "invalid choice" in probe.stderr:
+            report("doctor", "skip", "this gpu-devbox build has no 'gpu-devbox doctor'")
+        else:
+            report("doctor", "fail", f"gpu-devbox doctor --help: {last_line(probe.stderr)}")
+        return
+    result = run(["gpu-devbox", "doctor", "--json"], timeout=300)
+    try:
+        document = json.loads(result.stdout)
+    except ValueError:
+        report("doctor", "fail", f"exit {result.returncode}, no JSON: {last_line(result.stderr)}")
+        return
+    if result.returncode not in (0, 1) or not isinstance(document, dict):
+        report("doctor", "fail", f"exit {result.returncode}: {last_line(result.stderr)}")
+        return
+    verdict = document.get("status", "?")
+    counts: dict[str, int] = {}
+    for check in document.get("checks", []):
+        counts[check.get("status", "?")] = counts.get(check.get("status", "?"), 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no checks"
+    ok = result.returncode == 0 or not expect_gpu
+    report("doctor", "pass" if ok else "fail", f"ran; verdict {verdict} ({summary})")
+
+
+TORCH_PROBE = r"""
+import json, torch
+a = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
+b = torch.randn(256, 256, generator=torch.Generator().manual_seed(1))
+cpu = a @ b
+out = {"version": torch.__version__, "cuda": torch.version.cuda,
+       "available": torch.cuda.is_available(), "cpu_ok": bool(torch.isfinite(cpu).all())}
+if out["available"]:
+    gpu = (a.cuda() @ b.cuda()).cpu()
+    out["device"] = torch.cuda.get_device_name(0)
+    out["gpu_ok"] = bool(torch.allclose(gpu, cpu, rtol=1e-3, atol=1e-2))
+print(json.dumps(out))
+"""
+
+
+def check_torch(gpus: int) -> None:
+    if importlib.util.find_spec("torch") is None:
+        report("torch", "skip", "PyTorch is not installed (a base image)")
+        if gpus:
+            report("torch on GPU", "skip", "PyTorch is not installed")
+        return
+    result = run([sys.executable, "-c", TORCH_PROBE], timeout=300)
+    try:
+        probe = json.loads(last_line(result.stdout))
+    except ValueError:
+        report("torch", "fail", f"exit {result.returncode}: {last_line(result.stderr)}")
+        return
+    built = f"torch {probe['version']} (CUDA {probe['cuda'] or 'none, a CPU build'})"
+    report("torch", "pass" if probe["cpu_ok"] else "fail", f"{built}: a CPU matmul works")
+    if not gpus:
+        report("torch on GPU", "skip", "no NVIDIA GPU is visible here")
+    elif not probe["available"]:
+        report("torch on GPU", "fail", f"{gpus} GPU(s) visible but torch.cuda.is_available() "
+               "is False (see gpu-devbox doctor)")  # fmt: skip
+    else:
+        ok = probe.get("gpu_ok")
+        detail = f"a matmul on {probe['device']} {'matches' if ok else 'DIFFERS FROM'} the CPU's"
+        report("torch on GPU", "pass" if ok else "fail", detail)
+
+
+# -- image conventions -----------------------------------------------------------------------------
+
+
+def check_image() -> None:
+    try:
+        init = Path("/proc/1/cmdline").read_bytes().split(b"\0")[0].decode()
+    except OSError:
+        init = ""
+    report("PID 1", "pass" if Path(init).name.startswith("tini") else "fail", f"PID 1 is {init!r}")
+    uid = os.getuid()
+    report("user", "pass" if uid != 0 else "fail", f"uid {uid}, gid {os.getgid()}")
+    for what, path in (("home", Path.home()), ("venv", Path(sys.prefix))):
+        writable = os.access(path, os.W_OK)
+        report(f"{what} writable", "pass" if writable else "fail", f"{path}")
+    for name in ("NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "GPU_DEVBOX_BASE_IMAGE"):
+        value = os.environ.get(name)
+        report(name, "pass" if value else "fail", value or "is not set")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--image", action="store_true", help="also check the image conventions")
+    parser.add_argument("--expect-gpu", action="store_true", help="fail when no GPU is visible")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    args = parser.parse_args(argv)
+
+    version = check_import()
+    if version is not None:
+        check_server_extension()
+        check_lab_extension()
+    if args.image:
+        check_image()
+    status = check_server(version, args.image) if version is not None else None
+    gpus = int(status.get("gpu_count") or 0) if status else 0
+    if status is not None and args.expect_gpu and not gpus:
+        report("GPU", "fail", "--expect-gpu, but NVML sees no GPU")
+    if version is not None:
+        check_doctor(args.expect_gpu)
+    check_torch(gpus)
+
+    failed = [r["check"] for r in RESULTS if r["status"] == "fail"]
+    verdict = f"FAILED: {', '.join(failed)}" if failed else "passed"
+    print(f"smoke test {verdict} ({len(RESULTS)} checks)", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"ok": not failed, "results": RESULTS}))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

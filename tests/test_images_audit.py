@@ -1,0 +1,195 @@
+"""`gpu-devbox images audit`: each nvidia/cuda base judged on a date, from the doctor's table."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gpu_devbox.catalog import default_catalog, default_catalog_text
+from gpu_devbox.cuda import lifecycle, tables
+from gpu_devbox.cuda.versions import parse_cuda
+from gpu_devbox.images import audit
+
+EXE = shutil.which("gpu-devbox") or ""
+day = datetime.date.fromisoformat
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    assert EXE, "the gpu-devbox command is not installed"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPU_DEVBOX_")}
+    return subprocess.run(
+        [EXE, "images", "audit", *args],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+
+
+# The facts these cases rest on, all in gpu_devbox/cuda/data/cuda_containers.json:
+# 12.6 images are anchored to R535 (EOL June 2026), deleted six months later [Proj];
+# 13.0 shipped with R580 (EOL June 2028) [Proj]; 12.6.2 is EOL since 2024-12-03 and was
+# deleted 2025-06-03 [P, container_tags.xlsx]; 13.0.2 is the latest 13.0 release [P];
+# 11.x is EOL since CUDA 13 shipped (Aug 2025) [Proj]; 12.9 stays supported until CUDA 14.
+CASES = [
+    ("12.6.3", "2026-01-15", "supported", "2026-06-01", "2026-12-01"),
+    ("12.6.3", "2026-04-01", "expiring", "2026-06-01", "2026-12-01"),
+    ("12.6.3", "2026-06-01", "eol", "2026-06-01", "2026-12-01"),
+    ("12.6.3", "2026-11-22", "eol", "2026-06-01", "2026-12-01"),
+    ("12.6.3", "2026-12-01", "deleted", "2026-06-01", "2026-12-01"),
+    ("12.6.2", "2024-06-01", "not-latest", "2026-06-01", "2026-12-01"),
+    ("12.6.2", "2025-01-10", "eol", "2024-12-03", "2025-06-03"),
+    ("12.6.2", "2025-06-03", "deleted", "2024-12-03", "2025-06-03"),
+    ("13.0.2", "2026-11-22", "supported", "2028-06-01", "2028-12-01"),
+    ("13.0.1", "2026-11-22", "not-latest", "2028-06-01", "2028-12-01"),
+    ("13.0.2", "2028-04-01", "expiring", "2028-06-01", "2028-12-01"),
+    ("12.9.1", "2026-11-22", "supported", None, None),
+    ("11.8.0", "2025-10-01", "eol", "2025-08-01", "2026-02-01"),
+    ("11.8.0", "2026-11-22", "deleted", "2025-08-01", "2026-02-01"),
+    ("12.8.1", "2026-03-01", "eol", "2026-02-01", "2026-08-01"),
+    ("14.0.0", "2026-11-22", "unknown", None, None),
+]
+
+
+@pytest.mark.parametrize(("release", "today", "state", "eol", "deletion"), CASES)
+def test_judge(release: str, today: str, state: str, eol: str | None, deletion: str | None) -> None:
+    got = audit.judge(release, day(today))
+    assert got[0] == state
+    assert got[1] == (day(eol) if eol else None)
+    assert got[2] == (day(deletion) if deletion else None)
+
+
+def test_projected_dates_are_flagged() -> None:
+    assert audit.judge("12.6.3", day("2026-11-22"))[4] is True
+    assert audit.judge("12.6.2", day("2025-01-10"))[4] is False  # a published date
+    assert audit.judge("13.0.1", day("2026-11-22"))[3] == "13.0.2"  # the latest point release
+
+
+def releases_the_tables_know() -> list[str]:
+    table = tables.load("cuda_containers")
+    found = {entry["release"] for entry in table.document["latest"]}
+    found |= {row["cuda"] for row in table.rows if len(parse_cuda(row["cuda"]) or ()) == 3}
+    # One release below each latest one (not the latest point release).
+    for entry in table.document["latest"]:
+        major, minor, patch = parse_cuda(entry["release"]) or (0, 0, 0)
+        if patch:
+            found.add(f"{major}.{minor}.{patch - 1}")
+    return sorted(found, key=lambda r: parse_cuda(r) or ())
+
+
+def test_the_audit_and_the_doctor_agree_on_every_release_and_month() -> None:
+    """Same table, same reading: what the audit fails, the doctor warns about, and back."""
+    expected = {
+        "supported": "pass",
+        "expiring": "pass",
+        "not-latest": "warn",
+        "eol": "warn",
+        "deleted": "warn",
+        "unknown": "skip",
+    }
+    months = [day(f"{y}-{m:02d}-15") for y in range(2024, 2030) for m in range(1, 13)]
+    checked = 0
+    for release in releases_the_tables_know():
+        for today in months:
+            state = audit.judge(release, today)[0]
+            doctor = lifecycle.assess(release, "test", None, today).status
+            assert doctor == expected[state], (release, today, state, doctor)
+            checked += 1
+    assert checked > 1000
+
+
+def test_the_shipped_catalog_on_the_day_the_tables_were_written() -> None:
+    as_of = day(tables.load("cuda_containers").as_of)
+    statuses = {s.release: s for s in audit.audit(default_catalog(), as_of)}
+    assert set(statuses) == {"12.6.3", "13.0.2"}  # the CPU image has no nvidia/cuda base
+    assert statuses["13.0.2"].state == "supported"
+    assert statuses["13.0.2"].images == ("cuda13-base", "cuda13-pytorch")
+    # The catalog's CUDA 12.6 line is past its (projected) end of life: the audit says so,
+    # names the deletion date and a supported release to move to.
+    cuda12 = statuses["12.6.3"]
+    assert cuda12.failed
+    assert cuda12.projected
+    assert cuda12.deletion == day("2026-12-01")
+    assert "12.9.1" in cuda12.remedy
+    assert "support-policy.md" in cuda12.source
+
+
+def test_cli_fails_past_end_of_life_and_passes_before() -> None:
+    late = cli("--today", "2026-11-22")
+    assert late.returncode == 1, late.stderr
+    assert late.stderr == ""
+    lines = late.stdout.splitlines()
+    assert lines[0].startswith("nvidia/cuda bases of gpu_devbox/catalog/default-catalog.yaml")
+    assert any(
+        line.startswith("x nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 (cuda12-base, ")
+        and "END OF LIFE since 2026-06-01; deletion due 2026-12-01" in line
+        for line in lines
+    )
+    assert lines[-1] == "audit FAILED: 1 base(s) past end of life"
+    early = cli("--today", "2026-01-15")
+    assert early.returncode == 0, early.stdout
+    assert early.stdout.splitlines()[-1] == "audit passed: none past end of life"
+    soon = cli("--today", "2026-04-01")
+    assert soon.returncode == 0
+    assert "! nvidia/cuda:12.6.3" in soon.stdout
+    assert "supported, end of life soon until 2026-06-01" in soon.stdout
+    quiet = cli("--today", "2026-04-01", "--warn-days", "30")
+    assert "+ nvidia/cuda:12.6.3" in quiet.stdout
+
+
+def test_cli_json() -> None:
+    result = cli("--today", "2026-12-02", "--json")
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert document["ok"] is False
+    assert document["today"] == "2026-12-02"
+    bases = {b["release"]: b for b in document["bases"]}
+    assert bases["12.6.3"]["state"] == "deleted"
+    assert bases["12.6.3"]["deletion"] == "2026-12-01"
+    assert bases["12.6.3"]["failed"] is True
+    assert bases["13.0.2"]["failed"] is False
+
+
+def test_a_catalog_on_supported_bases_passes(tmp_path: Path) -> None:
+    text = (
+        default_catalog_text()
+        .replace(
+            "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04",
+            "nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04",
+        )
+        .replace('"12.6"', '"12.9"')
+        .replace("cuda-12.6", "cuda-12.9")
+    )
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    result = cli("--catalog", str(path), "--today", "2026-11-22")
+    assert result.returncode == 0, result.stdout
+    assert "+ nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04" in result.stdout
+
+
+def test_an_old_point_release_is_reported_but_does_not_fail(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(default_catalog_text().replace("13.0.2-cudnn", "13.0.1-cudnn"))
+    result = cli("--catalog", str(path), "--today", "2026-01-15")
+    assert result.returncode == 0
+    assert "! nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04" in result.stdout
+    assert "not the latest point release; latest is 13.0.2" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--today", "22/11/2026"], "--today '22/11/2026' is not a date"),
+        (["--warn-days", "-1"], "outside the allowed range"),
+        (["--catalog", "/nonexistent.yaml"], "cannot read the catalog"),
+    ],
+)
+def test_bad_input(args: list[str], words: str) -> None:
+    result = cli(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert words in result.stderr
