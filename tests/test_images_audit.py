@@ -11,13 +11,29 @@ from pathlib import Path
 
 import pytest
 
-from gpu_devbox.catalog import default_catalog, default_catalog_text
+from gpu_devbox.catalog import default_catalog, default_catalog_text, load_catalog
 from gpu_devbox.cuda import lifecycle, tables
 from gpu_devbox.cuda.versions import parse_cuda
 from gpu_devbox.images import audit
 
 EXE = shutil.which("gpu-devbox") or ""
 day = datetime.date.fromisoformat
+
+
+def on_cuda_12_6(tmp_path: Path) -> Path:
+    """The default catalog with its CUDA 12 line on the 12.6.3 base (end of life in June 2026)."""
+    text = (
+        default_catalog_text()
+        .replace(
+            "nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04",
+            "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04",
+        )
+        .replace('cuda: "12.9"', 'cuda: "12.6"')
+        .replace("cuda-12.9", "cuda-12.6")
+    )
+    path = tmp_path / "on-12.6.yaml"
+    path.write_text(text)
+    return path
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -101,14 +117,23 @@ def test_the_audit_and_the_doctor_agree_on_every_release_and_month() -> None:
     assert checked > 1000
 
 
-def test_the_shipped_catalog_on_the_day_the_tables_were_written() -> None:
+def test_the_shipped_catalog_passes_its_own_audit_when_the_tables_were_written() -> None:
     as_of = day(tables.load("cuda_containers").as_of)
     statuses = {s.release: s for s in audit.audit(default_catalog(), as_of)}
-    assert set(statuses) == {"12.6.3", "13.0.2"}  # the CPU image has no nvidia/cuda base
-    assert statuses["13.0.2"].state == "supported"
+    assert set(statuses) == {"12.9.1", "13.0.2"}  # the CPU image has no nvidia/cuda base
+    assert {s.state for s in statuses.values()} == {"supported"}
     assert statuses["13.0.2"].images == ("cuda13-base", "cuda13-pytorch")
-    # The catalog's CUDA 12.6 line is past its (projected) end of life: the audit says so,
-    # names the deletion date and a supported release to move to.
+    assert statuses["12.9.1"].images == ("cuda12-base", "cuda12-pytorch")
+
+
+def test_a_catalog_on_an_end_of_life_base_fails(tmp_path: Path) -> None:
+    as_of = day(tables.load("cuda_containers").as_of)
+    catalog = load_catalog(on_cuda_12_6(tmp_path))
+    statuses = {s.release: s for s in audit.audit(catalog, as_of)}
+    assert set(statuses) == {"12.6.3", "13.0.2"}
+    assert statuses["13.0.2"].state == "supported"
+    # A CUDA 12.6 line is past its (projected) end of life: the audit says so, names the
+    # deletion date and a supported release to move to.
     cuda12 = statuses["12.6.3"]
     assert cuda12.failed
     assert cuda12.projected
@@ -117,31 +142,40 @@ def test_the_shipped_catalog_on_the_day_the_tables_were_written() -> None:
     assert "support-policy.md" in cuda12.source
 
 
-def test_cli_fails_past_end_of_life_and_passes_before() -> None:
-    late = cli("--today", "2026-11-22")
+def test_cli_fails_past_end_of_life_and_passes_before(tmp_path: Path) -> None:
+    path = str(on_cuda_12_6(tmp_path))
+    late = cli("--catalog", path, "--today", "2026-11-22")
     assert late.returncode == 1, late.stderr
     assert late.stderr == ""
     lines = late.stdout.splitlines()
-    assert lines[0].startswith("nvidia/cuda bases of gpu_devbox/catalog/default-catalog.yaml")
+    assert lines[0].startswith(f"nvidia/cuda bases of {path}")
     assert any(
         line.startswith("x nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 (cuda12-base, ")
         and "END OF LIFE since 2026-06-01; deletion due 2026-12-01" in line
         for line in lines
     )
     assert lines[-1] == "audit FAILED: 1 base(s) past end of life"
-    early = cli("--today", "2026-01-15")
+    early = cli("--catalog", path, "--today", "2026-01-15")
     assert early.returncode == 0, early.stdout
     assert early.stdout.splitlines()[-1] == "audit passed: none past end of life"
-    soon = cli("--today", "2026-04-01")
+    soon = cli("--catalog", path, "--today", "2026-04-01")
     assert soon.returncode == 0
     assert "! nvidia/cuda:12.6.3" in soon.stdout
     assert "supported, end of life soon until 2026-06-01" in soon.stdout
-    quiet = cli("--today", "2026-04-01", "--warn-days", "30")
+    quiet = cli("--catalog", path, "--today", "2026-04-01", "--warn-days", "30")
     assert "+ nvidia/cuda:12.6.3" in quiet.stdout
 
 
-def test_cli_json() -> None:
-    result = cli("--today", "2026-12-02", "--json")
+def test_the_shipped_catalog_fails_once_its_bases_reach_end_of_life() -> None:
+    # 13.0 images follow R580 (EOL June 2028) [Proj]; CI starts failing on that day.
+    assert cli("--today", "2028-05-31").returncode == 0
+    late = cli("--today", "2028-06-01")
+    assert late.returncode == 1
+    assert "x nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04" in late.stdout
+
+
+def test_cli_json(tmp_path: Path) -> None:
+    result = cli("--catalog", str(on_cuda_12_6(tmp_path)), "--today", "2026-12-02", "--json")
     assert result.returncode == 1
     document = json.loads(result.stdout)
     assert document["ok"] is False
@@ -153,19 +187,8 @@ def test_cli_json() -> None:
     assert bases["13.0.2"]["failed"] is False
 
 
-def test_a_catalog_on_supported_bases_passes(tmp_path: Path) -> None:
-    text = (
-        default_catalog_text()
-        .replace(
-            "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04",
-            "nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04",
-        )
-        .replace('"12.6"', '"12.9"')
-        .replace("cuda-12.6", "cuda-12.9")
-    )
-    path = tmp_path / "c.yaml"
-    path.write_text(text)
-    result = cli("--catalog", str(path), "--today", "2026-11-22")
+def test_the_shipped_catalog_passes_today() -> None:
+    result = cli("--today", "2026-11-22")
     assert result.returncode == 0, result.stdout
     assert "+ nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04" in result.stdout
 

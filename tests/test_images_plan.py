@@ -67,8 +67,8 @@ def test_the_shipped_catalog_plans_its_five_images() -> None:
     builds = plan.plan(default_catalog())
     assert [(b.name, b.target, b.cuda) for b in builds] == [
         ("cpu", "base", None),
-        ("cuda12-base", "base", "12.6"),
-        ("cuda12-pytorch", "pytorch", "12.6"),
+        ("cuda12-base", "base", "12.9"),
+        ("cuda12-pytorch", "pytorch", "12.9"),
         ("cuda13-base", "base", "13.0"),
         ("cuda13-pytorch", "pytorch", "13.0"),
     ]
@@ -96,9 +96,9 @@ def test_the_tag_scheme() -> None:
     # An older CUDA line never takes `latest`.
     older = json.loads(cli("tags", "cuda12-base", "--sha", SHA[:7], "--json").stdout)
     assert older == [
-        "ghcr.io/gpu-devbox/base-notebook:cuda-12.6",
-        "ghcr.io/gpu-devbox/base-notebook:cuda-12.6-latest",
-        "ghcr.io/gpu-devbox/base-notebook:cuda-12.6-0123456",
+        "ghcr.io/gpu-devbox/base-notebook:cuda-12.9",
+        "ghcr.io/gpu-devbox/base-notebook:cuda-12.9-latest",
+        "ghcr.io/gpu-devbox/base-notebook:cuda-12.9-0123456",
     ]
     # The CPU image shares the base repository but not its `latest`.
     cpu = cli("tags", "cpu", "--sha", SHA, "--version", "2.0.0rc1", "--registry", "localhost")
@@ -124,7 +124,7 @@ def test_adding_a_cuda_line_is_editing_the_catalog_only(tmp_path: Path) -> None:
     path = tmp_path / "catalog.yaml"
     path.write_text(WITH_13_2)
     matrix = json.loads(cli("matrix", "--catalog", str(path)).stdout)
-    assert [e["cuda"] for e in matrix["include"]] == ["cpu", "12.6", "12.6", "13.0", "13.0", "13.2"]
+    assert [e["cuda"] for e in matrix["include"]] == ["cpu", "12.9", "12.9", "13.0", "13.0", "13.2"]
     new = matrix["include"][-1]
     assert new["base_image"] == "nvidia/cuda:13.2.2-cudnn-runtime-ubuntu24.04"
     # `latest` moves to the new line; the old one keeps its own tags.
@@ -160,8 +160,8 @@ def test_the_matrix_is_what_a_workflow_takes() -> None:
         "reference": "ghcr.io/a-fork/base-notebook:cpu",
         "platforms": "linux/amd64",
     }
-    only = json.loads(cli("matrix", "--cuda", "12.6").stdout)
-    assert {e["cuda"] for e in only["include"]} == {"12.6"}
+    only = json.loads(cli("matrix", "--cuda", "12.9").stdout)
+    assert {e["cuda"] for e in only["include"]} == {"12.9"}
     assert json.loads(cli("matrix", "--cuda", "cpu").stdout)["include"][0]["image"] == "cpu"
 
 
@@ -261,7 +261,7 @@ def test_docker_buildx_bake_reads_the_bake_file(tmp_path: Path) -> None:
         (["tags", "cpu", "--sha", SHA, "--version", "beta 2"], ["--version 'beta 2'"]),
         (["tags", "cpu"], ["--sha"]),
         (["matrix", "--registry", "GHCR.io/Me"], ["--registry 'GHCR.io/Me'"]),
-        (["matrix", "--cuda", "11.8"], ["no images for '11.8'", "12.6, 13.0"]),
+        (["matrix", "--cuda", "11.8"], ["no images for '11.8'", "12.9, 13.0"]),
         (["bake", "--created", "yesterday"], ["--created 'yesterday'"]),
         (["bake", "--created", "2026-11-22T10:00:00"], ["with a zone"]),
         (["matrix", "--catalog", "/nonexistent/catalog.yaml"], ["cannot read the catalog"]),
@@ -345,7 +345,7 @@ def test_the_driver_table_rows_come_from_the_cuda_tables() -> None:
     table = docs.table(plan.plan(default_catalog()))
     rows = {line.split("|")[1].strip(" *"): line for line in table.splitlines() if "| **" in line}
     assert ">= 580.65.06" in rows["cuda13-pytorch"]  # CUDA 13.0 GA driver
-    assert ">= 560.28.03" in rows["cuda12-base"]  # CUDA 12.6 GA driver
+    assert ">= 575.51.03" in rows["cuda12-base"]  # CUDA 12.9 GA driver
     assert ">= 525.60.13" in rows["cuda12-base"]  # the 12.x minor-version floor
     assert "CPU only" in rows["cpu"]
     assert "sm_50" in rows["cuda12-pytorch"]

@@ -68,7 +68,7 @@ async def test_a_gpu_start_sets_every_pod_setting() -> None:
         extra_resource_limits={"nvidia.com/gpu": "0", "ephemeral-storage": "5Gi"}
     )
     await spawner.apply_catalog_options({"profile": "gpu-1"})
-    assert spawner.image == "ghcr.io/gpu-devbox/pytorch-notebook:cuda-12.6"  # the H100 is full
+    assert spawner.image == "ghcr.io/gpu-devbox/pytorch-notebook:cuda-12.9"  # the H100 is full
     assert spawner.extra_resource_limits == {"ephemeral-storage": "5Gi", "nvidia.com/gpu": "1"}
     pod = await spawner.get_pod_manifest()
     limits = pod.spec.containers[0].resources.limits
@@ -110,8 +110,8 @@ async def test_bad_options_are_a_400_and_a_full_profile_a_409() -> None:
     with pytest.raises(UserFacingError) as caught:
         await make_spawner().apply_catalog_options({"profile": "gpu-1", "image": "cuda13-pytorch"})
     assert caught.value.jupyterhub_message == (
-        "No H100-80GB-HBM3 GPU is free (0 of 8); try the image PyTorch (CUDA 12.6) (8 free) "
-        "or the image CUDA 12.6 (8 free)"
+        "No H100-80GB-HBM3 GPU is free (0 of 8); try the image PyTorch (CUDA 12) (8 free) "
+        "or the image CUDA 12.9 (8 free)"
     )
     with pytest.raises(UserFacingError) as caught:
         await full.apply_catalog_options({"profile": "mig-small"})
