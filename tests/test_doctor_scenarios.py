@@ -553,6 +553,13 @@ SCENARIOS = [
         {"driver-capabilities": "void"},
     ),
     S(
+        "gpus-hidden-void-outside-the-spawner",
+        "§3.4 NVIDIA_VISIBLE_DEVICES=void: the CPU image, started by hand",
+        {"visible": "void", "nvml_reason": "no_visible_gpu", "requested": None},
+        {"nvml": "skip"},
+        {"nvml": "started without GPUs"},
+    ),
+    S(
         "gpus-hidden-void",
         "§3.4 NVIDIA_VISIBLE_DEVICES=void",
         {"visible": "void", "nvml_reason": "library_not_found", "nvml_error": 12, "requested": 0},

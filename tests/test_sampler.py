@@ -162,6 +162,17 @@ def test_no_visible_gpu_is_explained() -> None:
     assert "CUDA_VISIBLE_DEVICES" in nvml["reason"]
 
 
+@pytest.mark.parametrize("value", ["void", "none"])
+def test_a_server_started_without_gpus_does_not_try_nvml(value: str) -> None:
+    sampler, fake, _ = make(env={"NVIDIA_VISIBLE_DEVICES": value})
+    assert sampler.tick().gpus == ()
+    nvml = sampler.status()["nvml"]
+    assert (nvml["available"], nvml["reason_code"]) == (False, "no_visible_gpu")
+    assert "started without GPUs" in nvml["reason"]
+    assert "NVIDIA_VISIBLE_DEVICES=none" in nvml["reason"]
+    assert fake.nvml_calls == 0
+
+
 def test_visible_mig_instance_filters_the_parent_card() -> None:
     fake = FakeNVML([h100(mig=["3g.40gb", "1g.10gb"]), h100()])
     probe = NvmlAdapter(lambda: fake)

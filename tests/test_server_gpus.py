@@ -292,3 +292,28 @@ class TestSimulated:
         finally:
             ws.close()
         assert fake_nvml.nvml_calls == 0  # the real-backend seam was never touched
+
+
+class TestStartedWithoutGpus:
+    """A CPU image or profile sets NVIDIA_VISIBLE_DEVICES=void: no NVML, an honest status."""
+
+    @pytest.fixture
+    def jp_server_config(
+        self, jp_server_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    ) -> dict[str, Any]:
+        monkeypatch.setenv("NVIDIA_VISIBLE_DEVICES", "void")
+        return jp_server_config
+
+    async def test_status_says_so_and_nvml_is_not_touched(
+        self, jp_fetch: Fetch, fake_nvml: FakeNVML
+    ) -> None:
+        _, status = await fetch_json(jp_fetch, *API, "status")
+        validate_response("/status", "get", 200, status)
+        assert status["nvml"]["reason_code"] == "no_visible_gpu"
+        assert (
+            "NVIDIA_VISIBLE_DEVICES=none: this server was started without GPUs"
+            in (status["nvml"]["reason"])
+        )
+        _, gpus = await fetch_json(jp_fetch, *API, "gpus")
+        assert gpus["gpus"] == []
+        assert fake_nvml.nvml_calls == 0

@@ -108,7 +108,7 @@ _REASONS: dict[ReasonCode, tuple[str, str]] = {
         ),
     ),
     ReasonCode.NO_VISIBLE_GPU: (
-        "NVML works, but no GPU is visible to this server.",
+        "No GPU is visible to this server.",
         "Check CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES and the GPU request of this server.",
     ),
     ReasonCode.UNKNOWN: (

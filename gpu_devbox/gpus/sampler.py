@@ -191,6 +191,18 @@ class Sampler:
         """Take one sample now (the thread calls this; tests and benchmarks may too)."""
         now = self._clock()
         opened = False
+        if self.visible.nvidia == ():
+            # NVIDIA_VISIBLE_DEVICES=void/none: started without GPUs on purpose (a CPU image or
+            # profile). The variable cannot change while we run: no NVML, no retries.
+            self._set_reason(
+                reason_for(
+                    ReasonCode.NO_VISIBLE_GPU,
+                    detail=f"{self.visible.describe()}: this server was started without GPUs",
+                )
+            )
+            snapshot = self._make_snapshot((), now)
+            self._publish(snapshot)
+            return snapshot
         try:
             if not self.adapter.is_open:
                 if now < self._retry_at:

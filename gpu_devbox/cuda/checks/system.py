@@ -48,6 +48,15 @@ def check_nvml(ctx: Context) -> Check:
             "No GPU was requested for this server",
             f"{detail} This server's profile requested no GPU (GPU_DEVBOX_REQUESTED_GPUS=0).",
         )
+    hidden = (ctx.facts.container.var("NVIDIA_VISIBLE_DEVICES") or "").strip().lower()
+    if hidden in ("void", "none"):
+        # A CPU image or profile hides the GPUs on purpose; NVML is then rightly absent.
+        return Check(
+            "nvml",
+            "skip",
+            "This server was started without GPUs",
+            f"{detail} NVIDIA_VISIBLE_DEVICES={hidden} asks the container runtime for no GPU.",
+        )
     status = "warn" if nvml.available else "fail"
     title = reason.message.split(":")[0].rstrip(".")
     return Check("nvml", status, title, detail, reason.remedy)
