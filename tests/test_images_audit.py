@@ -71,17 +71,19 @@ CASES = [
 
 
 @pytest.mark.parametrize(("release", "today", "state", "eol", "deletion"), CASES)
-def test_judge(release: str, today: str, state: str, eol: str | None, deletion: str | None) -> None:
-    got = audit.judge(release, day(today))
-    assert got[0] == state
-    assert got[1] == (day(eol) if eol else None)
-    assert got[2] == (day(deletion) if deletion else None)
+def test_status_on(
+    release: str, today: str, state: str, eol: str | None, deletion: str | None
+) -> None:
+    got = lifecycle.status_on(release, day(today))
+    assert got.state == state
+    assert got.eol == (day(eol) if eol else None)
+    assert got.deletion == (day(deletion) if deletion else None)
 
 
 def test_projected_dates_are_flagged() -> None:
-    assert audit.judge("12.6.3", day("2026-11-22"))[4] is True
-    assert audit.judge("12.6.2", day("2025-01-10"))[4] is False  # a published date
-    assert audit.judge("13.0.1", day("2026-11-22"))[3] == "13.0.2"  # the latest point release
+    assert lifecycle.status_on("12.6.3", day("2026-11-22")).projected is True
+    assert lifecycle.status_on("12.6.2", day("2025-01-10")).projected is False  # published
+    assert lifecycle.status_on("13.0.1", day("2026-11-22")).latest == "13.0.2"
 
 
 def releases_the_tables_know() -> list[str]:
@@ -110,7 +112,7 @@ def test_the_audit_and_the_doctor_agree_on_every_release_and_month() -> None:
     checked = 0
     for release in releases_the_tables_know():
         for today in months:
-            state = audit.judge(release, today)[0]
+            state = lifecycle.status_on(release, today).state
             doctor = lifecycle.assess(release, "test", None, today).status
             assert doctor == expected[state], (release, today, state, doctor)
             checked += 1

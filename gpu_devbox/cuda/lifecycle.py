@@ -82,6 +82,56 @@ def _supported(row: Mapping[str, Any] | None, today: datetime.date) -> bool:
     return row is not None and not _is_eol(row, today)
 
 
+@dataclasses.dataclass(frozen=True)
+class ReleaseStatus:
+    """Where one nvidia/cuda release stands on one day.
+
+    ``state``, worst first: ``deleted`` (past the deletion date: the tag may be gone),
+    ``eol``, ``not-latest`` (a newer point release of its minor exists), ``expiring`` (end of
+    life within ``warn_days``), ``supported``, ``unknown`` (the tables do not know it).
+    """
+
+    state: str
+    eol: datetime.date | None
+    deletion: datetime.date | None
+    #: The latest point release of the minor, when the tables know it.
+    latest: str | None
+    #: Whether the dates are a projection from NVIDIA's policy rather than published.
+    projected: bool
+
+
+def status_on(release: str, today: datetime.date, warn_days: int = 90) -> ReleaseStatus:
+    """The state of an nvidia/cuda release on ``today``, read as :func:`assess` reads the table.
+
+    An exact release row wins over its minor's row, which wins over its major's.
+    """
+    version = parse_cuda(release)
+    if version is None or len(version) < 3:
+        return ReleaseStatus("unknown", None, None, None, False)
+    minor = minor_of(version)
+    latest_row = _latest(minor)
+    latest = str(latest_row["release"]) if latest_row else None
+    exact = _row_for(version)
+    if exact is not None and _is_eol(exact, today):
+        eol, deletion = _eol_dates(exact)
+        gone = deletion is not None and deletion <= today
+        return ReleaseStatus("deleted" if gone else "eol", eol, deletion, latest, False)
+    row = _row_for(minor) or _row_for(minor[:1])
+    eol, deletion = _eol_dates(row) if row is not None else (None, None)
+    projected = row is not None and row.get("quality") == "Proj"
+    if row is not None and _is_eol(row, today):
+        gone = deletion is not None and deletion <= today
+        return ReleaseStatus("deleted" if gone else "eol", eol, deletion, latest, projected)
+    newest = parse_cuda(latest) if latest else None
+    if newest is not None and version < newest:
+        return ReleaseStatus("not-latest", eol, deletion, latest, projected)
+    if row is None and latest is None:
+        return ReleaseStatus("unknown", None, None, None, False)
+    if eol is not None and (eol - today).days <= warn_days:
+        return ReleaseStatus("expiring", eol, deletion, latest, projected)
+    return ReleaseStatus("supported", eol, deletion, latest, projected)
+
+
 def suggest_release(
     major: int, today: datetime.date, driver_max: str | None = None
 ) -> tuple[str, bool] | None:

@@ -1,17 +1,15 @@
 """Are the images' nvidia/cuda bases still supported? The audit CI runs before NVIDIA deletes one.
 
 Each CUDA line's base (``nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04``) is judged on a date
-under NVIDIA's published container support policy, using the dated, cited ``cuda_containers``
-table the doctor uses (``gpu_devbox/cuda/data/cuda_containers.json``, read through
-:func:`gpu_devbox.cuda.tables.load`): an image reaches end of life (EOL) when the driver it
-shipped with does; only the latest point release of a minor is supported; EOL tags are deleted
-six months later. The detail, remedy and sources come from the doctor's own judgement
-(:func:`gpu_devbox.cuda.lifecycle.assess`), so the audit and ``gpu-devbox doctor`` say the same.
+under NVIDIA's published container support policy by the doctor's own reading of its dated,
+cited ``cuda_containers`` table (:func:`gpu_devbox.cuda.lifecycle.status_on`): an image reaches
+end of life (EOL) when the driver it shipped with does; only the latest point release of a minor
+is supported; EOL tags are deleted six months later. The detail, remedy and sources come from
+the doctor's own judgement (:func:`gpu_devbox.cuda.lifecycle.assess`), so the audit and
+``gpu-devbox doctor`` say the same.
 
-States, worst first: ``deleted`` (past the deletion date: the tag may be gone), ``eol``,
-``not-latest`` (a newer point release of the minor exists), ``expiring`` (EOL within
-``warn_days``), ``supported``, ``unknown`` (the tables do not know the release). ``deleted`` and
-``eol`` fail the audit.
+The states are :class:`gpu_devbox.cuda.lifecycle.ReleaseStatus`'s; ``deleted`` and ``eol`` fail
+the audit.
 """
 
 from __future__ import annotations
@@ -20,12 +18,10 @@ import dataclasses
 import datetime
 import json
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 from gpu_devbox.catalog import Catalog
 from gpu_devbox.cuda import lifecycle, tables
-from gpu_devbox.cuda.versions import Version, add_months, minor_of, parse_cuda, parse_date
 from gpu_devbox.images.plan import ImageBuild, ImagesError, plan
 
 TABLE = "cuda_containers"
@@ -68,62 +64,6 @@ class BaseStatus:
         return out
 
 
-def _row(key: Version) -> Mapping[str, Any] | None:
-    return next((r for r in tables.load(TABLE).rows if parse_cuda(r["cuda"]) == key), None)
-
-
-def _dates(row: Mapping[str, Any]) -> tuple[datetime.date | None, datetime.date | None]:
-    eol = parse_date(row.get("eol"))
-    deletion = parse_date(row.get("deleted"))
-    if deletion is None and eol is not None:
-        months = int(tables.load(TABLE).document["policy"]["deletion_after_months"])
-        deletion = add_months(eol, months)
-    return eol, deletion
-
-
-def _is_eol(row: Mapping[str, Any], eol: datetime.date | None, today: datetime.date) -> bool:
-    return eol <= today if eol is not None else row.get("status") == "eol"
-
-
-def judge(
-    release: str, today: datetime.date, warn_days: int = WARN_DAYS
-) -> tuple[str, datetime.date | None, datetime.date | None, str | None, bool]:
-    """``(state, eol, deletion, latest, projected)`` of an nvidia/cuda release on ``today``.
-
-    The rows are read as the doctor reads them: an exact release row wins over its minor's row,
-    which wins over its major's.
-    """
-    version = parse_cuda(release)
-    if version is None or len(version) < 3:
-        return "unknown", None, None, None, False
-    minor = minor_of(version)
-    latest_entry = next(
-        (e for e in tables.load(TABLE).document["latest"] if parse_cuda(e["minor"]) == minor),
-        None,
-    )
-    latest = str(latest_entry["release"]) if latest_entry else None
-    exact = _row(version)
-    if exact is not None:
-        eol, deletion = _dates(exact)
-        if _is_eol(exact, eol, today):
-            gone = deletion is not None and deletion <= today
-            return ("deleted" if gone else "eol"), eol, deletion, latest, False
-    row = _row(minor) or _row(minor[:1])
-    eol, deletion = _dates(row) if row is not None else (None, None)
-    projected = row is not None and row.get("quality") == "Proj"
-    if row is not None and _is_eol(row, eol, today):
-        gone = deletion is not None and deletion <= today
-        return ("deleted" if gone else "eol"), eol, deletion, latest, projected
-    newest = parse_cuda(latest) if latest else None
-    if newest is not None and version < newest:
-        return "not-latest", eol, deletion, latest, projected
-    if row is None and latest is None:
-        return "unknown", None, None, None, False
-    if eol is not None and (eol - today).days <= warn_days:
-        return "expiring", eol, deletion, latest, projected
-    return "supported", eol, deletion, latest, projected
-
-
 def audit(catalog: Catalog, today: datetime.date, warn_days: int = WARN_DAYS) -> list[BaseStatus]:
     """The status of every CUDA base the catalog builds on (the CPU base has none to judge)."""
     by_base: dict[str, list[ImageBuild]] = {}
@@ -133,20 +73,20 @@ def audit(catalog: Catalog, today: datetime.date, warn_days: int = WARN_DAYS) ->
     out = []
     for base, builds in by_base.items():
         release = builds[0].base.release or ""
-        state, eol, deletion, latest, projected = judge(release, today, warn_days)
+        status = lifecycle.status_on(release, today, warn_days)
         said = lifecycle.assess(release, f"base image {base}", None, today)
         out.append(
             BaseStatus(
                 base=base,
                 release=release,
                 images=tuple(b.name for b in builds),
-                state=state,
-                eol=eol,
-                deletion=deletion,
-                latest=latest,
-                projected=projected,
+                state=status.state,
+                eol=status.eol,
+                deletion=status.deletion,
+                latest=status.latest,
+                projected=status.projected,
                 detail=said.detail,
-                remedy=said.remedy if state not in ("supported", "expiring") else "",
+                remedy=said.remedy if status.state not in ("supported", "expiring") else "",
                 source=said.source,
             )
         )
