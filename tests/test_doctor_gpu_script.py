@@ -7,15 +7,13 @@ must agree, and each kind of disagreement must be caught.
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
-import subprocess
-import sys
 from types import ModuleType
 from typing import Any
 
 from gpu_devbox.cuda import facts
 from gpu_devbox.cuda.checks import checks_document
+from tests import gpu_scripts
 from tests.doctor_facts import environment, torch
 from tests.fakenvml import CAPTURE, FakeNVML
 
@@ -24,14 +22,7 @@ SMI_Q = (ROOT / "tests" / "fixtures" / "h100-nvidia-smi-q.txt").read_text()
 
 
 def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "doctor_check", ROOT / "gpu-tests/doctor_check.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return gpu_scripts.load_script("doctor_check")
 
 
 def h100_smi(script: ModuleType) -> dict[str, Any]:
@@ -97,13 +88,6 @@ def test_the_script_catches_disagreements(fake_nvml: FakeNVML) -> None:
 
 
 def test_the_script_refuses_to_run_without_nvidia_smi() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "gpu-tests/doctor_check.py")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/nonexistent"},
-        check=False,
-    )
+    result = gpu_scripts.run_without_nvidia_smi("doctor_check")
     assert result.returncode == 2
     assert "nvidia-smi not found" in result.stderr

@@ -7,25 +7,11 @@ hardware fails here first.
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import subprocess
-import sys
-from types import ModuleType
-
 from gpu_devbox.gpus import NvmlAdapter
+from tests import gpu_scripts
 from tests.fakenvml import CAPTURE, FakeNVML
 
-GPU_TESTS = pathlib.Path(__file__).resolve().parent.parent / "gpu-tests"
-
-
-def load_script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, GPU_TESTS / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+load_script = gpu_scripts.load_script
 
 
 def loaded_h100() -> dict[str, object]:
@@ -76,13 +62,6 @@ def test_metrics_script_catches_a_v1_memory_reading() -> None:
 
 
 def test_metrics_script_refuses_to_run_without_nvidia_smi() -> None:
-    result = subprocess.run(
-        [sys.executable, str(GPU_TESTS / "metrics_vs_nvidia_smi.py")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/nonexistent"},
-        check=False,
-    )
+    result = gpu_scripts.run_without_nvidia_smi("metrics_vs_nvidia_smi")
     assert result.returncode == 2
     assert "nvidia-smi not found" in result.stderr

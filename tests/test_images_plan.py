@@ -166,13 +166,16 @@ def test_the_matrix_is_what_a_workflow_takes() -> None:
 
 
 def dockerfile_args() -> dict[str, set[str]]:
-    """The ARGs each stage of images/Dockerfile declares (``""``: before the first FROM)."""
+    """The ARGs a build of each stage of images/Dockerfile sees (``""``: before the first FROM).
+
+    A stage built ``FROM`` another stage sees that stage's ARGs too.
+    """
     stages: dict[str, set[str]] = {"": set()}
     current = ""
     for line in (ROOT / "images/Dockerfile").read_text().splitlines():
-        if match := re.match(r"FROM \S+ AS (\S+)", line):
-            current = match.group(1)
-            stages[current] = set()
+        if match := re.match(r"FROM (\S+) AS (\S+)", line):
+            parent, current = match.groups()
+            stages[current] = set(stages.get(parent, set()))
         elif match := re.match(r"ARG (\w+)", line):
             stages[current].add(match.group(1))
     return stages
@@ -194,7 +197,7 @@ def test_the_bake_file_passes_exactly_the_dockerfiles_arguments() -> None:
         assert target["target"] in stages, f"images/Dockerfile has no stage {target['target']}"
         # Every argument is one the Dockerfile declares for that stage (or globally); none is
         # silently ignored, and PIP_CERT is the only one left to the person building.
-        declared = stages[""] | stages["foundation"] | stages[target["target"]]
+        declared = stages[""] | stages[target["target"]]
         assert set(target["args"]) <= declared
         assert declared - set(target["args"]) == {"PIP_CERT"}
         assert target["tags"] == plan.references(build, builds, sha=SHA, version="1.2.0")

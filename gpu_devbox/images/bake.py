@@ -63,14 +63,15 @@ def build_args(
         # A CPU image asks the NVIDIA runtime for no GPUs even on a GPU node.
         "GPU_DEVICES": "all" if build.cuda else "void",
         "IMAGE_NAME": build.name,
+        "IMAGE_DESCRIPTION": build.image.description or build.image.label,
         "IMAGE_SOURCE": source,
         "IMAGE_REVISION": revision,
         "IMAGE_VERSION": version,
         "IMAGE_CREATED": created,
     }
-    if build.torch_index is not None:
-        args["TORCH_INDEX"] = build.torch_index
-        args["TORCH_VERSION"] = build.torch_version or ""
+    # Empty for the flavors without PyTorch: the Dockerfile then skips that step.
+    args["TORCH_INDEX"] = build.torch_index or ""
+    args["TORCH_VERSION"] = build.torch_version or ""
     return args
 
 
