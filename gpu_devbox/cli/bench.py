@@ -138,25 +138,13 @@ def run(args: argparse.Namespace) -> int:
 def _visible_gpus() -> tuple[list[dict[str, Any]], bool, str | None, str | None]:
     """One NVML reading: the visible GPUs, whether they are simulated, the driver version, and
     why NVML shows none (if it does not)."""
-    from gpu_devbox._version import __version__
-    from gpu_devbox.gpus import Sampler, SamplerConfig
-    from gpu_devbox.gpus.backends import BackendSpec, backend_from_env
+    from gpu_devbox.gpus.backends import BackendSpec, backend_from_env, sample_once
 
     try:
         count = int(os.environ.get("GPU_DEVBOX_SIMULATED_GPUS", "2"))
         spec = BackendSpec(name=backend_from_env(), simulated_gpus=count)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    sampler = Sampler(
-        spec.make_adapter(),
-        simulated=spec.simulated,
-        config=SamplerConfig(interval=1.0, slow_interval=1.0, history_seconds=1.0),
-        version=__version__,
-    )
-    try:
-        snapshot = sampler.tick()
-        status = sampler.status()
-    finally:
-        sampler.stop()
+    snapshot, status = sample_once(spec)
     nvml = status["nvml"]
     return list(snapshot.gpus), spec.simulated, nvml.get("driver_version"), nvml.get("reason")

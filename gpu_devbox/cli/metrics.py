@@ -45,14 +45,17 @@ def run(args: argparse.Namespace) -> int:
     """Sample the GPUs and print them."""
     from gpu_devbox._version import __version__
     from gpu_devbox.gpus import Sampler, SamplerConfig
-    from gpu_devbox.gpus.backends import BackendSpec, backend_from_env
+    from gpu_devbox.gpus.backends import BackendSpec, backend_from_env, sample_once
 
     try:
         backend = args.backend or backend_from_env()
         spec = BackendSpec(name=backend, simulated_gpus=args.simulated_gpus)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    interval = args.watch or RATE_WINDOW
+    if args.watch is None:
+        snapshot, status = sample_once(spec, rate_window=RATE_WINDOW)
+        return _show(snapshot, status, args.json)
+    interval = args.watch
     sampler = Sampler(
         spec.make_adapter(),
         simulated=spec.simulated,
@@ -61,9 +64,6 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         sampler.tick()
-        if args.watch is None:
-            time.sleep(RATE_WINDOW)
-            return _show(sampler.tick(), sampler.status(), args.json)
         while True:
             started = time.monotonic()
             if not args.json and sys.stdout.isatty():

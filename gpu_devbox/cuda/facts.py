@@ -102,21 +102,10 @@ def nvml_facts(status: Mapping[str, Any], gpus: Iterable[Mapping[str, Any]]) -> 
 
 def read_nvml(backend: str = "nvml", *, simulated_gpus: int = 2) -> dict[str, Any]:
     """Open NVML once through a sampler (CLI use) and return the ``nvml`` facts."""
-    from gpu_devbox.gpus import Sampler, SamplerConfig
-    from gpu_devbox.gpus.backends import BackendSpec
+    from gpu_devbox.gpus.backends import BackendSpec, sample_once
 
-    spec = BackendSpec(name=backend, simulated_gpus=simulated_gpus)
-    sampler = Sampler(
-        spec.make_adapter(),
-        simulated=spec.simulated,
-        config=SamplerConfig(interval=1.0, slow_interval=1.0, history_seconds=1.0),
-        version=__version__,
-    )
-    try:
-        snapshot = sampler.tick()
-        return nvml_facts(sampler.status(), snapshot.gpus)
-    finally:
-        sampler.stop()
+    snapshot, status = sample_once(BackendSpec(name=backend, simulated_gpus=simulated_gpus))
+    return nvml_facts(status, snapshot.gpus)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+from gpu_devbox._version import __version__
 from gpu_devbox.gpus.nvml import NvmlAdapter
+from gpu_devbox.gpus.sampler import Sampler, SamplerConfig, Snapshot
 from gpu_devbox.gpus.simulated import FIELD_FUNCTIONS, SimulatedNVML, build_gpus
 
 BACKENDS = ("nvml", "simulated")
@@ -64,3 +68,27 @@ def backend_from_env(env: Mapping[str, str] = os.environ) -> str:
     if value not in BACKENDS:
         raise ValueError(f"{BACKEND_ENV}={value!r} is not one of {', '.join(BACKENDS)}")
     return value
+
+
+def sample_once(spec: BackendSpec, *, rate_window: float = 0.0) -> tuple[Snapshot, dict[str, Any]]:
+    """Open NVML (or the simulated backend), sample once, close it: ``(snapshot, status)``.
+
+    For command-line tools; a server keeps a :class:`~gpu_devbox.gpus.sampler.Sampler` running
+    instead. With ``rate_window`` seconds, two samples are taken that far apart, so rates (PCIe
+    throughput) are known.
+    """
+    interval = max(rate_window, 1.0)
+    sampler = Sampler(
+        spec.make_adapter(),
+        simulated=spec.simulated,
+        config=SamplerConfig(interval=interval, slow_interval=interval, history_seconds=interval),
+        version=__version__,
+    )
+    try:
+        snapshot = sampler.tick()
+        if rate_window > 0:
+            time.sleep(rate_window)
+            snapshot = sampler.tick()
+        return snapshot, sampler.status()
+    finally:
+        sampler.stop()
