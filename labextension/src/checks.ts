@@ -112,6 +112,11 @@ export class ChecksModel {
     return this._loadedAt;
   }
 
+  /** When the server gathered the facts behind the checks (ms since the epoch), if it said. */
+  get gatheredAt(): number | null {
+    return this._gatheredAt;
+  }
+
   /** Load the checks; `refresh` makes the server gather the facts again. */
   async load(refresh = false): Promise<void> {
     if (this._loading) {
@@ -121,7 +126,9 @@ export class ChecksModel {
     this._changed.emit();
     this._pending = (async () => {
       try {
-        this._checks = parseChecks(await this._fetch(refresh));
+        const body = await this._fetch(refresh);
+        this._checks = parseChecks(body);
+        this._gatheredAt = gatheredAt(body);
         this._error = '';
         this._unavailable = false;
         this._loadedAt = Date.now();
@@ -146,6 +153,19 @@ export class ChecksModel {
   private _error = '';
   private _unavailable = false;
   private _loadedAt: number | null = null;
+  private _gatheredAt: number | null = null;
   private _pending: Promise<void> | null = null;
   private _changed = new Signal<this, void>(this);
+}
+
+function gatheredAt(body: unknown): number | null {
+  const raw =
+    body && typeof body === 'object'
+      ? (body as { gathered_at?: unknown }).gathered_at
+      : null;
+  if (typeof raw !== 'string') {
+    return null;
+  }
+  const ms = Date.parse(raw);
+  return Number.isNaN(ms) ? null : ms;
 }

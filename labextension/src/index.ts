@@ -26,6 +26,7 @@ import { readSettings } from './settings';
 import { GpuStatusItem } from './statusbar';
 import { VERSION } from './version';
 import { GpuPanel } from './widgets/panel';
+import { BenchSection } from './widgets/benchSection';
 import { HealthSection } from './widgets/healthSection';
 /* eslint-enable jupyter/prefer-lazy-imports */
 
@@ -77,23 +78,29 @@ const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
     }
 
     const health = new HealthSection(service.checks);
+    const bench = new BenchSection(service.bench, service.connection);
     const panel = new GpuPanel({
       connection: service.connection,
       settings: () => service.settings,
       version: VERSION,
       icon: gpuIcon,
-      sections: [health]
+      sections: [health, bench]
     });
     const area = service.settings.area;
     app.shell.add(panel, area, { rank: 600, type: 'GPU' });
     restorer?.add(panel, 'gpu-devbox');
 
     let checksLoaded = false;
+    let benchLoaded = false;
     panel.visibilityChanged.connect((_, visible) => {
       service.demand('panel', visible);
       if (visible && !checksLoaded) {
         checksLoaded = true;
         void service.checks.load(false);
+      }
+      if (visible && !benchLoaded) {
+        benchLoaded = true;
+        void service.bench.refresh();
       }
     });
     service.settingsChanged.connect(() => {
@@ -146,8 +153,11 @@ const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
       },
       caption:
         'Measure TFLOP/s and bandwidth and compare them with the datasheet',
-      execute: async () => {
+      execute: async args => {
         app.shell.activateById(panel.id);
+        expand(panel.widgets.indexOf(bench));
+        const suite = typeof args.suite === 'string' ? args.suite : 'quick';
+        await bench.run(suite);
       }
     });
     app.commands.addCommand(CommandIDs.toggleStatusBar, {

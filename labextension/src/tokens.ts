@@ -138,15 +138,22 @@ export interface ICheck {
   status: CheckStatus;
   title: string;
   detail: string;
-  remedy: string | null;
-  /** The Python environment (kernel) the check is about; absent for machine-wide checks. */
-  environment?: string | null;
+  /** What to do; empty when nothing needs doing. */
+  remedy: string;
+  /** The Python environment the check is about ('server', 'kernel <name> (<display name>)'). */
+  environment?: string;
+  /** The data-table rows the outcome rests on. */
+  source?: string;
 }
 
 /** `GET checks`. */
 export interface IChecks {
+  /** When the cached facts were gathered (ISO 8601, UTC). */
+  gathered_at: string | null;
+  /** The worst status. */
+  status: CheckStatus;
+  counts: Record<CheckStatus, number>;
   checks: ICheck[];
-  /** Unix seconds when the facts were gathered, when the server says. */
-  gathered_at?: number | null;
-  [key: string]: unknown;
+  tables_as_of: Record<string, string>;
+  facts: Record<string, unknown>;
 }

@@ -13,7 +13,7 @@ const checks: ICheck[] = [
     status: 'pass',
     title: 'NVML works',
     detail: 'driver 580',
-    remedy: null
+    remedy: ''
   },
   {
     id: 'framework-cuda',
@@ -21,7 +21,7 @@ const checks: ICheck[] = [
     title: 'torch built for CUDA 13.1',
     detail: 'driver supports 12.4',
     remedy: 'pip install torch --index-url .../cu124',
-    environment: 'Python 3 (ipykernel)'
+    environment: 'kernel python3 (Python 3 (ipykernel))'
   },
   {
     id: 'base-image-lifecycle',
@@ -35,7 +35,7 @@ const checks: ICheck[] = [
     status: 'skip',
     title: 'no torch',
     detail: '',
-    remedy: null
+    remedy: ''
   }
 ];
 
