@@ -70,7 +70,10 @@ describe('checks', () => {
   });
 
   it('loads, reports errors and knows an older server without the route', async () => {
-    let answer: () => Promise<unknown> = async () => ({ checks });
+    let answer: () => Promise<unknown> = async () => ({
+      checks,
+      gathered_at: '2026-11-22T12:00:00+00:00'
+    });
     const refreshes: boolean[] = [];
     const model = new ChecksModel(refresh => {
       refreshes.push(refresh);
@@ -80,6 +83,7 @@ describe('checks', () => {
     expect(model.checks).toHaveLength(4);
     expect(model.error).toBe('');
     expect(refreshes).toEqual([true]);
+    expect(model.gatheredAt).toBe(Date.UTC(2026, 10, 22, 12));
 
     answer = async () => {
       throw new ApiError(404, 'Not Found');

@@ -66,8 +66,9 @@ export class HealthSection extends PanelWithToolbar {
     if (model.loading) {
       summary = checks ? 'Checking again…' : 'Checking the CUDA stack…';
     } else if (checks) {
-      const age = model.loadedAt
-        ? ` (checked ${formatAge((Date.now() - model.loadedAt) / 1000)} ago)`
+      const at = model.gatheredAt ?? model.loadedAt;
+      const age = at
+        ? ` · facts gathered ${formatAge(Math.max(0, Date.now() - at) / 1000)} ago`
         : '';
       summary = checksSummary(checks) + age;
     } else {
@@ -133,7 +134,8 @@ function renderCheck(check: ICheck): HTMLElement {
     'div',
     {
       className: 'jp-GpuDevbox-check',
-      attrs: { 'data-status': check.status, 'data-check': check.id }
+      attrs: { 'data-status': check.status, 'data-check': check.id },
+      title: check.source ? `Source: ${check.source}` : ''
     },
     head
   );
