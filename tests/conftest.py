@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,11 +18,11 @@ Fetch = Callable[..., Awaitable[HTTPResponse]]
 
 
 @pytest.fixture
-def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNVML]:
+def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> FakeNVML:
     """Install a fake ``pynvml`` (two idle H100s) where the adapter will import it."""
     fake = FakeNVML()
     monkeypatch.setitem(sys.modules, "pynvml", fake)
-    yield fake
+    return fake
 
 
 @pytest.fixture
@@ -48,6 +48,6 @@ async def fetch_json(fetch: Fetch, *parts: str, **kwargs: Any) -> tuple[int, Any
     try:
         response = await fetch(*parts, **kwargs)
     except HTTPClientError as err:
-        assert err.response is not None
-        return err.code, json.loads(err.response.body or b"null")
+        body = err.response.body if err.response is not None else b""
+        return err.code, json.loads(body or b"null")
     return response.code, json.loads(response.body)

@@ -18,6 +18,8 @@ from gpu_devbox._version import __version__
 #: and must keep their heavy imports inside ``run``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("gpu_devbox.cli.metrics", "print live GPU metrics (NVML)"),
+    "bench": ("gpu_devbox.cli.bench", "benchmark a GPU against its datasheet peaks"),
+    "doctor": ("gpu_devbox.cli.doctor", "check driver, CUDA, frameworks and GPUs fit together"),
 }
 
 

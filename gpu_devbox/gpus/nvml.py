@@ -138,6 +138,11 @@ class NvmlAdapter:
         # Which API variants this driver answers; learnt on first use.
         self._memory_v2 = True
         self._temperature_v = True
+        # NVML constants, read from the binding once at open (it may differ from nvml.h's).
+        self._clock_sm = _CLOCK_SM
+        self._clock_mem = _CLOCK_MEM
+        self._sensor_gpu = _TEMPERATURE_GPU
+        self._pcie_fields = [_FI_PCIE_TX_BYTES, _FI_PCIE_RX_BYTES]
 
     # -------------------------------------------------------------------------------------
     # lifecycle
@@ -167,6 +172,13 @@ class NvmlAdapter:
             if not self._open:
                 self._fatal_call("nvmlInit")
                 self._open = True
+                self._clock_sm = self._const("NVML_CLOCK_SM", _CLOCK_SM)
+                self._clock_mem = self._const("NVML_CLOCK_MEM", _CLOCK_MEM)
+                self._sensor_gpu = self._const("NVML_TEMPERATURE_GPU", _TEMPERATURE_GPU)
+                self._pcie_fields = [
+                    self._const("NVML_FI_DEV_PCIE_COUNT_TX_BYTES", _FI_PCIE_TX_BYTES),
+                    self._const("NVML_FI_DEV_PCIE_COUNT_RX_BYTES", _FI_PCIE_RX_BYTES),
+                ]
             try:
                 return self._read_system(), self._read_devices()
             except NvmlUnavailable:
@@ -270,12 +282,8 @@ class NvmlAdapter:
             memory_total=memory["total"],
             power_limit=limit_mw / 1000.0 if limit_mw is not None else None,
             max_clocks={
-                "sm": self._field(
-                    "nvmlDeviceGetMaxClockInfo", handle, self._const("NVML_CLOCK_SM", _CLOCK_SM)
-                ),
-                "memory": self._field(
-                    "nvmlDeviceGetMaxClockInfo", handle, self._const("NVML_CLOCK_MEM", _CLOCK_MEM)
-                ),
+                "sm": self._field("nvmlDeviceGetMaxClockInfo", handle, self._clock_sm),
+                "memory": self._field("nvmlDeviceGetMaxClockInfo", handle, self._clock_mem),
             },
         )
 
@@ -313,7 +321,7 @@ class NvmlAdapter:
         }
 
     def _temperature(self, handle: Any) -> int | None:
-        sensor = self._const("NVML_TEMPERATURE_GPU", _TEMPERATURE_GPU)
+        sensor = self._sensor_gpu
         if self._temperature_v:
             value = self._field("nvmlDeviceGetTemperatureV", handle, sensor)
             if value is not None:
@@ -322,16 +330,12 @@ class NvmlAdapter:
         value = self._field("nvmlDeviceGetTemperature", handle, sensor)
         return int(value) if value is not None else None
 
-    def _pcie(self, device: Device) -> dict[str, float | None]:
-        tx_id = self._const("NVML_FI_DEV_PCIE_COUNT_TX_BYTES", _FI_PCIE_TX_BYTES)
-        rx_id = self._const("NVML_FI_DEV_PCIE_COUNT_RX_BYTES", _FI_PCIE_RX_BYTES)
-        values = self._field("nvmlDeviceGetFieldValues", device.handle, [tx_id, rx_id])
-        rates: dict[str, float | None] = {"tx": None, "rx": None}
-        if values is None:
-            return rates
-        for key, field in zip(("tx", "rx"), values, strict=False):
-            rates[key] = _counter_rate(device._pcie_prev, field)
-        return rates
+    def _pcie(self, device: Device) -> dict[str, int | None]:
+        values = self._field("nvmlDeviceGetFieldValues", device.handle, self._pcie_fields)
+        if values is None or len(values) < 2:
+            return {"tx": None, "rx": None}
+        prev = device._pcie_prev
+        return {"tx": _counter_rate(prev, values[0]), "rx": _counter_rate(prev, values[1])}
 
     def sample(self, device: Device, *, slow: bool) -> dict[str, Any]:
         """Read one device's current values (and its costly ones when ``slow``).
@@ -342,10 +346,8 @@ class NvmlAdapter:
         h = device.handle
         util = self._field("nvmlDeviceGetUtilizationRates", h)
         power_mw = self._field("nvmlDeviceGetPowerUsage", h)
-        sm = self._field("nvmlDeviceGetClockInfo", h, self._const("NVML_CLOCK_SM", _CLOCK_SM))
-        mem_clock = self._field(
-            "nvmlDeviceGetClockInfo", h, self._const("NVML_CLOCK_MEM", _CLOCK_MEM)
-        )
+        sm = self._field("nvmlDeviceGetClockInfo", h, self._clock_sm)
+        mem_clock = self._field("nvmlDeviceGetClockInfo", h, self._clock_mem)
         sample: dict[str, Any] = {
             "utilization": {
                 "gpu": int(util.gpu) if util is not None else None,
@@ -455,8 +457,8 @@ class NvmlAdapter:
 _LIB_MISSING = frozenset({NVML_ERROR_FUNCTION_NOT_FOUND})
 
 
-def _counter_rate(prev: dict[int, tuple[int, int]], field: Any) -> float | None:
-    """Bytes per second from one NVML field-value counter and its previous reading."""
+def _counter_rate(prev: dict[int, tuple[int, int]], field: Any) -> int | None:
+    """Whole bytes per second from one NVML field-value counter and its previous reading."""
     if int(field.nvmlReturn) != 0:
         return None
     member, bits = _VALUE_TYPES.get(int(field.valueType), ("ullVal", 64))
@@ -475,4 +477,4 @@ def _counter_rate(prev: dict[int, tuple[int, int]], field: Any) -> float | None:
         if not bits:
             return None
         delta += 1 << bits  # the counter wrapped around
-    return delta * 1_000_000.0 / elapsed_us
+    return round(delta * 1_000_000 / elapsed_us)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import collections
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -30,15 +31,20 @@ from gpu_devbox.gpus.visible import DeviceIdentity, Selection, VisibleDevices
 
 log = logging.getLogger("gpu_devbox.sampler")
 
-#: Fields kept in the history (the time series the panel charts).
-HISTORY_FIELDS: dict[str, tuple[str, ...]] = {
-    "utilization": ("gpu", "memory"),
-    "memory": ("used", "reserved"),
-    "temperature": ("gpu",),
-    "power": ("usage",),
-    "clocks": ("sm", "memory"),
-    "pcie": ("tx", "rx"),
-}
+
+def _history_entry(gpu: dict[str, Any]) -> dict[str, Any]:
+    """The part of one GPU's sample kept in the history: the time series the panel charts."""
+    util, memory, clocks, pcie = gpu["utilization"], gpu["memory"], gpu["clocks"], gpu["pcie"]
+    return {
+        "index": gpu["index"],
+        "uuid": gpu["uuid"],
+        "utilization": {"gpu": util["gpu"], "memory": util["memory"]},
+        "memory": {"used": memory["used"], "reserved": memory["reserved"]},
+        "temperature": {"gpu": gpu["temperature"]["gpu"]},
+        "power": {"usage": gpu["power"]["usage"]},
+        "clocks": {"sm": clocks["sm"], "memory": clocks["memory"]},
+        "pcie": {"tx": pcie["tx"], "rx": pcie["rx"]},
+    }
 
 
 def _dumps(payload: object) -> str:
@@ -76,10 +82,17 @@ class Snapshot:
     timestamp: float
     simulated: bool
     gpus: tuple[dict[str, Any], ...]
-    #: ``{"timestamp", "simulated", "gpus"}`` serialised once, for the REST route and stream.
-    json: str
     #: Bumped whenever :meth:`Sampler.status` changes, so the stream can push it.
     status_version: int
+
+    @functools.cached_property
+    def json(self) -> str:
+        """``{"timestamp", "simulated", "gpus"}`` as JSON: serialised once, on first use.
+
+        Nobody reading means nothing is serialised; any number of requests and stream clients
+        share one serialisation per tick.
+        """
+        return _dumps({"timestamp": self.timestamp, "simulated": self.simulated, "gpus": self.gpus})
 
 
 class Sampler:
@@ -268,29 +281,17 @@ class Sampler:
 
     # ------------------------------------------------------------------ results
     def _make_snapshot(self, gpus: tuple[dict[str, Any], ...], now: float) -> Snapshot:
-        payload = {"timestamp": now, "simulated": self.simulated, "gpus": list(gpus)}
         return Snapshot(
             timestamp=now,
             simulated=self.simulated,
             gpus=gpus,
-            json=_dumps(payload),
             status_version=self._status_version,
         )
 
     def _append_history(self, snapshot: Snapshot) -> None:
         entry = {
             "timestamp": snapshot.timestamp,
-            "gpus": [
-                {
-                    "index": gpu["index"],
-                    "uuid": gpu["uuid"],
-                    **{
-                        group: {k: gpu[group][k] for k in keys}
-                        for group, keys in HISTORY_FIELDS.items()
-                    },
-                }
-                for gpu in snapshot.gpus
-            ],
+            "gpus": [_history_entry(g) for g in snapshot.gpus],
         }
         with self._lock:
             self._history.append((snapshot.timestamp, _dumps(entry)))

@@ -18,6 +18,7 @@ import math
 import random
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -92,17 +93,11 @@ class _Handle:
     mig: int | None = None
 
 
-@dataclasses.dataclass
-class _Struct:
-    """Attribute bag standing in for pynvml's ctypes structures."""
+class _Struct(types.SimpleNamespace):
+    """Attribute bag standing in for pynvml's ctypes structures (plain attribute reads)."""
 
-    fields: dict[str, Any]
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.fields[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__(**fields)
 
 
 def build_gpus(

@@ -13,12 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, default, validate
 
 from gpu_devbox._version import __version__
+from gpu_devbox.bench import plan as bench_plan
+from gpu_devbox.bench.service import MAX_MEMORY_FRACTION, BenchmarkConfig, BenchmarkService
 from gpu_devbox.gpus import NvmlAdapter, Sampler, SamplerConfig, VisibleDevices
 from gpu_devbox.gpus.backends import BACKENDS, SIMULATED_FIELDS, BackendSpec, backend_from_env
-from gpu_devbox.server import gpus_handlers, prometheus
+from gpu_devbox.server import bench_handlers, checks_handlers, gpus_handlers, prometheus
 from gpu_devbox.server.base import API_PREFIX
 from gpu_devbox.server.state import ServerState
 from gpu_devbox.server.stream import StreamHandler, StreamHub
@@ -137,6 +139,88 @@ class GPUDevbox(ExtensionApp):
         Off by default: on clusters that also run dcgm-exporter it would double count.""",
     ).tag(config=True)
 
+    benchmarks_enabled = Bool(
+        True,
+        help="""Let users run the GPU benchmark (``POST gpu-devbox/api/benchmarks``, the panel's
+        Benchmark section). Set ``c.GPUDevbox.benchmarks_enabled = False`` to refuse new runs
+        with 403; the history stays readable. To refuse them per user instead, deny the
+        ``gpu-devbox-benchmarks`` resource in your authorizer.""",
+    ).tag(config=True)
+
+    benchmark_timeouts = Dict(
+        value_trait=Float(),
+        per_key_traits=None,
+        help=f"""Seconds a benchmark run may take per GPU, by suite, before it is stopped and
+        reported as failed (the worker process is killed). Defaults:
+        {", ".join(f"{n}={s.timeout:g}" for n, s in bench_plan.SUITES.items())}, generous on
+        purpose: the first import of PyTorch from a cold disk can take many seconds. Example:
+        ``c.GPUDevbox.benchmark_timeouts = {{"full": 300}}`` (suites not named keep their
+        default).""",
+    ).tag(config=True)
+
+    benchmark_max_memory_fraction = Float(
+        0.5,
+        help=f"""The share of a GPU's free memory (and of the host's available memory) a
+        benchmark may use, between 0 and {MAX_MEMORY_FRACTION}. Sizes are derived from it, so a
+        benchmark never takes memory a notebook on the same GPU is about to need. Default 0.5.""",
+    ).tag(config=True)
+
+    benchmark_history_file = Unicode(
+        "",
+        help="""Where finished benchmark runs are appended, one JSON document per line. Empty
+        (the default) means ``benchmarks.jsonl`` in the ``gpu_devbox`` folder of Jupyter's data
+        directory (``jupyter --data-dir``).""",
+    ).tag(config=True)
+
+    @validate("benchmark_timeouts")
+    def _check_timeouts(self, proposal: dict[str, Any]) -> dict[str, float]:
+        value = dict(proposal["value"])
+        for name, seconds in value.items():
+            if name not in bench_plan.SUITES:
+                raise TraitError(
+                    f"GPUDevbox.benchmark_timeouts: unknown suite {name!r}; "
+                    f"suites: {', '.join(bench_plan.SUITES)}"
+                )
+            if not 0 < float(seconds) <= 86_400:
+                raise TraitError(
+                    f"GPUDevbox.benchmark_timeouts[{name!r}] must be between 0 and 86400 s, "
+                    f"not {seconds}"
+                )
+        return {name: float(seconds) for name, seconds in value.items()}
+
+    @validate("benchmark_max_memory_fraction")
+    def _check_memory_fraction(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not 0 < value <= MAX_MEMORY_FRACTION:
+            raise TraitError(
+                f"GPUDevbox.benchmark_max_memory_fraction must be in (0, {MAX_MEMORY_FRACTION}], "
+                f"not {value}"
+            )
+        return value
+
+    checks_probe_timeout = Float(
+        60.0,
+        help="""Seconds the CUDA checks give each Python environment (the server's own and each
+        kernelspec's) to report its torch, cupy, jax and tensorflow (1 to 600). Importing them
+        takes seconds; an environment that does not answer in time is reported, not waited on.""",
+    ).tag(config=True)
+
+    checks_probe_kernelspecs = Bool(
+        True,
+        help="""Probe every kernelspec whose argv[0] is a Python interpreter for the CUDA checks
+        (``GET checks``), not only the server's own Python. Turn off when kernelspecs are
+        remote or slow to start.""",
+    ).tag(config=True)
+
+    @validate("checks_probe_timeout")
+    def _check_probe_timeout(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not 1 <= value <= 600:
+            raise TraitError(
+                f"GPUDevbox.checks_probe_timeout must be between 1 and 600 s, not {value}"
+            )
+        return value
+
     @validate("interval")
     def _check_interval(self, proposal: dict[str, Any]) -> float:
         value = float(proposal["value"])
@@ -204,7 +288,17 @@ class GPUDevbox(ExtensionApp):
             version=__version__,
             logger=self.log,
         )
-        state = ServerState(sampler=sampler, hub=StreamHub(sampler))
+        serverapp = self.serverapp
+        probe_kernelspecs = self.checks_probe_kernelspecs and serverapp is not None
+        checks = checks_handlers.make_service(
+            sampler,
+            serverapp.kernel_spec_manager if probe_kernelspecs and serverapp else None,
+            probe_timeout=self.checks_probe_timeout,
+            logger=self.log,
+        )
+        hub = StreamHub(sampler)
+        state = ServerState(sampler=sampler, hub=hub, checks=checks)
+        state.benchmarks = self._make_benchmarks(hub)
         self._state = state
         self.settings.update({"gpu_devbox": state})
         sampler.start()
@@ -220,9 +314,26 @@ class GPUDevbox(ExtensionApp):
             interval,
         )
 
+    def _make_benchmarks(self, hub: StreamHub) -> BenchmarkService:
+        timeouts = {name: spec.timeout for name, spec in bench_plan.SUITES.items()}
+        timeouts.update(self.benchmark_timeouts)
+        config = BenchmarkConfig(
+            enabled=self.benchmarks_enabled,
+            timeouts=timeouts,
+            max_memory_fraction=self.benchmark_max_memory_fraction,
+            history_path=self.benchmark_history_file or None,
+        )
+        return BenchmarkService(
+            config,
+            on_event=lambda event: hub.publish_threadsafe("benchmark", event),
+            logger=self.log,
+        )
+
     def initialize_handlers(self) -> None:
         """Register the REST routes and the push stream."""
         self.handlers.extend(gpus_handlers.ROUTES)
+        self.handlers.extend(bench_handlers.ROUTES)
+        self.handlers.extend(checks_handlers.ROUTES)
         self.handlers.append((f"{API_PREFIX}/stream", StreamHandler))
 
     async def stop_extension(self) -> None:
@@ -231,5 +342,6 @@ class GPUDevbox(ExtensionApp):
             self._unregister_metrics()
             self._unregister_metrics = None
         if self._state is not None:
+            await self._state.checks.close()  # kills probe subprocesses still running
             self._state.close()
             self._state = None

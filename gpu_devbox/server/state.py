@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from gpu_devbox.bench.service import BenchmarkService
+from gpu_devbox.cuda.service import ChecksService
 from gpu_devbox.gpus import Sampler
 from gpu_devbox.server.stream import StreamHub
 
@@ -15,6 +17,10 @@ class ServerState:
 
     sampler: Sampler
     hub: StreamHub
+    #: The CUDA checks (``GET checks``).
+    checks: ChecksService
+    #: The GPU benchmark (``None`` until the extension has built it).
+    benchmarks: BenchmarkService | None = None
 
     def status(self) -> dict[str, Any]:
         """The ``GET status`` document."""
@@ -22,5 +28,8 @@ class ServerState:
 
     def close(self) -> None:
         """Release every resource (threads, NVML) this state holds."""
+        if self.benchmarks is not None:
+            self.benchmarks.close()
         self.hub.close()
+        self.checks.cancel()
         self.sampler.stop()

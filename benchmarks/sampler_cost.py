@@ -1,0 +1,142 @@
+"""What the sampler costs per GPU per tick, on top of the NVML calls themselves.
+
+Method: run the NVML calls one tick makes for each GPU directly against the library ("raw"),
+then run ``Sampler.tick()`` (adapter + sampler: error mapping, unit conversion, the JSON
+snapshot and the history entry) against the same library, and report the difference per GPU.
+
+``--backend simulated`` (the default, usable anywhere) uses a simulated NVML whose calls cost
+well under a microsecond, so the difference is the sampler's own overhead. ``--backend nvml``
+measures the same on a machine with NVIDIA GPUs (there the raw figure is the driver's cost).
+
+Times are CPU time of the sampling thread (``time.thread_time``), the median of batches.
+Target (issue 2): the sampler adds at most 50 µs per GPU per tick over raw NVML.
+
+    python benchmarks/sampler_cost.py [--gpus 8] [--ticks 2000] [--backend simulated|nvml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from typing import Any
+
+from gpu_devbox.gpus import NvmlAdapter, Sampler, SamplerConfig, VisibleDevices
+from gpu_devbox.gpus.simulated import SimulatedNVML, build_gpus
+
+TARGET_US = 50.0
+
+
+class FlatNVML(SimulatedNVML):
+    """The simulated NVML with a constant load, so each call costs next to nothing."""
+
+    def load(self, gpu: int, now: float | None = None) -> float:
+        return 0.5
+
+
+def raw_tick(lib: Any, handles: list[Any], slow: bool) -> None:
+    """The NVML calls a sampler tick makes, with no adapter around them."""
+    v2 = getattr(lib, "nvmlMemory_v2", None)
+    fields = [lib.NVML_FI_DEV_PCIE_COUNT_TX_BYTES, lib.NVML_FI_DEV_PCIE_COUNT_RX_BYTES]
+    for h in handles:
+        # Read what any consumer must read from the returned structures.
+        util = lib.nvmlDeviceGetUtilizationRates(h)
+        _ = (util.gpu, util.memory)
+        lib.nvmlDeviceGetPowerUsage(h)
+        lib.nvmlDeviceGetClockInfo(h, lib.NVML_CLOCK_SM)
+        lib.nvmlDeviceGetClockInfo(h, lib.NVML_CLOCK_MEM)
+        mem = lib.nvmlDeviceGetMemoryInfo(h, version=v2)
+        _ = (mem.total, mem.used, mem.reserved, mem.free)
+        lib.nvmlDeviceGetTemperatureV(h, lib.NVML_TEMPERATURE_GPU)
+        for value in lib.nvmlDeviceGetFieldValues(h, fields):
+            _ = (value.nvmlReturn, value.timestamp, value.value.uiVal)
+        if slow:
+            lib.nvmlDeviceGetTotalEnergyConsumption(h)
+            lib.nvmlDeviceGetTotalEccErrors(
+                h, lib.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, lib.NVML_VOLATILE_ECC
+            )
+            lib.nvmlDeviceGetComputeRunningProcesses_v3(h)
+            lib.nvmlDeviceGetMigMode(h)
+
+
+def time_per_tick(fn: Any, ticks: int) -> list[float]:
+    """CPU seconds this thread spends per call of ``fn``, over ``ticks`` calls in batches of 50.
+
+    CPU time (not wall time) is what a tick costs the server, and other processes sharing the
+    cores do not distort it.
+    """
+    batches = []
+    batch = 50
+    for _ in range(max(1, ticks // batch)):
+        started = time.thread_time()
+        for _ in range(batch):
+            fn()
+        batches.append((time.thread_time() - started) / batch)
+    return batches
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gpus", type=int, default=8)
+    parser.add_argument("--ticks", type=int, default=2000)
+    parser.add_argument("--backend", choices=["simulated", "nvml"], default="simulated")
+    args = parser.parse_args()
+
+    if args.backend == "simulated":
+        lib: Any = FlatNVML(build_gpus(args.gpus))
+    else:
+        import pynvml  # noqa: TID251 - measuring the raw driver needs the binding
+
+        lib = pynvml
+    lib.nvmlInit()
+    handles = [lib.nvmlDeviceGetHandleByIndex(i) for i in range(lib.nvmlDeviceGetCount())]
+    gpus = len(handles)
+
+    sampler = Sampler(
+        NvmlAdapter(lambda: lib),
+        visible=VisibleDevices.from_env({}),
+        config=SamplerConfig(interval=1.0, slow_interval=1e9, history_seconds=600),
+    )
+    sampler.tick()  # opens NVML, reads static facts, takes the slow fields once
+    sampler._last_slow = time.time()  # measure fast ticks: slow fields are every 5 s
+
+    results = {}
+    for name, fn in (
+        ("raw NVML calls", lambda: raw_tick(lib, handles, slow=False)),
+        ("sampler.tick()", sampler.tick),
+    ):
+        fn()  # warm up
+        results[name] = statistics.median(time_per_tick(fn, args.ticks))
+    raw_slow = statistics.median(time_per_tick(lambda: raw_tick(lib, handles, True), 200))
+
+    def slow_tick() -> None:
+        sampler._last_slow = -1e18
+        sampler.tick()
+
+    sampler_slow = statistics.median(time_per_tick(slow_tick, 200))
+
+    # The JSON of GET gpus / the stream is built on first read, once per tick, when anyone
+    # is reading: a cost of having clients, reported separately.
+    def serialise() -> None:
+        sampler.tick().json  # noqa: B018 - the property does the work being measured
+
+    with_json = statistics.median(time_per_tick(serialise, 1000))
+
+    per_gpu = {k: v / gpus * 1e6 for k, v in results.items()}
+    overhead = per_gpu["sampler.tick()"] - per_gpu["raw NVML calls"]
+    slow_overhead = (sampler_slow - raw_slow) / gpus * 1e6
+    print(f"backend: {args.backend}, GPUs: {gpus}, Python {sys.version.split()[0]}")
+    print(f"raw NVML calls per GPU per tick:        {per_gpu['raw NVML calls']:8.1f} µs")
+    print(f"sampler.tick() per GPU per tick:        {per_gpu['sampler.tick()']:8.1f} µs")
+    print(f"sampler overhead per GPU per tick:      {overhead:8.1f} µs (target <= {TARGET_US:.0f})")
+    print(f"  ... on a slow-field tick (every 5 s): {slow_overhead:8.1f} µs")
+    json_us = (with_json - results["sampler.tick()"]) / gpus * 1e6
+    print(f"  + serialising for readers (if any):   {json_us:8.1f} µs (once per tick, shared)")
+    print(f"whole tick for {gpus} GPUs:               {results['sampler.tick()'] * 1e3:8.3f} ms")
+    sampler.stop()
+    return 0 if overhead <= TARGET_US else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
