@@ -5,6 +5,7 @@ exposes JupyterLab's JavaScript objects in the browser.
 """
 
 import os
+import tempfile
 
 from jupyterlab.galata import configure_jupyter_server
 
@@ -16,3 +17,7 @@ c.ServerApp.base_url = os.environ.get("GPU_DEVBOX_UI_BASE_URL", "/user/galata/")
 c.GPUDevbox.backend = "simulated"  # noqa: F821
 c.GPUDevbox.simulated_gpus = int(os.environ.get("GPU_DEVBOX_SIMULATED_GPUS", "2"))  # noqa: F821
 c.GPUDevbox.interval = 0.5  # noqa: F821 (values change quickly enough for the tests)
+# Benchmark runs go to a scratch history, not the user's Jupyter data directory.
+c.GPUDevbox.benchmark_history_file = os.path.join(  # noqa: F821
+    tempfile.mkdtemp(prefix="gpu-devbox-ui-"), "benchmarks.jsonl"
+)

@@ -1,4 +1,5 @@
 import {
+  firstAtOrAfter,
   SPARK_HEIGHT,
   Sparkline,
   sparklinePath,
@@ -34,7 +35,7 @@ describe('sparklinePath', () => {
         gap: 100
       }
     );
-    expect(d).toBe(`M0 ${SPARK_HEIGHT}L60 14L119 0`);
+    expect(d).toBe(`M0 ${SPARK_HEIGHT}L500 140L990 0`);
   });
 
   it('breaks the line over a gap longer than the gap setting', () => {
@@ -79,30 +80,39 @@ describe('sparklinePath', () => {
       Channel.Utilization,
       scale
     );
-    expect(d).toBe(`M10 ${SPARK_HEIGHT}L11 ${SPARK_HEIGHT}`);
+    expect(d).toBe(`M80 ${SPARK_HEIGHT}L90 ${SPARK_HEIGHT}`);
   });
 
   it('clamps values outside the scale', () => {
     const d = sparklinePath(
       ringOf([
         [0, 150],
-        [1, -20]
+        [5, -20]
       ]),
       Channel.Utilization,
       scale
     );
-    expect(d).toBe(`M0 0L1 ${SPARK_HEIGHT}`);
+    expect(d).toBe(`M0 0L40 ${SPARK_HEIGHT}`);
   });
 
   it('keeps a spike when many samples share one horizontal unit', () => {
-    // 600 samples over 120 units: five per unit; one spike to 100 among zeros
+    // 600 samples over 100 buckets: six per bucket; one spike to 100 among zeros
     const samples: Array<[number, number]> = [];
     for (let i = 0; i < 600; i++) {
       samples.push([i * 0.2, i === 301 ? 100 : 0]);
     }
     const d = sparklinePath(ringOf(samples), Channel.Utilization, scale);
-    expect(points(d).length).toBeLessThanOrEqual(2 * 121);
-    expect(d).toContain('L60 0');
+    expect(points(d).length).toBeLessThanOrEqual(2 * 101);
+    expect(d).toContain(`L500 ${SPARK_HEIGHT}L500 0L510 ${SPARK_HEIGHT}`);
+  });
+
+  it('draws one point per bucket when its values are alike', () => {
+    const samples: Array<[number, number]> = [];
+    for (let i = 0; i < 600; i++) {
+      samples.push([i * 0.2, 50 + (i % 2) * 0.5]); // jitter below 1% of the height
+    }
+    const d = sparklinePath(ringOf(samples), Channel.Utilization, scale);
+    expect(points(d)).toHaveLength(100);
   });
 
   it('draws nothing for an empty window or a degenerate scale', () => {
@@ -110,6 +120,18 @@ describe('sparklinePath', () => {
     expect(
       sparklinePath(ringOf([[1, 1]]), Channel.Utilization, { ...scale, max: 0 })
     ).toBe('');
+  });
+});
+
+describe('firstAtOrAfter', () => {
+  it('finds the window start in a wrapped ring', () => {
+    const ring = new Ring(4);
+    for (let t = 1; t <= 6; t++) {
+      ring.push(t, [0, 0, 0, 0, 0, 0]); // holds 3, 4, 5, 6
+    }
+    expect(firstAtOrAfter(ring, 0)).toBe(0);
+    expect(firstAtOrAfter(ring, 4.5)).toBe(2);
+    expect(firstAtOrAfter(ring, 7)).toBe(4);
   });
 });
 
@@ -127,14 +149,74 @@ describe('windowMax', () => {
 });
 
 describe('Sparkline', () => {
-  it('only rewrites a path when it changed', () => {
-    const spark = new Sparkline(2, 'PCIe history');
-    const path = spark.node.querySelectorAll('path')[1];
-    const spy = jest.spyOn(path, 'setAttribute');
-    spark.draw(1, 'M0 0L1 1');
-    spark.draw(1, 'M0 0L1 1');
-    expect(spy).toHaveBeenCalledTimes(1);
-    expect(path.getAttribute('d')).toBe('M0 0L1 1');
+  const calls: string[] = [];
+  const context = {
+    setTransform: () => undefined,
+    clearRect: () => calls.push('clear'),
+    beginPath: () => calls.push('begin'),
+    moveTo: (x: number, y: number) => calls.push(`M${x} ${y}`),
+    lineTo: (x: number, y: number) => calls.push(`L${x} ${y}`),
+    stroke: () => calls.push('stroke'),
+    save: () => undefined,
+    restore: () => undefined,
+    strokeStyle: '',
+    lineWidth: 0,
+    lineJoin: ''
+  };
+  let resize: ((entries: unknown[]) => void) | null = null;
+
+  beforeEach(() => {
+    calls.length = 0;
+    jest
+      .spyOn(HTMLCanvasElement.prototype, 'getContext')
+      .mockImplementation(() => context as any);
+    (globalThis as any).ResizeObserver = class {
+      constructor(callback: (entries: unknown[]) => void) {
+        resize = callback;
+      }
+      observe(): void {
+        // laid out later, see below
+      }
+      disconnect(): void {
+        resize = null;
+      }
+    };
+  });
+
+  afterEach(() => {
+    jest.restoreAllMocks();
+    delete (globalThis as any).ResizeObserver;
+  });
+
+  it('draws nothing until it is laid out, then traces every line', () => {
+    const spark = new Sparkline('PCIe history');
+    expect(spark.node.tagName).toBe('CANVAS');
     expect(spark.node.getAttribute('aria-label')).toBe('PCIe history');
+    const ring = ringOf([
+      [0, 10],
+      [1, 90]
+    ]);
+    const wide = { ...scale, gap: 100 };
+    spark.draw([
+      { ring, channel: Channel.Utilization, scale: wide },
+      { ring, channel: Channel.Utilization, scale: { ...wide, max: 200 } }
+    ]);
+    expect(calls).toEqual([]); // hidden or not laid out: no size, no drawing
+    resize!([{ contentRect: { width: 100, height: 28 } }]);
+    expect(spark.node.width).toBe(100);
+    expect(calls).toEqual([
+      'clear',
+      'begin',
+      'M0 252',
+      'L0 28',
+      'stroke',
+      'begin',
+      'M0 266',
+      'L0 154',
+      'stroke'
+    ]);
+    expect(spark.points).toBe(4);
+    spark.dispose();
+    expect(resize).toBeNull();
   });
 });

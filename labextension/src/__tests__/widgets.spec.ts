@@ -82,11 +82,14 @@ describe('GpuSection', () => {
     expect(text(cards[0], '.jp-GpuDevbox-proc-list li')).toEqual([
       'PID 424212.0 GiB'
     ]);
-    // the history drew a line, the GPU without power readings shows a dash
-    const util = cards[0].querySelector('[data-metric="utilization"] path');
-    expect(util!.getAttribute('d')).toMatch(
-      /^M[\d.]+ [\d.]+(L[\d.]+ [\d.]+){10,}$/
-    );
+    // the chart has the server's history at once (60 samples) plus the live one
+    expect(
+      cards[0].querySelector(
+        '[data-metric="utilization"] canvas[aria-label="Utilization history"]'
+      )
+    ).not.toBeNull();
+    expect(connection.store.ring(gpu0.uuid)!.length).toBe(61);
+    // the GPU without power readings shows a dash
     expect(text(cards[1], '[data-metric="power"] .jp-GpuDevbox-value')).toEqual(
       ['–']
     );

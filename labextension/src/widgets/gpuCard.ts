@@ -15,7 +15,7 @@ import {
   MISSING
 } from '../format';
 import { ChartMetric, IPanelSettings } from '../settings';
-import { Sparkline, sparklinePath, windowMax } from '../sparkline';
+import { Sparkline, windowMax } from '../sparkline';
 import { Channel, Ring } from '../store';
 import { IGpu, IMigInstance } from '../tokens';
 
@@ -69,7 +69,11 @@ export class MemoryBar {
   update(used: number | null, total: number | null, warning: number): void {
     const fraction = used !== null && total ? used / total : null;
     const percent = fraction === null ? 0 : Math.min(100, fraction * 100);
-    this._fill.style.width = `${percent.toFixed(1)}%`;
+    // a transform, not a width: the bar's animation then needs no layout
+    const scale = `scaleX(${(percent / 100).toFixed(4)})`;
+    if (this._fill.style.transform !== scale) {
+      this._fill.style.transform = scale;
+    }
     setAttr(this.node.children[1], 'aria-valuenow', percent.toFixed(0));
     toggleClass(
       this.node,
@@ -107,7 +111,7 @@ class MigCard {
       this._title,
       `MIG ${instance.profile ?? instance.name ?? ''} · ${ids}`
     );
-    this.node.title = instance.uuid ?? '';
+    setAttr(this.node, 'title', instance.uuid ?? '');
     this._bar.update(instance.memory.used, instance.memory.total, warning);
   }
 }
@@ -134,10 +138,7 @@ export class GpuCard {
     const metrics = h('div', { className: 'jp-GpuDevbox-metrics' });
     for (const metric of Object.keys(LABELS) as ChartMetric[]) {
       const value = h('span', { className: 'jp-GpuDevbox-value' });
-      const spark = new Sparkline(
-        metric === 'pcie' ? 2 : 1,
-        `${LABELS[metric]} history`
-      );
+      const spark = new Sparkline(`${LABELS[metric]} history`);
       const row = h(
         'div',
         { className: 'jp-GpuDevbox-row', attrs: { 'data-metric': metric } },
@@ -168,6 +169,16 @@ export class GpuCard {
     );
   }
 
+  /** How many points the card's charts traced in their last draw. */
+  get chartPoints(): number {
+    return this._rows.reduce((sum, row) => sum + row.spark.points, 0);
+  }
+
+  /** Stop observing the charts' sizes (the card is going away). */
+  dispose(): void {
+    this._rows.forEach(row => row.spark.dispose());
+  }
+
   /** Show the latest sample and redraw the charts over the window. */
   update(
     gpu: IGpu,
@@ -176,8 +187,12 @@ export class GpuCard {
     settings: IPanelSettings
   ): void {
     setText(this._title, `GPU ${gpu.index} · ${gpu.name}`);
-    this.node.title = `${gpu.uuid}${gpu.pci_bus_id ? ` · PCI ${gpu.pci_bus_id}` : ''}`;
-    this.node.setAttribute('aria-label', `GPU ${gpu.index} ${gpu.name}`);
+    setAttr(
+      this.node,
+      'title',
+      `${gpu.uuid}${gpu.pci_bus_id ? ` · PCI ${gpu.pci_bus_id}` : ''}`
+    );
+    setAttr(this.node, 'aria-label', `GPU ${gpu.index} ${gpu.name}`);
     setText(
       this._cc,
       gpu.compute_capability ? `sm ${gpu.compute_capability}` : 'sm ?'
@@ -289,33 +304,32 @@ function drawRow(row: IRow, gpu: IGpu, ring: Ring, window: IWindow): void {
   const scale = { ...window, min: 0, max: 100 };
   switch (row.metric) {
     case 'utilization':
-      row.spark.draw(0, sparklinePath(ring, Channel.Utilization, scale));
+      row.spark.draw([{ ring, channel: Channel.Utilization, scale }]);
       return;
     case 'memory':
       scale.max =
         gpu.memory.total ??
         headroom(windowMax(ring, Channel.MemoryUsed, window.tStart));
-      row.spark.draw(0, sparklinePath(ring, Channel.MemoryUsed, scale));
+      row.spark.draw([{ ring, channel: Channel.MemoryUsed, scale }]);
       return;
     case 'temperature':
-      scale.max = Math.max(
-        100,
-        headroom(windowMax(ring, Channel.Temperature, window.tStart))
-      );
-      row.spark.draw(0, sparklinePath(ring, Channel.Temperature, scale));
+      // 0-100 °C: GPUs throttle well below 100, and the value beside the chart is exact
+      row.spark.draw([{ ring, channel: Channel.Temperature, scale }]);
       return;
     case 'power':
       scale.max =
         gpu.power.limit ??
         headroom(windowMax(ring, Channel.Power, window.tStart));
-      row.spark.draw(0, sparklinePath(ring, Channel.Power, scale));
+      row.spark.draw([{ ring, channel: Channel.Power, scale }]);
       return;
     case 'pcie': {
       const tx = windowMax(ring, Channel.PcieTx, window.tStart);
       const rx = windowMax(ring, Channel.PcieRx, window.tStart);
       scale.max = Math.max(headroom(Math.max(tx || 0, rx || 0)), 1024 * 1024);
-      row.spark.draw(0, sparklinePath(ring, Channel.PcieTx, scale));
-      row.spark.draw(1, sparklinePath(ring, Channel.PcieRx, scale));
+      row.spark.draw([
+        { ring, channel: Channel.PcieTx, scale },
+        { ring, channel: Channel.PcieRx, scale }
+      ]);
       return;
     }
   }

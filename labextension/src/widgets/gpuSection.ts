@@ -86,11 +86,25 @@ export class GpuSection extends PanelWithToolbar {
     }
     this._cards.forEach((card, uuid) => {
       if (!seen.has(uuid)) {
+        card.dispose();
         card.node.remove();
         this._cards.delete(uuid);
       }
     });
     return gpus.length;
+  }
+
+  /** How many points the charts traced in their last draw (0 while not laid out). */
+  get chartPoints(): number {
+    let points = 0;
+    this._cards.forEach(card => (points += card.chartPoints));
+    return points;
+  }
+
+  dispose(): void {
+    this._cards.forEach(card => card.dispose());
+    this._cards.clear();
+    super.dispose();
   }
 
   private _showReason(status: IStatus | null, sampled: boolean): void {

@@ -6,7 +6,7 @@
 import { LabIcon, SidePanel } from '@jupyterlab/ui-components';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Message } from '@lumino/messaging';
-import { Panel, Widget } from '@lumino/widgets';
+import { AccordionPanel, Panel, Widget } from '@lumino/widgets';
 
 import { DevboxConnection } from '../connection';
 import { IPanelSettings } from '../settings';
@@ -38,6 +38,16 @@ export class GpuPanel extends SidePanel {
     for (const section of options.sections) {
       this.addWidget(section);
     }
+    // The GPUs get the panel's height; the other sections open on demand (or by their command).
+    const accordion = this.content as AccordionPanel;
+    options.sections.forEach((_, i) => accordion.collapse(i + 1));
+    // A section opened later gets a fair share of the height, not the sliver left over.
+    accordion.expansionToggled.connect(() => {
+      const open = accordion.widgets.map(w => (w.isHidden ? 0 : 1));
+      if (open.some(Boolean)) {
+        accordion.setRelativeSizes(open);
+      }
+    });
     this.connection.changed.connect(this._onChanged, this);
     this.connection.sampled.connect(this._onSampled, this);
   }

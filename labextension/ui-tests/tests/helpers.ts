@@ -73,13 +73,7 @@ export async function saveScreenshot(
   target: Locator,
   name: string
 ): Promise<void> {
-  const out = path.resolve(
-    __dirname,
-    '..',
-    'test-results',
-    'screenshots',
-    name
-  );
+  const out = path.resolve(__dirname, '..', 'screenshots', name);
   await target.screenshot({ path: out, animations: 'disabled' });
   if (process.env.GPU_DEVBOX_UPDATE_SCREENSHOTS === '1') {
     const docs = path.resolve(
@@ -93,4 +87,25 @@ export async function saveScreenshot(
     fs.mkdirSync(docs, { recursive: true });
     fs.copyFileSync(out, path.join(docs, name));
   }
+}
+
+/** How many pixel columns of a chart canvas have something drawn in them. */
+export async function drawnColumns(canvas: Locator): Promise<number> {
+  return canvas.evaluate((c: HTMLCanvasElement) => {
+    const ctx = c.getContext('2d');
+    if (!ctx || c.width === 0) {
+      return 0;
+    }
+    const { data } = ctx.getImageData(0, 0, c.width, c.height);
+    let columns = 0;
+    for (let x = 0; x < c.width; x++) {
+      for (let y = 0; y < c.height; y++) {
+        if (data[(y * c.width + x) * 4 + 3] > 0) {
+          columns++;
+          break;
+        }
+      }
+    }
+    return columns;
+  });
 }

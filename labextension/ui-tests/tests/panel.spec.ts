@@ -3,7 +3,7 @@
  * JupyterHub-like base_url (/user/galata/).
  */
 import {
-  expandSection,
+  drawnColumns,
   openFromIcon,
   panel,
   PANEL_ID,
@@ -39,10 +39,22 @@ test.describe('GPU panel', () => {
     await expect(
       cards.nth(0).locator('[data-metric="power"] .jp-GpuDevbox-value')
     ).toHaveText(/^\d+ \/ 700 W$/);
-    // The server kept samples since it started: the chart has many points at once, not one.
-    const line = cards.nth(0).locator('[data-metric="utilization"] path');
-    const d = (await line.getAttribute('d')) ?? '';
-    expect(d.split('L').length).toBeGreaterThan(5);
+    // The history came from the server at once: it holds samples from before this page loaded.
+    const oldest = await page.evaluate(() => {
+      const app = (window as any).jupyterapp;
+      const gpuPanel = Array.from(app.shell.widgets('right') as any).find(
+        (w: any) => w.id === 'gpu-devbox-panel'
+      ) as any;
+      const store = gpuPanel.connection.store;
+      const ring = store.ring(store.latest.gpus[0].uuid);
+      return { first: ring.time[ring.index(0)], samples: ring.length };
+    });
+    const loaded = await page.evaluate(() => performance.timeOrigin / 1000);
+    expect(oldest.first).toBeLessThan(loaded - 1);
+    expect(oldest.samples).toBeGreaterThan(4);
+    // and the chart shows it: the utilization line spans many pixel columns
+    const chart = cards.nth(0).locator('[data-metric="utilization"] canvas');
+    expect(await drawnColumns(chart)).toBeGreaterThan(3);
   });
 
   test('opens from the command palette', async ({ page }) => {
@@ -63,7 +75,9 @@ test.describe('GPU panel', () => {
         await card
           .locator('[data-metric="power"] .jp-GpuDevbox-value')
           .textContent(),
-        await card.locator('[data-metric="utilization"] path').getAttribute('d')
+        await card
+          .locator('[data-metric="utilization"] canvas')
+          .evaluate((c: HTMLCanvasElement) => c.toDataURL())
       ].join('|');
     const before = await read();
     await expect.poll(read, { timeout: 10_000 }).not.toBe(before);
@@ -130,21 +144,25 @@ test.describe('GPU panel', () => {
     });
   });
 
-  test('screenshots in the light and the dark theme', async ({ page }) => {
-    await openFromIcon(page);
-    await widenPanel(page);
-    await expandSection(page, 'Health');
-    await page.waitForTimeout(2500); // let the sparklines gather a few more points
-    await saveScreenshot(panel(page), 'panel-light.png');
-    await page.theme.setDarkTheme();
-    await openFromIcon(page);
-    await widenPanel(page);
-    await page.waitForTimeout(1000);
-    await saveScreenshot(panel(page), 'panel-dark.png');
-    await saveScreenshot(
-      page.locator('#jp-main-statusbar'),
-      'statusbar-dark.png'
-    );
-    await page.theme.setLightTheme();
+  test.describe('screenshots', () => {
+    test.use({ viewport: { width: 1280, height: 1000 } });
+
+    test('the panel in the light and the dark theme', async ({ page }) => {
+      await openFromIcon(page);
+      await widenPanel(page);
+      await expect(panel(page).locator('.jp-GpuDevbox-card')).toHaveCount(2);
+      await page.waitForTimeout(2500); // a few more points on the sparklines
+      await saveScreenshot(panel(page), 'panel-light.png');
+      await page.theme.setDarkTheme();
+      await openFromIcon(page);
+      await widenPanel(page);
+      await page.waitForTimeout(1000);
+      await saveScreenshot(panel(page), 'panel-dark.png');
+      await saveScreenshot(
+        page.locator('#jp-main-statusbar'),
+        'statusbar-dark.png'
+      );
+      await page.theme.setLightTheme();
+    });
   });
 });
