@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     gz_total = sum(packed for _, _, packed in scripts)
     print(f"{'total JavaScript':<{width}}  {raw_total:>9,}  {gz_total:>9,}")
     verdict = "within" if gz_total <= BUDGET_BYTES else "OVER"
-    print(f"budget: {BUDGET_BYTES:,} bytes gzipped: {verdict} ({100 * gz_total / BUDGET_BYTES:.0f}%)")
+    print(
+        f"budget: {BUDGET_BYTES:,} bytes gzipped: {verdict} ({100 * gz_total / BUDGET_BYTES:.0f}%)"
+    )
     if maps:
         print(f"source maps (not counted): {len(maps)} files, {sum(r for _, r, _ in maps):,} bytes")
     return 0 if gz_total <= BUDGET_BYTES else 1

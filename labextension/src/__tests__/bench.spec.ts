@@ -337,6 +337,14 @@ describe('BenchSection', () => {
     ) as HTMLSelectElement;
     expect(Array.from(device.options).map(o => o.value)).toEqual(['cpu']);
     expect(section.node.textContent).toContain('The GPUs are simulated');
+    // a new user: no runs yet, and the history says so
+    await model.refresh();
+    expect(
+      section.node.querySelector('.jp-GpuDevbox-history > summary')!.textContent
+    ).toBe('History (0 runs)');
+    expect(
+      section.node.querySelector('.jp-GpuDevbox-history')!.textContent
+    ).toContain('No runs recorded yet.');
     section.dispose();
     model.dispose();
     connection.dispose();

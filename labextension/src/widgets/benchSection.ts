@@ -243,7 +243,7 @@ export class BenchSection extends PanelWithToolbar {
   private _result: HTMLElement;
   private _history: HTMLDetailsElement;
   private _resultKey = '';
-  private _historyKey = '';
+  private _historyKey: string | null = null;
 }
 
 /** Replace a select's options when they changed, keeping the user's choice when it still exists. */
