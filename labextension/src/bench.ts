@@ -226,7 +226,7 @@ export class BenchModel {
     } catch (error) {
       this._unavailable = error instanceof ApiError && error.isMissing;
       this._error = this._unavailable
-        ? 'This server has no benchmark routes: update gpu-devbox in the server environment.'
+        ? 'The server has no benchmark routes (404): gpu-devbox is missing or too old there.'
         : message(error);
     }
     this._changed.emit();

@@ -135,7 +135,7 @@ export class ChecksModel {
       } catch (error) {
         this._unavailable = error instanceof ApiError && error.isMissing;
         this._error = this._unavailable
-          ? 'This server has no checks route: update gpu-devbox in the server environment.'
+          ? 'The server has no checks route (404): gpu-devbox is missing or too old there.'
           : error instanceof Error
             ? error.message
             : String(error);
