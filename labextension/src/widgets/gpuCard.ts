@@ -1,0 +1,341 @@
+/**
+ * One GPU's card: name, compute capability, a memory bar, a row per metric (current value and
+ * sparkline), clocks, processes, and one small card per MIG instance. Built once, then updated
+ * in place on every sample.
+ */
+import { h, setAttr, setHidden, setText, toggleClass } from '../dom';
+import {
+  formatBytes,
+  formatClock,
+  formatMemoryPair,
+  formatPercent,
+  formatPower,
+  formatRate,
+  formatTemperature,
+  MISSING
+} from '../format';
+import { ChartMetric, IPanelSettings } from '../settings';
+import { Sparkline, windowMax } from '../sparkline';
+import { Channel, Ring } from '../store';
+import { IGpu, IMigInstance } from '../tokens';
+
+/** The time window and gap every chart of one update shares. */
+export interface IWindow {
+  tStart: number;
+  tEnd: number;
+  gap: number;
+}
+
+interface IRow {
+  metric: ChartMetric;
+  row: HTMLElement;
+  value: HTMLElement;
+  spark: Sparkline;
+}
+
+const LABELS: Record<ChartMetric, string> = {
+  utilization: 'Utilization',
+  memory: 'Memory',
+  temperature: 'Temperature',
+  power: 'Power',
+  pcie: 'PCIe'
+};
+
+/** A memory bar: used / total with a warning colour past a threshold. */
+export class MemoryBar {
+  readonly node: HTMLElement;
+  private _fill: HTMLElement;
+  private _text: HTMLElement;
+
+  constructor(label: string) {
+    this._fill = h('div', { className: 'jp-GpuDevbox-bar-fill' });
+    this._text = h('span', { className: 'jp-GpuDevbox-bar-text' });
+    this.node = h(
+      'div',
+      { className: 'jp-GpuDevbox-memory' },
+      h('span', { className: 'jp-GpuDevbox-label', text: label }),
+      h(
+        'div',
+        {
+          className: 'jp-GpuDevbox-bar',
+          attrs: { role: 'meter', 'aria-label': `${label} used` }
+        },
+        this._fill
+      ),
+      this._text
+    );
+  }
+
+  update(used: number | null, total: number | null, warning: number): void {
+    const fraction = used !== null && total ? used / total : null;
+    const percent = fraction === null ? 0 : Math.min(100, fraction * 100);
+    // a transform, not a width: the bar's animation then needs no layout
+    const scale = `scaleX(${(percent / 100).toFixed(4)})`;
+    if (this._fill.style.transform !== scale) {
+      this._fill.style.transform = scale;
+    }
+    setAttr(this.node.children[1], 'aria-valuenow', percent.toFixed(0));
+    toggleClass(
+      this.node,
+      'jp-mod-warning',
+      fraction !== null && fraction >= warning
+    );
+    setText(
+      this._text,
+      fraction === null
+        ? formatMemoryPair(used, total)
+        : `${formatMemoryPair(used, total)} (${formatPercent(fraction * 100)})`
+    );
+  }
+}
+
+/** A MIG instance's card. */
+class MigCard {
+  readonly node: HTMLElement;
+  private _bar = new MemoryBar('Memory');
+  private _title: HTMLElement;
+
+  constructor() {
+    this._title = h('div', { className: 'jp-GpuDevbox-mig-title' });
+    this.node = h(
+      'div',
+      { className: 'jp-GpuDevbox-mig', attrs: { 'data-kind': 'mig' } },
+      this._title,
+      this._bar.node
+    );
+  }
+
+  update(instance: IMigInstance, warning: number): void {
+    const ids = `GI ${instance.gpu_instance_id ?? MISSING} · CI ${instance.compute_instance_id ?? MISSING}`;
+    setText(
+      this._title,
+      `MIG ${instance.profile ?? instance.name ?? ''} · ${ids}`
+    );
+    setAttr(this.node, 'title', instance.uuid ?? '');
+    this._bar.update(instance.memory.used, instance.memory.total, warning);
+  }
+}
+
+/** A GPU's card. */
+export class GpuCard {
+  readonly node: HTMLElement;
+  private _title: HTMLElement;
+  private _cc: HTMLElement;
+  private _memory = new MemoryBar('Memory');
+  private _rows: IRow[] = [];
+  private _clocks: HTMLElement;
+  private _procs: HTMLElement;
+  private _procKey = '';
+  private _migBox: HTMLElement;
+  private _migCards: MigCard[] = [];
+
+  constructor() {
+    this._title = h('span', { className: 'jp-GpuDevbox-card-name' });
+    this._cc = h('span', {
+      className: 'jp-GpuDevbox-chip',
+      title: 'CUDA compute capability'
+    });
+    const metrics = h('div', { className: 'jp-GpuDevbox-metrics' });
+    for (const metric of Object.keys(LABELS) as ChartMetric[]) {
+      const value = h('span', { className: 'jp-GpuDevbox-value' });
+      const spark = new Sparkline(`${LABELS[metric]} history`);
+      const row = h(
+        'div',
+        { className: 'jp-GpuDevbox-row', attrs: { 'data-metric': metric } },
+        h('span', { className: 'jp-GpuDevbox-label', text: LABELS[metric] }),
+        value,
+        spark.node
+      );
+      metrics.append(row);
+      this._rows.push({ metric, row, value, spark });
+    }
+    this._clocks = h('div', { className: 'jp-GpuDevbox-clocks' });
+    this._procs = h('div', { className: 'jp-GpuDevbox-procs' });
+    this._migBox = h('div', { className: 'jp-GpuDevbox-migs' });
+    this.node = h(
+      'section',
+      { className: 'jp-GpuDevbox-card', attrs: { 'data-kind': 'gpu' } },
+      h(
+        'header',
+        { className: 'jp-GpuDevbox-card-header' },
+        this._title,
+        this._cc
+      ),
+      this._memory.node,
+      metrics,
+      this._clocks,
+      this._procs,
+      this._migBox
+    );
+  }
+
+  /** How many points the card's charts traced in their last draw. */
+  get chartPoints(): number {
+    return this._rows.reduce((sum, row) => sum + row.spark.points, 0);
+  }
+
+  /** Stop observing the charts' sizes (the card is going away). */
+  dispose(): void {
+    this._rows.forEach(row => row.spark.dispose());
+  }
+
+  /** Show the latest sample and redraw the charts over the window. */
+  update(
+    gpu: IGpu,
+    ring: Ring | undefined,
+    window: IWindow,
+    settings: IPanelSettings
+  ): void {
+    setText(this._title, `GPU ${gpu.index} · ${gpu.name}`);
+    setAttr(
+      this.node,
+      'title',
+      `${gpu.uuid}${gpu.pci_bus_id ? ` · PCI ${gpu.pci_bus_id}` : ''}`
+    );
+    setAttr(this.node, 'aria-label', `GPU ${gpu.index} ${gpu.name}`);
+    setText(
+      this._cc,
+      gpu.compute_capability ? `sm ${gpu.compute_capability}` : 'sm ?'
+    );
+    this._memory.update(
+      gpu.memory.used,
+      gpu.memory.total,
+      settings.memoryWarning
+    );
+
+    for (const row of this._rows) {
+      setText(row.value, currentValue(row.metric, gpu));
+      const charted =
+        settings.charts.includes(row.metric) && ring !== undefined;
+      toggleClass(row.row, 'jp-mod-nochart', !charted);
+      if (charted && ring) {
+        drawRow(row, gpu, ring, window);
+      }
+    }
+
+    setText(
+      this._clocks,
+      `Clocks: SM ${formatClock(gpu.clocks.sm)} (max ${formatClock(gpu.clocks.sm_max)}) · ` +
+        `memory ${formatClock(gpu.clocks.memory)}`
+    );
+    this._updateProcesses(gpu);
+    this._updateMig(gpu, settings.memoryWarning);
+  }
+
+  private _updateProcesses(gpu: IGpu): void {
+    const procs = gpu.processes;
+    const key =
+      procs === null
+        ? 'null'
+        : procs.map(p => `${p.pid}:${p.used_memory}`).join(',');
+    if (key === this._procKey) {
+      return;
+    }
+    this._procKey = key;
+    this._procs.replaceChildren();
+    if (procs === null) {
+      this._procs.append(
+        h('span', {
+          className: 'jp-GpuDevbox-muted',
+          text: 'Processes: not reported'
+        })
+      );
+      return;
+    }
+    if (procs.length === 0) {
+      this._procs.append(
+        h('span', {
+          className: 'jp-GpuDevbox-muted',
+          text: 'No processes on this GPU'
+        })
+      );
+      return;
+    }
+    const list = h('ul', { className: 'jp-GpuDevbox-proc-list' });
+    for (const proc of procs) {
+      list.append(
+        h(
+          'li',
+          {},
+          h('span', { text: `PID ${proc.pid}` }),
+          h('span', { text: formatBytes(proc.used_memory) })
+        )
+      );
+    }
+    this._procs.append(
+      h('span', { className: 'jp-GpuDevbox-label', text: 'Processes' }),
+      list
+    );
+  }
+
+  private _updateMig(gpu: IGpu, warning: number): void {
+    const instances = gpu.mig.enabled ? gpu.mig.instances : [];
+    while (this._migCards.length > instances.length) {
+      this._migCards.pop()!.node.remove();
+    }
+    while (this._migCards.length < instances.length) {
+      const card = new MigCard();
+      this._migCards.push(card);
+      this._migBox.append(card.node);
+    }
+    instances.forEach((instance, i) =>
+      this._migCards[i].update(instance, warning)
+    );
+    setHidden(this._migBox, instances.length === 0);
+  }
+}
+
+function currentValue(metric: ChartMetric, gpu: IGpu): string {
+  switch (metric) {
+    case 'utilization':
+      return `${formatPercent(gpu.utilization.gpu)} · mem ${formatPercent(gpu.utilization.memory)}`;
+    case 'memory':
+      return formatBytes(gpu.memory.used);
+    case 'temperature':
+      return formatTemperature(gpu.temperature.gpu);
+    case 'power':
+      return formatPower(gpu.power.usage, gpu.power.limit);
+    case 'pcie':
+      return `↑${formatRate(gpu.pcie.tx)} ↓${formatRate(gpu.pcie.rx)}`;
+  }
+}
+
+function drawRow(row: IRow, gpu: IGpu, ring: Ring, window: IWindow): void {
+  const scale = { ...window, min: 0, max: 100 };
+  switch (row.metric) {
+    case 'utilization':
+      row.spark.draw([{ ring, channel: Channel.Utilization, scale }]);
+      return;
+    case 'memory':
+      scale.max =
+        gpu.memory.total ??
+        headroom(windowMax(ring, Channel.MemoryUsed, window.tStart));
+      row.spark.draw([{ ring, channel: Channel.MemoryUsed, scale }]);
+      return;
+    case 'temperature':
+      // 0-100 °C: GPUs throttle well below 100, and the value beside the chart is exact
+      row.spark.draw([{ ring, channel: Channel.Temperature, scale }]);
+      return;
+    case 'power':
+      scale.max =
+        gpu.power.limit ??
+        headroom(windowMax(ring, Channel.Power, window.tStart));
+      row.spark.draw([{ ring, channel: Channel.Power, scale }]);
+      return;
+    case 'pcie': {
+      const tx = windowMax(ring, Channel.PcieTx, window.tStart);
+      const rx = windowMax(ring, Channel.PcieRx, window.tStart);
+      scale.max = Math.max(headroom(Math.max(tx || 0, rx || 0)), 1024 * 1024);
+      row.spark.draw([
+        { ring, channel: Channel.PcieTx, scale },
+        { ring, channel: Channel.PcieRx, scale }
+      ]);
+      return;
+    }
+  }
+}
+
+/** A chart ceiling 10% above the largest value (1 when there is none). */
+function headroom(max: number): number {
+  return Number.isFinite(max) && max > 0 ? max * 1.1 : 1;
+}

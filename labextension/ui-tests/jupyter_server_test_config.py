@@ -1,0 +1,23 @@
+"""Jupyter server for the UI tests: two simulated GPUs, served under a JupyterHub-like prefix.
+
+!! Never use this configuration in production: galata's helper turns off authentication and
+exposes JupyterLab's JavaScript objects in the browser.
+"""
+
+import os
+import tempfile
+
+from jupyterlab.galata import configure_jupyter_server
+
+configure_jupyter_server(c)  # noqa: F821 (c is the config object jupyter passes in)
+
+c.ServerApp.allow_root = True  # noqa: F821 (CI runs as root)
+# The panel must build every URL from base_url, as it does behind JupyterHub (/user/<name>/).
+c.ServerApp.base_url = os.environ.get("GPU_DEVBOX_UI_BASE_URL", "/user/galata/")  # noqa: F821
+c.GPUDevbox.backend = "simulated"  # noqa: F821
+c.GPUDevbox.simulated_gpus = int(os.environ.get("GPU_DEVBOX_SIMULATED_GPUS", "2"))  # noqa: F821
+c.GPUDevbox.interval = 0.5  # noqa: F821 (values change quickly enough for the tests)
+# Benchmark runs go to a scratch history, not the user's Jupyter data directory.
+c.GPUDevbox.benchmark_history_file = os.path.join(  # noqa: F821
+    tempfile.mkdtemp(prefix="gpu-devbox-ui-"), "benchmarks.jsonl"
+)

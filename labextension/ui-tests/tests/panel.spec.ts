@@ -1,0 +1,168 @@
+/**
+ * The panel and the status bar item against a server with two simulated GPUs, served under a
+ * JupyterHub-like base_url (/user/galata/).
+ */
+import {
+  drawnColumns,
+  openFromIcon,
+  panel,
+  PANEL_ID,
+  runFromPalette,
+  saveScreenshot,
+  widenPanel
+} from './helpers';
+import { expect, test } from './fixtures';
+
+test.describe('GPU panel', () => {
+  test('opens from its side bar icon and shows the simulated GPUs at once with their history', async ({
+    page
+  }) => {
+    const gpus = await openFromIcon(page);
+    const cards = gpus.locator('.jp-GpuDevbox-card');
+    await expect(cards).toHaveCount(2);
+    await expect(cards.nth(0).locator('.jp-GpuDevbox-card-name')).toHaveText(
+      'GPU 0 · NVIDIA H100 80GB HBM3'
+    );
+    await expect(cards.nth(1).locator('.jp-GpuDevbox-card-name')).toHaveText(
+      'GPU 1 · NVIDIA H100 80GB HBM3'
+    );
+    await expect(cards.nth(0).locator('.jp-GpuDevbox-chip')).toHaveText(
+      'sm 9.0'
+    );
+    await expect(gpus.locator('.jp-GpuDevbox-badge')).toHaveText('Simulated');
+    await expect(cards.nth(0).locator('.jp-GpuDevbox-bar-text')).toHaveText(
+      /^\d+\.\d\/80 GiB \(\d+%\)$/
+    );
+    await expect(
+      cards.nth(0).locator('[data-metric="temperature"] .jp-GpuDevbox-value')
+    ).toHaveText(/^\d+ °C$/);
+    await expect(
+      cards.nth(0).locator('[data-metric="power"] .jp-GpuDevbox-value')
+    ).toHaveText(/^\d+ \/ 700 W$/);
+    // The history came from the server at once: it holds samples from before this page loaded.
+    const oldest = await page.evaluate(() => {
+      const app = (window as any).jupyterapp;
+      const gpuPanel = Array.from(app.shell.widgets('right') as any).find(
+        (w: any) => w.id === 'gpu-devbox-panel'
+      ) as any;
+      const store = gpuPanel.connection.store;
+      const ring = store.ring(store.latest.gpus[0].uuid);
+      return { first: ring.time[ring.index(0)], samples: ring.length };
+    });
+    const loaded = await page.evaluate(() => performance.timeOrigin / 1000);
+    expect(oldest.first).toBeLessThan(loaded - 1);
+    expect(oldest.samples).toBeGreaterThan(4);
+    // and the chart shows it: the utilization line spans many pixel columns
+    const chart = cards.nth(0).locator('[data-metric="utilization"] canvas');
+    expect(await drawnColumns(chart)).toBeGreaterThan(3);
+  });
+
+  test('opens from the command palette', async ({ page }) => {
+    await expect(panel(page)).toBeHidden();
+    await runFromPalette(page, 'Open GPU Panel');
+    await expect(panel(page)).toBeVisible();
+    await expect(panel(page).locator('.jp-GpuDevbox-card')).toHaveCount(2);
+  });
+
+  test('values change over time', async ({ page }) => {
+    const gpus = await openFromIcon(page);
+    const card = gpus.locator('.jp-GpuDevbox-card').first();
+    const read = async () =>
+      [
+        await card
+          .locator('[data-metric="utilization"] .jp-GpuDevbox-value')
+          .textContent(),
+        await card
+          .locator('[data-metric="power"] .jp-GpuDevbox-value')
+          .textContent(),
+        await card
+          .locator('[data-metric="utilization"] canvas')
+          .evaluate((c: HTMLCanvasElement) => c.toDataURL())
+      ].join('|');
+    const before = await read();
+    await expect.poll(read, { timeout: 10_000 }).not.toBe(before);
+  });
+
+  test('the status bar item shows utilization and memory, updates, and opens the panel', async ({
+    page
+  }) => {
+    const item = page.locator('.jp-GpuDevbox-status');
+    await expect(item.locator('.jp-GpuDevbox-status-text')).toHaveText(
+      /^GPU \d+% · \d+\.\d\/159 GiB$/
+    );
+    await expect(item.locator('.jp-GpuDevbox-status-sim')).toBeVisible();
+    const before = await item.getAttribute('title');
+    expect(before).toContain('GPU 0 NVIDIA H100 80GB HBM3');
+    await expect
+      .poll(() => item.getAttribute('title'), { timeout: 10_000 })
+      .not.toBe(before);
+    await expect(panel(page)).toBeHidden();
+    await item.click();
+    await expect(panel(page)).toBeVisible();
+  });
+
+  test.describe('streaming', () => {
+    test.use({ autoGoto: false });
+
+    test('streams only while the panel is shown or the status bar item is on', async ({
+      page
+    }) => {
+      const opened: string[] = [];
+      const closed: string[] = [];
+      page.on('websocket', ws => {
+        if (ws.url().includes('gpu-devbox/api/stream')) {
+          opened.push(ws.url());
+          ws.on('close', () => closed.push(ws.url()));
+        }
+      });
+      await page.goto();
+      await expect.poll(() => opened.length).toBe(1); // the status bar item streams from the start
+      await openFromIcon(page);
+      // the status bar item is on: the stream (opened at page load) keeps running
+      await runFromPalette(page, 'Show GPU Status in the Status Bar');
+      await expect(page.locator('.jp-GpuDevbox-status')).toBeHidden();
+      // panel visible: still streaming
+      await page.waitForTimeout(1000);
+      expect(closed).toHaveLength(0);
+      // hide the panel too: the stream must close
+      await page.locator(`.lm-TabBar-tab[data-id="${PANEL_ID}"]`).click();
+      await expect(panel(page)).toBeHidden();
+      await expect
+        .poll(() => closed.length, { timeout: 5000 })
+        .toBeGreaterThan(0);
+      const before = opened.length;
+      await page.waitForTimeout(2500);
+      expect(opened.length).toBe(before); // and it does not come back by itself
+      // showing the panel again resumes it
+      await openFromIcon(page);
+      await expect
+        .poll(() => opened.length, { timeout: 5000 })
+        .toBeGreaterThan(before);
+      await expect(panel(page).locator('.jp-GpuDevbox-card')).toHaveCount(2);
+      await runFromPalette(page, 'Show GPU Status in the Status Bar');
+      await expect(page.locator('.jp-GpuDevbox-status')).toBeVisible();
+    });
+  });
+
+  test.describe('screenshots', () => {
+    test.use({ viewport: { width: 1280, height: 1000 } });
+
+    test('the panel in the light and the dark theme', async ({ page }) => {
+      await openFromIcon(page);
+      await widenPanel(page);
+      await expect(panel(page).locator('.jp-GpuDevbox-card')).toHaveCount(2);
+      await page.waitForTimeout(2500); // a few more points on the sparklines
+      await saveScreenshot(panel(page), 'panel-light.png');
+      await page.theme.setDarkTheme();
+      await openFromIcon(page);
+      await widenPanel(page);
+      await page.waitForTimeout(1000);
+      await saveScreenshot(panel(page), 'panel-dark.png');
+      await saveScreenshot(
+        page.locator('#jp-main-statusbar'),
+        'statusbar-dark.png'
+      );
+      await page.theme.setLightTheme();
+    });
+  });
+});
