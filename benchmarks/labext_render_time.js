@@ -21,7 +21,7 @@
  * Charts scrolled out of view are not drawn (they catch up when they scroll in), so the work per
  * update depends on how many cards are on screen: `--height 4000` shows all 8 cards at once.
  *
- * CHROMIUM_PATH overrides /usr/bin/chromium. Exit status 1 when the script p95 is over 4 ms.
+ * CHROMIUM_PATH overrides /usr/bin/chromium. Exit status 1 when the p95 with layout is over 4 ms.
  */
 'use strict';
 
@@ -145,6 +145,14 @@ async function main() {
     await page.locator('.lm-TabBar-tab[data-id="gpu-devbox-panel"]').click();
     await page.locator('#gpu-devbox-panel .jp-GpuDevbox-card').nth(gpus - 1).waitFor();
 
+    // Chromium's own accounting of style and layout work, to say where "with layout" goes.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Performance.enable');
+    const engine = async () => {
+      const { metrics } = await cdp.send('Performance.getMetrics');
+      return Object.fromEntries(metrics.map(m => [m.name, m.value]));
+    };
+    const before = await engine();
     const result = await page.evaluate(
       async ({ updates }) => {
         const app = window.jupyterapp;
@@ -196,11 +204,21 @@ async function main() {
       `Chromium ${version}, window 1400x${height}, ${result.cards} GPU cards, ${updates} updates, ` +
         `history window ${minutes} min, ${result.points} chart points drawn per update`
     );
+    const after = await engine();
+    const perUpdate = name => ((after[name] - before[name]) * 1000) / updates;
     console.log(describe('script', result.script));
     console.log(describe('with layout', result.layout));
-    const sorted = [...result.script].sort((a, b) => a - b);
+    console.log(
+      `browser engine per update (mean, Chromium's counters): style recalc ` +
+        `${perUpdate('RecalcStyleDuration').toFixed(2)} ms, layout ` +
+        `${perUpdate('LayoutDuration').toFixed(2)} ms`
+    );
+    // The budget is judged on what the user waits for: the update and the style and layout
+    // pass it causes.
+    const sorted = [...result.layout].sort((a, b) => a - b);
     const p95 = percentile(sorted, 95);
-    console.log(`budget: ${BUDGET_MS} ms per update: ${p95 <= BUDGET_MS ? 'within' : 'OVER'} (script p95)`);
+    const verdict = p95 <= BUDGET_MS ? 'within' : 'OVER';
+    console.log(`budget: ${BUDGET_MS} ms per update: ${verdict} (p95 with layout)`);
     return p95 <= BUDGET_MS ? 0 : 1;
   } catch (error) {
     console.error(`labext_render_time: ${error.message}`);
