@@ -44,6 +44,10 @@ FIELD_FUNCTIONS: dict[str, tuple[str, ...]] = {
     "fan": ("nvmlDeviceGetFanSpeed",),
 }
 
+#: Seconds a simulated GPU's memory use holds still: allocations change in steps, as real ones
+#: do, so processes (read at the slow cadence) and memory (every tick) agree between steps.
+MEMORY_STEP = 20.0
+
 # Profiles a simulated MIG GPU can be split into (H100 80GB names; memory in GiB).
 MIG_PROFILES: dict[str, int] = {"1g.10gb": 10, "2g.20gb": 20, "3g.40gb": 40, "4g.40gb": 40}
 
@@ -176,6 +180,11 @@ class SimulatedNVML:
         ripple = 0.05 * math.sin(2 * math.pi * t / 7.0 + 2 * self._phase[gpu])
         return min(1.0, max(0.0, wave + ripple))
 
+    def _memory_load(self, gpu: int) -> float:
+        """The load that sets memory use: the load at the start of the current step."""
+        now = self._clock()
+        return self.load(gpu, now - now % MEMORY_STEP)
+
     # ------------------------------------------------------------------ system
     def nvmlInit(self) -> None:
         self._check("nvmlInit")
@@ -260,10 +269,10 @@ class SimulatedNVML:
             raise self.NVMLError(errors.NVML_ERROR_FUNCTION_NOT_FOUND)
         if handle.mig is not None and gpu.mig is not None:
             total = MIG_PROFILES.get(gpu.mig[handle.mig], 10) * 1024**3
-            used = int(total * 0.25 * (1 + self.load(handle.gpu)))
+            used = int(total * 0.25 * (1 + self._memory_load(handle.gpu)))
             return _Struct({"total": total, "used": used, "free": total - used, "reserved": 0})
         usable = gpu.memory_total - gpu.reserved
-        used = int(usable * (0.05 + 0.6 * self.load(handle.gpu)))
+        used = int(usable * (0.05 + 0.6 * self._memory_load(handle.gpu)))
         free = usable - used
         if version:
             return _Struct(
