@@ -60,3 +60,25 @@ def print_json(payload: Any) -> None:
     """Print one JSON document on one line."""
     sys.stdout.write(json.dumps(payload, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    """``--backend``: where GPU data comes from (read back with :func:`chosen_backend`)."""
+    from gpu_devbox.gpus.backends import BACKENDS
+
+    parser.add_argument(
+        "--backend",
+        choices=list(BACKENDS),
+        help="where GPU data comes from (default: $GPU_DEVBOX_BACKEND, else nvml)",
+    )
+
+
+def chosen_backend(args: argparse.Namespace) -> str:
+    """The ``--backend`` given, else ``$GPU_DEVBOX_BACKEND``, else nvml (one-line error if bad)."""
+    from gpu_devbox.cli import CliError
+    from gpu_devbox.gpus.backends import backend_from_env
+
+    try:
+        return str(args.backend or backend_from_env())
+    except ValueError as exc:
+        raise CliError(str(exc)) from None

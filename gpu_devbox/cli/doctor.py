@@ -19,7 +19,7 @@ import textwrap
 from typing import Any
 
 from gpu_devbox.cli import CliError
-from gpu_devbox.cli.common import bounded_float, print_json
+from gpu_devbox.cli.common import add_backend_option, bounded_float, chosen_backend, print_json
 
 ORDER = ("fail", "warn", "pass", "skip")
 HEADINGS = {"fail": "FAILED", "warn": "WARNINGS", "pass": "PASSED", "skip": "SKIPPED"}
@@ -40,11 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="also write the gathered facts as JSON to FILE ('-' for stdout, then no report)",
     )
-    parser.add_argument(
-        "--backend",
-        choices=["nvml", "simulated"],
-        help="where GPU data comes from (default: $GPU_DEVBOX_BACKEND, else nvml)",
-    )
+    add_backend_option(parser)
     parser.add_argument(
         "--probe-timeout",
         metavar="SECONDS",
@@ -97,13 +93,8 @@ def gather(args: argparse.Namespace) -> dict[str, Any]:
     import asyncio
 
     from gpu_devbox.cuda import environments, facts
-    from gpu_devbox.gpus.backends import backend_from_env
 
-    try:
-        backend = args.backend or backend_from_env()
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    nvml = facts.read_nvml(backend)
+    nvml = facts.read_nvml(chosen_backend(args))
     container = facts.gather_container()
     specs = None if args.no_kernelspecs else environments.find_kernelspecs()
     envs = asyncio.run(environments.gather_environments(specs, timeout=args.probe_timeout))

@@ -11,8 +11,14 @@ import sys
 import time
 from typing import Any
 
-from gpu_devbox.cli import CliError
-from gpu_devbox.cli.common import bounded_float, bounded_int, format_bytes, print_json
+from gpu_devbox.cli.common import (
+    add_backend_option,
+    bounded_float,
+    bounded_int,
+    chosen_backend,
+    format_bytes,
+    print_json,
+)
 
 #: Seconds between the two readings of a one-shot run, so PCIe rates can be computed.
 RATE_WINDOW = 0.25
@@ -27,11 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=bounded_float(0.1, 3600),
         help="refresh every SECONDS until interrupted (JSON: one document per line)",
     )
-    parser.add_argument(
-        "--backend",
-        choices=["nvml", "simulated"],
-        help="where GPU data comes from (default: $GPU_DEVBOX_BACKEND, else nvml)",
-    )
+    add_backend_option(parser)
     parser.add_argument(
         "--simulated-gpus",
         metavar="N",
@@ -45,13 +47,9 @@ def run(args: argparse.Namespace) -> int:
     """Sample the GPUs and print them."""
     from gpu_devbox._version import __version__
     from gpu_devbox.gpus import Sampler, SamplerConfig
-    from gpu_devbox.gpus.backends import BackendSpec, backend_from_env, sample_once
+    from gpu_devbox.gpus.backends import BackendSpec, sample_once
 
-    try:
-        backend = args.backend or backend_from_env()
-        spec = BackendSpec(name=backend, simulated_gpus=args.simulated_gpus)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    spec = BackendSpec(name=chosen_backend(args), simulated_gpus=args.simulated_gpus)
     if args.watch is None:
         snapshot, status = sample_once(spec, rate_window=RATE_WINDOW)
         return _show(snapshot, status, args.json)
