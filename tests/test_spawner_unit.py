@@ -171,6 +171,35 @@ async def test_which_requests_carry_options(method: str, body: bytes, given: boo
     assert spawner._request_carried_options() is given
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[]", "not a list"),
+        (b'["gpu-1"]', "not a list"),
+        (b'"gpu-1"', "not a string"),
+        (b"null", "not null"),
+        (b"0", "not a number"),
+        (b"false", "not a boolean"),
+        (b'{"user_options": "gpu-1"}', "user_options must be a JSON object or null, not a string"),
+        (b'{"user_options": ["gpu-1"]}', "user_options must be a JSON object or null, not a list"),
+    ],
+)
+async def test_a_body_that_is_not_an_object_is_a_400_not_the_default_profile(
+    body: bytes, message: str
+) -> None:
+    spawner = make_spawner()
+    spawner.handler = handler("POST", body)
+    with pytest.raises(UserFacingError) as caught:
+        await spawner.apply_catalog_options({} if body == b"null" else json.loads(body))
+    assert caught.value.status_code == 400
+    assert message in caught.value.jupyterhub_message
+    if not body.startswith(b"{"):
+        assert caught.value.jupyterhub_message.startswith(
+            "The request body must be a JSON object (the user options"
+        )
+    assert spawner._plan is None
+
+
 async def test_deep_links_preselect_or_start() -> None:
     spawner = make_spawner()
     with pytest.raises(spawner_module._ShowForm) as caught:

@@ -17,6 +17,9 @@ import requests
 
 TOKEN = "gpu-devbox-test-token-0123456789"
 ROOT = Path(__file__).resolve().parents[1]
+#: The configurable-http-proxy the hub tests run (./run-tests installs it): the newest release
+#: whose dependencies all support Node.js 20 (5.3 needs 22.12 through commander 15).
+CHP_VERSION = "5.2.0"
 
 
 def free_port() -> int:
@@ -37,7 +40,8 @@ def find_chp() -> str:
         return found
     raise RuntimeError(
         "configurable-http-proxy is not installed: run "
-        "`npm install --no-save configurable-http-proxy@5` in the project root (./run-tests does)"
+        f"`npm install --no-save --engine-strict configurable-http-proxy@{CHP_VERSION}` in the "
+        "project root (./run-tests does)"
     )
 
 

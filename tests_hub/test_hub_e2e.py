@@ -201,6 +201,28 @@ def test_forged_rest_options_get_a_400_naming_the_field(
 
 
 @pytest.mark.parametrize(
+    "body",
+    [b"[]", b'["gpu"]', b'"gpu"', b"null", b"0", b'{"user_options": "gpu"}'],
+    ids=["empty-list", "list", "string", "null", "number", "user_options-string"],
+)
+def test_a_body_that_is_not_a_json_object_gets_a_400(
+    hub: Hub, cluster: tuple[FakeKube, FakeKubelet], body: bytes
+) -> None:
+    kube, _ = cluster
+    hub.api("POST", "/users/oscar")
+    answer = hub.api(
+        "POST", "/users/oscar/server", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 400, answer.text
+    # JupyterHub 6 refuses some of these itself ("Body must be a JSON object"), the spawner
+    # the others (and all of them on JupyterHub 5)
+    assert re.search(r"must be a JSON object|must be an object", answer.json()["message"])
+    assert pods_of(kube, "oscar") == []
+    assert not hub.api("GET", "/users/oscar").json()["servers"]
+    assert "Traceback" not in hub.log()
+
+
+@pytest.mark.parametrize(
     ("form", "message"),
     [
         (

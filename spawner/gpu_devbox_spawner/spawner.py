@@ -80,6 +80,19 @@ class _QuietUserErrors(logging.Filter):
         return True
 
 
+def _json_kind(value: Any) -> str:
+    """How a JSON value is called in an error message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
 async def _apply_user_options_hook(spawner: GPUDevboxSpawner, user_options: Any) -> None:
     await spawner.apply_catalog_options(user_options)
 
@@ -283,20 +296,36 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
     # -- applying the user's choice -------------------------------------------------------------
 
     def _request_carried_options(self) -> bool:
-        """Whether the starting request gave options (else JupyterHub reuses saved ones)."""
+        """Whether the starting request gave options (else JupyterHub reuses saved ones).
+
+        Raises:
+            UserFacingError: 400 when a REST request's JSON body is not an object, or its
+                ``user_options`` is neither an object nor null. (JupyterHub 5 passes such a
+                body on as the options, and 6 reads a falsy one like ``null`` or ``[]`` as "no
+                options"; either way the user would get the default profile without a word.)
+        """
         if self._options_from_request:
             return True
         request = getattr(getattr(self, "handler", None), "request", None)
-        if request is None or request.method != "POST":
+        if request is None or request.method != "POST" or not request.body:
             return False
         try:
-            body = json.loads(request.body or b"{}")
+            body = json.loads(request.body)
         except ValueError:
-            return False
+            return False  # not JSON: a form post (its fields came through options_from_form)
         if not isinstance(body, dict):
-            return False
+            raise UserFacingError(
+                400,
+                "The request body must be a JSON object (the user options, or "
+                f'{{"user_options": {{...}}}}), not {_json_kind(body)}',
+            )
         if "user_options" in body:
-            return body["user_options"] is not None
+            options = body["user_options"]
+            if options is not None and not isinstance(options, dict):
+                raise UserFacingError(
+                    400, f"user_options must be a JSON object or null, not {_json_kind(options)}"
+                )
+            return options is not None
         return bool(set(body) - {"name", "display_name"})
 
     async def apply_catalog_options(self, user_options: Any) -> None:
