@@ -7,7 +7,10 @@ a stand-in holding a fixed cluster. The end-to-end tests (tests_hub/) run the re
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import os
+import time
 import types
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Any
 import pytest
 from traitlets.config import Config
 
-from gpu_devbox.catalog import default_catalog_text
+from gpu_devbox.catalog import default_catalog_text, load_catalog
 from gpu_devbox_spawner import spawner as spawner_module
 from gpu_devbox_spawner.cluster import ClusterSnapshot, ClusterState
 from gpu_devbox_spawner.spawner import GPUDevboxSpawner, UserFacingError
@@ -304,3 +307,73 @@ async def test_progress_speaks_plainly() -> None:
     assert unschedulable_for_gpus(volume) is None  # not about GPUs: left to the start timeout
     assert unschedulable_for_gpus({"status": {"phase": "Running"}}) is None
     assert unschedulable_for_gpus(None) is None
+
+
+def _catalog_with_unused_images(count: int) -> str:
+    """The shipped catalog plus ``count`` images no profile uses: slow to read, quick to offer."""
+    extra = "".join(f"  - {{name: extra-{i}, reference: example/nb:{i}}}\n" for i in range(count))
+    return default_catalog_text().replace("images:\n", f"images:\n{extra}", 1)
+
+
+async def test_the_hub_reads_a_changed_catalog_off_its_event_loop(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(default_catalog_text())
+    spawner = make_spawner(catalog_path=str(path))
+    await spawner.offers()
+    path.write_text(_catalog_with_unused_images(3500))
+    started = time.perf_counter()
+    assert len(load_catalog(path).images) > 3500
+    reading = time.perf_counter() - started  # what a read on the loop would block it for
+
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.002)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    # A full garbage collection stops every thread, for a time that grows with all the objects
+    # the test process holds (pytest, JupyterHub, KubeSpawner): park those, so that what is
+    # measured is the reload.
+    gc.collect()
+    gc.freeze()
+    try:
+        ticking = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0.01)
+        await spawner.offers()
+        await asyncio.sleep(0.01)  # the ticker notes the gap it wakes up to
+        ticking.cancel()
+    finally:
+        gc.unfreeze()
+    assert len((await spawner.current_catalog()).images) > 3500  # the new version is in use
+    assert reading > 0.05, "the test catalog reads too fast to tell"
+    # read on the loop, it would stop for the whole read: one gap as long as `reading`
+    assert max(gaps) < reading / 2, (max(gaps), reading)
+
+
+async def test_the_hub_refuses_a_hostile_catalog_in_time_and_keeps_the_last_good_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(default_catalog_text())
+    spawner = make_spawner(catalog_path=str(path))
+    assert (await spawner.current_catalog()).default_profile.slug == "cpu"
+    bomb = "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10))
+    for hostile in ("a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + bomb, "# pad\n" * 400_000, None):
+        path.unlink()
+        if hostile is None:
+            os.mkfifo(path)
+        else:
+            path.write_text(hostile)
+        catalog = await asyncio.wait_for(spawner.current_catalog(), 5)
+        assert catalog.default_profile.slug == "cpu"  # the last good one
+    spawner_module._CATALOGS.clear()  # a hub starting with the FIFO as its catalog
+    with pytest.raises(UserFacingError) as caught:
+        await asyncio.wait_for(spawner.offers(), 5)
+    assert caught.value.status_code == 500
+    assert "cannot read the catalog: it is a FIFO (named pipe), not a file" in str(
+        caught.value.jupyterhub_message
+    )

@@ -81,17 +81,20 @@ def read_build(reader: Reader, value: Any, path: str) -> BuildSettings | None:
         pattern=r"^https?://\S+$",
         hint="(an http(s) URL of a PyTorch wheel index)",
     ).rstrip("/")
-    bases: list[BuildBase] = []
+    bases: dict[str | None, BuildBase] = {}  # by CUDA line, in order
     for i, item in enumerate(reader.sequence(raw["bases"], f"{path}.bases", "base images")):
         base = read_base(reader, item, f"{path}.bases[{i}]")
-        if any(other.cuda == base.cuda for other in bases):
+        if base.cuda in bases:
             line = f"CUDA {base.cuda}" if base.cuda else "the CPU line (cuda: null)"
             raise reader.fail(f"{path}.bases[{i}].cuda", f"{line} already has a base")
-        bases.append(base)
+        bases[base.cuda] = base
     if not bases:
         raise reader.fail(f"{path}.bases", "needs at least one base image")
     return BuildSettings(
-        python=python, bases=tuple(bases), platforms=tuple(platforms), torch_index=torch_index
+        python=python,
+        bases=tuple(bases.values()),
+        platforms=tuple(platforms),
+        torch_index=torch_index,
     )
 
 
@@ -135,6 +138,7 @@ def read_base(reader: Reader, value: Any, path: str) -> BuildBase:
 def check_builds(reader: Reader, images: tuple[Image, ...], build: BuildSettings | None) -> None:
     """Every ``build: true`` image has a base and a Dockerfile stage, once per line and flavor."""
     built: dict[tuple[str | None, str], str] = {}
+    lines = {base.cuda for base in build.bases} if build is not None else set()
     for i, image in enumerate(images):
         if not image.build:
             continue
@@ -147,7 +151,7 @@ def check_builds(reader: Reader, images: tuple[Image, ...], build: BuildSettings
                 f"images/Dockerfile cannot build the flavor {image.flavor!r}; "
                 f"it builds {', '.join(BUILD_FLAVORS)}",
             )
-        if build.base_for(image.cuda) is None:
+        if image.cuda not in lines:
             line = f"CUDA {image.cuda}" if image.cuda else "the CPU line (cuda: null)"
             have = ", ".join(b.cuda or "null" for b in build.bases)
             raise reader.fail(where, f"build.bases has no base for {line}; it has: {have}")

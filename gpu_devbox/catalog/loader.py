@@ -8,11 +8,14 @@ shipped JSON Schema (``catalog.schema.json``) documents; the tests keep the two 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
 from gpu_devbox.catalog.build import check_builds, read_build
 from gpu_devbox.catalog.fields import CatalogError, FieldReader
@@ -52,38 +55,157 @@ TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 SHM_MOUNT = "/dev/shm"  # noqa: S108 - a mount point in the container, not a temporary file
 
 
+#: The largest catalog file read, in bytes. A catalog is written by hand: the shipped one is
+#: 5 KB, one with a hundred profiles about 50 KB. The cap keeps a wrong path (a log, an image)
+#: from holding the hub or the command line for minutes.
+MAX_CATALOG_BYTES = 1024 * 1024
+#: The most YAML nodes (scalars, lists, mappings) a catalog may hold, counting every use of an
+#: alias (``*name``) as a copy of what it names. The shipped catalog has about 300; a thousand
+#: profiles fit. Aliases are allowed, but a few hundred bytes of aliases nested in each other
+#: (a "billion laughs" document) would otherwise expand to billions of nodes.
+MAX_CATALOG_NODES = 20_000
+#: How deep lists and mappings may nest (a catalog needs 5 levels). Deeper documents make
+#: PyYAML's pure-Python scanner slow (its work per token grows with the depth) and its
+#: composer recurse past Python's limit.
+MAX_CATALOG_DEPTH = 100
+
+#: The loader: libyaml's parser when PyYAML has it (see below), else PyYAML's SafeLoader.
+_LOADER: type[Any] = yaml.SafeLoader
+
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _CLoader(CParser, Composer, SafeConstructor, Resolver):
+        """libyaml's scanner and parser (as in ``yaml.CSafeLoader``) under PyYAML's composer.
+
+        libyaml parses about ten times faster than PyYAML's Python code and refuses nesting
+        deeper than 1,000 levels. Its composer, though, builds the whole document without
+        letting go of the GIL: a catalog read in a worker thread would still stall the hub's
+        event loop for as long. PyYAML's composer, fed by libyaml's events, costs about the
+        same and lets the loop run.
+        """
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+        check_node = Composer.check_node
+        get_node = Composer.get_node
+        get_single_node = Composer.get_single_node
+        compose_document = Composer.compose_document
+        compose_node = Composer.compose_node
+
+    _LOADER = _CLoader
+
+
 def load_catalog(path: str | os.PathLike[str]) -> Catalog:
     """Read and check the catalog in a YAML file.
+
+    Only a regular file of at most :data:`MAX_CATALOG_BYTES` is read (a FIFO, a device or a
+    directory is refused without waiting on it).
 
     Raises:
         CatalogError: the file cannot be read or the catalog is invalid.
     """
     source = os.fspath(path)
     try:
-        text = Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raw = _read_regular_file(source)
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
         raise CatalogError(source, "", f"cannot read the catalog: {reason}") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(source, "", f"cannot read the catalog: {exc}") from None
     return parse_catalog_text(text, source)
+
+
+def _read_regular_file(source: str) -> bytes:
+    """The bytes of a regular file, refusing anything else and anything too large.
+
+    Raises:
+        OSError: the file cannot be opened or read.
+        CatalogError: it is not a regular file, or larger than the cap.
+    """
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+    fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise CatalogError(
+                source, "", f"cannot read the catalog: it is {_file_kind(info.st_mode)}, not a file"
+            )
+        if info.st_size > MAX_CATALOG_BYTES:
+            raise _too_large(source, info.st_size)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_CATALOG_BYTES:  # the file may grow while we read it
+            chunk = os.read(fd, MAX_CATALOG_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_CATALOG_BYTES:
+            raise _too_large(source, size)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _too_large(source: str, size: int) -> CatalogError:
+    return CatalogError(
+        source,
+        "",
+        f"the catalog is {size / 1024**2:.1f} MiB; a catalog file may be at most "
+        f"{MAX_CATALOG_BYTES // 1024**2} MiB",
+    )
 
 
 def parse_catalog_text(text: str, source: str = "<catalog>") -> Catalog:
     """Parse and check catalog YAML held in a string.
 
+    The same limits as :func:`load_catalog` apply: at most :data:`MAX_CATALOG_BYTES` of text
+    and :data:`MAX_CATALOG_NODES` nodes once aliases are expanded.
+
     Raises:
-        CatalogError: the YAML is malformed or the catalog is invalid.
+        CatalogError: the YAML is malformed, too large or the catalog is invalid.
     """
+    if len(text) > MAX_CATALOG_BYTES or len(text.encode("utf-8")) > MAX_CATALOG_BYTES:
+        raise _too_large(source, len(text.encode("utf-8")))
+    lines: dict[str, int] = {}
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        _check_expansion(text, source)
+        node = yaml.compose(text, Loader=_LOADER)
+        if node is None:
+            data = None
+        else:
+            _index_lines(node, lines, source)
+            constructor = yaml.SafeLoader("")
+            try:
+                data = constructor.construct_document(node)
+            finally:
+                constructor.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
-        line = mark.line + 1 if mark is not None else None
+        # libyaml places "unexpected end" one line past the last one: name the last line
+        last = text.count("\n") + 1
+        line = min(mark.line + 1, last) if mark is not None else None
         raise CatalogError(source, "", f"not valid YAML: {problem}", line) from None
-    lines: dict[str, int] = {}
-    if node is not None:
-        _index_lines(node, "", lines, source)
+    except RecursionError:  # the pure-Python parser on a deeply nested document
+        raise CatalogError(source, "", "not valid YAML: it is nested too deeply") from None
     return parse_catalog(data, source, lines)
 
 
@@ -98,28 +220,108 @@ def parse_catalog(
     return _Reader(source, lines or {}).catalog(data)
 
 
-def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], source: str) -> None:
-    """Record the line of every key and item, and refuse duplicate keys (YAML keeps the last)."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value)
-            child = f"{path}.{name}" if path else name
-            if name in seen:
+def _check_expansion(text: str, source: str) -> None:
+    """Refuse a document of more than :data:`MAX_CATALOG_NODES` nodes, aliases expanded, or
+    nested deeper than :data:`MAX_CATALOG_DEPTH`.
+
+    Reads the parser's events only (no node objects), so that the refusal is fast: each alias
+    adds the size of the node it names, recorded when that node's anchor closed.
+
+    Raises:
+        CatalogError: too many nodes, or too deep.
+        yaml.YAMLError: the text is not valid YAML.
+    """
+    sizes: dict[str, int] = {}  # anchor -> nodes under it, itself included
+    open_nodes: list[list[Any]] = []  # [nodes so far, anchor] of each open list or mapping
+    open_anchors: set[str] = set()
+    expanded = through_aliases = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in open_anchors:
                 raise CatalogError(
                     source,
-                    child,
-                    "is given twice; each key may appear once",
-                    key.start_mark.line + 1,
+                    "",
+                    f"the alias *{event.anchor} is used inside the value it names",
+                    _line(event),
                 )
-            seen.add(name)
-            lines[child] = key.start_mark.line + 1
-            _index_lines(value, child, lines, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            child = f"{path}[{index}]"
-            lines[child] = item.start_mark.line + 1
-            _index_lines(item, child, lines, source)
+            added = sizes.get(str(event.anchor), 1)
+            through_aliases += added
+        elif isinstance(event, yaml.ScalarEvent):
+            added = 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            if len(open_nodes) >= MAX_CATALOG_DEPTH:
+                raise CatalogError(
+                    source,
+                    "",
+                    f"the catalog is nested more than {MAX_CATALOG_DEPTH} levels deep",
+                    _line(event),
+                )
+            open_nodes.append([1, event.anchor])
+            if event.anchor is not None:
+                open_anchors.add(event.anchor)
+            added = 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            count, anchor = open_nodes.pop()
+            if anchor is not None:
+                sizes[anchor] = count
+                open_anchors.discard(anchor)
+            if open_nodes:
+                open_nodes[-1][0] += count
+            continue
+        else:
+            continue
+        expanded += added
+        if open_nodes and not isinstance(event, yaml.CollectionStartEvent):
+            open_nodes[-1][0] += added
+        if expanded > MAX_CATALOG_NODES:
+            problem = (
+                f"the catalog expands to more than {MAX_CATALOG_NODES:,} YAML values through "
+                "its aliases (*name); a catalog may hold at most that many"
+                if through_aliases
+                else f"the catalog has more than {MAX_CATALOG_NODES:,} YAML values; a catalog "
+                "may hold at most that many"
+            )
+            raise CatalogError(source, "", problem, _line(event))
+
+
+def _line(event: yaml.Event) -> int | None:
+    mark = event.start_mark
+    return mark.line + 1 if mark is not None else None
+
+
+def _index_lines(root: yaml.Node, lines: dict[str, int], source: str) -> None:
+    """Record the line of every key and item, and refuse duplicate keys (YAML keeps the last).
+
+    Walks the document as it expands (an alias as a copy of what it names) without recursion;
+    :func:`_check_expansion` bounded its size first.
+    """
+    stack: list[tuple[yaml.Node, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in node.value:
+                # a key that is itself a list or mapping is refused by the reader; never
+                # print it here (it may be an alias to something huge)
+                name = str(key.value) if isinstance(key, yaml.ScalarNode) else f"<{key.id}>"
+                child = f"{path}.{name}" if path else name
+                if name in seen:
+                    raise CatalogError(
+                        source,
+                        child,
+                        "is given twice; each key may appear once",
+                        key.start_mark.line + 1,
+                    )
+                seen.add(name)
+                lines[child] = key.start_mark.line + 1
+                stack.append((value, child))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                child = f"{path}[{index}]"
+                lines[child] = item.start_mark.line + 1
+                stack.append((item, child))
 
 
 class _Reader(FieldReader):
@@ -264,7 +466,7 @@ class _Reader(FieldReader):
         images = self.sequence(raw["images"], f"{path}.images", "image names")
         if not images:
             raise self.fail(f"{path}.images", "needs at least one image")
-        seen: list[str] = []
+        seen: dict[str, None] = {}  # ordered, and a linear duplicate check
         for i, name in enumerate(images):
             where = f"{path}.images[{i}]"
             self.string(name, where)
@@ -274,9 +476,9 @@ class _Reader(FieldReader):
                 )
             if name in seen:
                 raise self.fail(where, f"{name!r} is listed twice")
-            seen.append(name)
-        default_image = raw.get("default_image", seen[0])
-        if default_image not in seen:
+            seen[name] = None
+        default_image = raw.get("default_image", images[0])
+        if not isinstance(default_image, str) or default_image not in seen:
             raise self.fail(
                 f"{path}.default_image",
                 f"{default_image!r} is not one of this profile's images: {', '.join(seen)}",
@@ -391,6 +593,8 @@ class _Reader(FieldReader):
 
     def volumes(self, value: Any, path: str) -> tuple[Volume, ...]:
         out: list[Volume] = []
+        names: set[str] = set()
+        mounts: set[str] = set()
         for i, item in enumerate(self.sequence(value or [], path, "volumes")):
             where = f"{path}[{i}]"
             raw = self.mapping(
@@ -420,11 +624,12 @@ class _Reader(FieldReader):
                 else self.convert(raw["scratch"], f"{where}.scratch", parse_size),
                 read_only=self.boolean(raw.get("read_only", False), f"{where}.read_only"),
             )
-            for other in out:
-                if other.name == volume.name:
-                    raise self.fail(f"{where}.name", f"{volume.name!r} is used by another volume")
-                if other.mount == volume.mount:
-                    raise self.fail(f"{where}.mount", f"{volume.mount!r} is already mounted")
+            if volume.name in names:
+                raise self.fail(f"{where}.name", f"{volume.name!r} is used by another volume")
+            if volume.mount in mounts:
+                raise self.fail(f"{where}.mount", f"{volume.mount!r} is already mounted")
+            names.add(volume.name)
+            mounts.add(volume.mount)
             out.append(volume)
         return tuple(out)
 

@@ -3,10 +3,15 @@
 An admin can edit the catalog while the hub runs: the next form or start reads the new
 version. If the edit breaks it, the spawner keeps the last good catalog and logs the error
 (file, line and field) instead of refusing every user.
+
+Reading is bounded (:func:`~gpu_devbox.catalog.load_catalog` refuses a file that is not a
+regular file, larger than 1 MiB or expanding to too many values) and, from the hub's coroutines,
+done in a worker thread (:meth:`CatalogFile.aget`) so that the hub's event loop goes on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -29,7 +34,7 @@ class CatalogFile:
         self._catalog: Catalog | None = None
 
     def get(self) -> Catalog:
-        """The current catalog.
+        """The current catalog, re-read here when the file changed.
 
         Raises:
             CatalogError: the file never held a valid catalog.
@@ -38,21 +43,47 @@ class CatalogFile:
             if self._catalog is None:
                 self._catalog = default_catalog()
             return self._catalog
-        try:
-            stat = os.stat(self.path)
-            stamp = (stat.st_mtime, stat.st_size)
-        except OSError:
-            stamp = None
+        stamp = self._current_stamp()
         if self._catalog is not None and stamp == self._stamp:
             return self._catalog
         try:
             catalog = load_catalog(self.path)
         except CatalogError as exc:
-            if self._catalog is None:
-                raise
-            self.log.error("gpu-devbox: keeping the previous catalog: %s", exc)
-            self._stamp = stamp
+            return self._keep_previous(exc, stamp)
+        return self._use(catalog, stamp)
+
+    async def aget(self) -> Catalog:
+        """The current catalog; a changed file is re-read in a worker thread, off the loop.
+
+        Raises:
+            CatalogError: the file never held a valid catalog.
+        """
+        if not self.path:
+            return self.get()
+        stamp = self._current_stamp()
+        if self._catalog is not None and stamp == self._stamp:
             return self._catalog
+        try:
+            catalog = await asyncio.to_thread(load_catalog, self.path)
+        except CatalogError as exc:
+            return self._keep_previous(exc, stamp)
+        return self._use(catalog, stamp)
+
+    def _current_stamp(self) -> tuple[float, int] | None:
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return (info.st_mtime, info.st_size)
+
+    def _keep_previous(self, exc: CatalogError, stamp: tuple[float, int] | None) -> Catalog:
+        if self._catalog is None:
+            raise exc
+        self.log.error("gpu-devbox: keeping the previous catalog: %s", exc)
+        self._stamp = stamp
+        return self._catalog
+
+    def _use(self, catalog: Catalog, stamp: tuple[float, int] | None) -> Catalog:
         if self._catalog is not None:
             self.log.info("gpu-devbox: catalog %s changed; using the new version", self.path)
         self._catalog, self._stamp = catalog, stamp

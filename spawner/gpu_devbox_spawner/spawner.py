@@ -182,18 +182,35 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
 
     # -- catalog, inventory, offers -----------------------------------------------------------
 
-    def catalog(self) -> Catalog:
-        """The catalog in force (re-read when its file changed)."""
+    def _catalog_file(self) -> CatalogFile:
         source = _CATALOGS.get(self.catalog_path)
         if source is None:
             source = _CATALOGS[self.catalog_path] = CatalogFile(self.catalog_path, self.log)
+        return source
+
+    def _invalid_catalog(self, exc: CatalogError) -> UserFacingError:
+        self.log.error("gpu-devbox: the catalog is invalid: %s", exc)
+        return UserFacingError(
+            500, f"The hub's catalog of servers is invalid; please tell its admin. ({exc})"
+        )
+
+    def catalog(self) -> Catalog:
+        """The catalog in force (re-read when its file changed).
+
+        The coroutines use :meth:`current_catalog`, which reads off the event loop; this is for
+        JupyterHub's synchronous hooks, which then mostly find it read already.
+        """
         try:
-            return source.get()
+            return self._catalog_file().get()
         except CatalogError as exc:
-            self.log.error("gpu-devbox: the catalog is invalid: %s", exc)
-            raise UserFacingError(
-                500, f"The hub's catalog of servers is invalid; please tell its admin. ({exc})"
-            ) from None
+            raise self._invalid_catalog(exc) from None
+
+    async def current_catalog(self) -> Catalog:
+        """The catalog in force; a changed file is re-read in a worker thread."""
+        try:
+            return await self._catalog_file().aget()
+        except CatalogError as exc:
+            raise self._invalid_catalog(exc) from None
 
     async def inventory(self) -> Inventory:
         """The hub's shared inventory, listed at least once (or the sync timeout passed)."""
@@ -229,7 +246,7 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         Computed once per cluster change: forms rendered in between reuse them.
         """
         global _LAST_OFFERS
-        catalog = self.catalog()
+        catalog = await self.current_catalog()
         inventory = await self.inventory()
         snapshot = inventory.snapshot()
         tolerations = tuple(self.configured_tolerations())
@@ -245,7 +262,7 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
 
     async def _render_form(self, spawner: Any = None) -> str:
         offers = await self.offers()
-        selected, notices = self._preselection(self.catalog())
+        selected, notices = self._preselection(await self.current_catalog())
         view = build_form(offers, selected, notices)
         return render_form(view, make_environment(self.form_template_paths))
 
@@ -335,7 +352,7 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
             UserFacingError: 400 for bad options (naming the field), 409 when no node can take
                 the server now (with what to try instead).
         """
-        catalog = self.catalog()
+        catalog = await self.current_catalog()
         given = self._request_carried_options()
         self._options_from_request = False
         self._notice = None
