@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import collections
+import random
+from typing import Any
+
 import pytest
 
 from gpu_devbox.gpus import NvmlAdapter, Sampler, SamplerConfig, VisibleDevices
 from gpu_devbox.gpus.errors import NVML_ERROR_NOT_SUPPORTED
-from gpu_devbox.gpus.simulated import MEMORY_STEP, SimulatedNVML, build_gpus
+from gpu_devbox.gpus.simulated import SimulatedGPU, SimulatedNVML, build_gpus
 
 
 class Clock:
@@ -17,24 +21,121 @@ class Clock:
         return self.now
 
 
-def test_memory_holds_still_within_a_step_and_processes_agree_with_it() -> None:
-    clock = Clock(1_800_000_000.0)  # a step boundary
-    lib = SimulatedNVML(build_gpus(1), clock=clock)
+# (GPU count, GPUs in MIG mode, seed): small and large machines, with and without MIG
+MACHINES = [(1, (), 0), (2, (), 1), (2, (1,), 2), (3, (0, 2), 3), (5, (4,), 4), (8, (), 5)]
+RESERVED = build_gpus(1)[0].reserved
+
+
+def _sampler(
+    gpus: list[SimulatedGPU], clock: Clock, seed: int, interval: float, slow: float
+) -> Sampler:
+    return Sampler(
+        NvmlAdapter(lambda: SimulatedNVML(gpus, clock=clock, seed=seed)),
+        simulated=True,
+        visible=VisibleDevices.from_env({}),
+        config=SamplerConfig(interval=interval, slow_interval=slow),
+        clock=clock,
+    )
+
+
+def _check_adds_up(
+    gpu: dict[str, Any], seen: collections.Counter[str], last: dict[str, list[int]]
+) -> None:
+    memory, processes = gpu["memory"], gpu["processes"]
+    assert processes is not None
+    sizes = [p["used_memory"] for p in processes]
+    assert memory["used"] == sum(sizes), (memory, processes)
+    assert all(0 < size <= memory["used"] for size in sizes)
+    assert memory["reserved"] == RESERVED
+    assert memory["used"] + memory["reserved"] + memory["free"] == memory["total"]
+    if gpu["mig"]["enabled"]:
+        instances = gpu["mig"]["instances"]
+        assert memory["used"] == sum(i["memory"]["used"] for i in instances)
+        assert all(0 <= i["memory"]["used"] <= i["memory"]["total"] for i in instances)
+        assert sum(i["memory"]["total"] for i in instances) <= memory["total"] - RESERVED
+        assert gpu["utilization"]["gpu"] is None  # NVML cannot tell on a MIG parent
+        seen["mig busy" if processes else "mig idle"] += 1
+    elif processes:
+        assert gpu["utilization"]["gpu"] >= 0
+        seen["busy"] += 1
+    else:
+        assert gpu["utilization"]["gpu"] == 0
+        assert gpu["power"]["usage"] == 70.0  # idle
+        seen["idle"] += 1
+    if sizes != last.get(gpu["uuid"], sizes):
+        seen["changes"] += 1
+    last[gpu["uuid"]] = sizes
+
+
+@pytest.mark.parametrize(("count", "mig", "seed"), MACHINES)
+@pytest.mark.parametrize(
+    ("interval", "slow"), [(1.0, 5.0), (0.7, 3.3), (2.0, 30.0)], ids=["default", "odd", "slow"]
+)
+def test_processes_and_memory_add_up_in_every_sample(
+    count: int, mig: tuple[int, ...], seed: int, interval: float, slow: float
+) -> None:
+    """What the server serves: memory used is its processes, a MIG parent its instances."""
+    clock = Clock(1_800_000_003.3)  # not on a step boundary
+    sampler = _sampler(build_gpus(count, mig=mig), clock, seed, interval, slow)
+    seen: collections.Counter[str] = collections.Counter()
+    last: dict[str, list[int]] = {}
+    for _ in range(int(900 / interval)):  # 15 minutes: 45 steps of work
+        for gpu in sampler.tick().gpus:
+            _check_adds_up(gpu, seen, last)
+        clock.now += interval
+    # not vacuous: GPUs were busy and idle, and their processes changed
+    assert seen["busy"] + seen["mig busy"] > 0
+    assert seen["idle"] + seen["mig idle"] > 0
+    assert seen["changes"] >= count
+
+
+@pytest.mark.parametrize(("count", "mig", "seed"), MACHINES)
+def test_the_simulated_driver_adds_up_at_any_instant(
+    count: int, mig: tuple[int, ...], seed: int
+) -> None:
+    """The pynvml surface itself, read at random instants, handle by handle."""
+    clock = Clock(0.0)
+    lib = SimulatedNVML(build_gpus(count, mig=mig), clock=clock, seed=seed)
     lib.nvmlInit()
-    handle = lib.nvmlDeviceGetHandleByIndex(0)
-    checked = 0
-    for step in range(40):  # 40 steps: the load wave passes through busy and idle phases
-        start = 1_800_000_000.0 + step * MEMORY_STEP
-        readings = []
-        for offset in (1.0, 7.5, MEMORY_STEP - 1):
-            clock.now = start + offset
-            readings.append(lib.nvmlDeviceGetMemoryInfo(handle, lib.nvmlMemory_v2).used)
-        assert len(set(readings)) == 1
-        procs = lib.nvmlDeviceGetComputeRunningProcesses_v3(handle)
-        if procs:  # a process exists while the load is above 20 %
-            assert procs[0].usedGpuMemory == readings[0]
-            checked += 1
-    assert checked >= 10
+    rng = random.Random(seed)
+    for _ in range(300):
+        clock.now = rng.uniform(1.7e9, 1.8e9)
+        for index in range(count):
+            handle = lib.nvmlDeviceGetHandleByIndex(index)
+            v2 = lib.nvmlDeviceGetMemoryInfo(handle, lib.nvmlMemory_v2)
+            v1 = lib.nvmlDeviceGetMemoryInfo(handle)
+            procs = lib.nvmlDeviceGetComputeRunningProcesses_v3(handle)
+            assert v2.used == sum(p.usedGpuMemory for p in procs)
+            assert v1.used == v2.used + v2.reserved  # v1 counts the reservation as used
+            assert v2.used + v2.reserved + v2.free == v2.total
+            assert all(p.usedGpuMemory % (2 * 1024**2) == 0 for p in procs)  # whole pages
+            if index not in mig:
+                assert {p.gpuInstanceId for p in procs} <= {0xFFFFFFFF}
+                util = lib.nvmlDeviceGetUtilizationRates(handle).gpu
+                assert (util == 0) if not procs else (0 <= util <= 100)
+                continue
+            instances = [lib.nvmlDeviceGetMigDeviceHandleByIndex(handle, slot) for slot in range(3)]
+            inst_used = [lib.nvmlDeviceGetMemoryInfo(i).used for i in instances]
+            assert v2.used == sum(inst_used)
+            for inst, used in zip(instances, inst_used, strict=True):
+                own = lib.nvmlDeviceGetComputeRunningProcesses_v3(inst)
+                assert used == sum(p.usedGpuMemory for p in own)
+                gi = lib.nvmlDeviceGetGpuInstanceId(inst)
+                assert [p.pid for p in own] == [p.pid for p in procs if p.gpuInstanceId == gi]
+
+
+def test_with_the_v1_memory_call_used_is_the_processes_plus_the_reservation() -> None:
+    clock = Clock(1_800_000_000.0)
+    sampler = _sampler(build_gpus(2, unsupported=["memory_v2"]), clock, 0, 1.0, 5.0)
+    busy = 0
+    for _ in range(600):
+        for gpu in sampler.tick().gpus:
+            memory, processes = gpu["memory"], gpu["processes"]
+            assert memory["reserved"] is None
+            assert memory["used"] == sum(p["used_memory"] for p in processes) + RESERVED
+            busy += bool(processes)
+        clock.now += 1.0
+    assert busy > 0
 
 
 def test_values_stay_in_their_physical_ranges_over_a_day() -> None:

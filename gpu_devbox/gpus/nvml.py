@@ -99,6 +99,10 @@ class Device:
     power_limit: float | None
     max_clocks: dict[str, int | None]
     _pcie_prev: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict, repr=False)
+    #: Memory in use when processes (and MIG instances) were last read: a change means they
+    #: changed too, so they are read again at once rather than at the slow cadence.
+    _used_when_listed: int | None = dataclasses.field(default=None, repr=False)
+    _mig_enabled: bool = dataclasses.field(default=False, repr=False)
 
     def static_dict(self) -> dict[str, Any]:
         """The static facts in API form."""
@@ -348,12 +352,13 @@ class NvmlAdapter:
         power_mw = self._field("nvmlDeviceGetPowerUsage", h)
         sm = self._field("nvmlDeviceGetClockInfo", h, self._clock_sm)
         mem_clock = self._field("nvmlDeviceGetClockInfo", h, self._clock_mem)
+        memory = self._memory(h)
         sample: dict[str, Any] = {
             "utilization": {
                 "gpu": int(util.gpu) if util is not None else None,
                 "memory": int(util.memory) if util is not None else None,
             },
-            "memory": self._memory(h),
+            "memory": memory,
             "temperature": {"gpu": self._temperature(h)},
             "power": {
                 "usage": power_mw / 1000.0 if power_mw is not None else None,
@@ -369,6 +374,15 @@ class NvmlAdapter:
         }
         if slow:
             sample.update(self.sample_slow(device))
+        elif memory["used"] != device._used_when_listed:
+            # Memory use changed since the processes were listed: so did they (or the MIG
+            # instances' use). Read them now, so a card never shows memory without its process.
+            sample["processes"] = self._processes(h)
+            if device._mig_enabled:
+                sample["mig"] = self.mig(device)
+        if slow or "processes" in sample:
+            device._used_when_listed = memory["used"]
+            device._mig_enabled = bool(sample.get("mig", {}).get("enabled", device._mig_enabled))
         return sample
 
     def sample_slow(self, device: Device) -> dict[str, Any]:

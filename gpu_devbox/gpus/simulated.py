@@ -9,6 +9,21 @@ waveforms so charts move.
 It is never chosen implicitly: the server uses it only with ``c.GPUDevbox.backend =
 "simulated"`` (or ``GPU_DEVBOX_BACKEND=simulated``), and every payload then says
 ``"simulated": true``.
+
+Simulated GPUs add up, at every instant:
+
+* Work comes and goes in steps of :data:`MEMORY_STEP` seconds. During a step each GPU (or each
+  MIG instance) runs a fixed set of compute processes, or none when its load was low as the
+  step began; allocations are whole 2 MiB pages.
+* A GPU's memory ``used`` (``nvmlDeviceGetMemoryInfo_v2``, as ``nvidia-smi`` shows it) is
+  exactly the sum of its processes' ``usedGpuMemory``; ``reserved`` is the driver's fixed
+  reservation (480 MiB on an H100); ``free`` is the rest. The v1 call counts the reservation
+  as used, as a real driver does.
+* A MIG instance's ``used`` is the sum of its processes; the MIG-enabled parent's ``used`` is
+  the sum of its instances', and its processes are theirs (with their GPU instance ids). The
+  parent reports no utilization (NVML cannot, there); its power and temperature follow its
+  instances' work.
+* A GPU with no process is idle: 0 % utilization, idle power, clocks and temperature.
 """
 
 from __future__ import annotations
@@ -44,9 +59,12 @@ FIELD_FUNCTIONS: dict[str, tuple[str, ...]] = {
     "fan": ("nvmlDeviceGetFanSpeed",),
 }
 
-#: Seconds a simulated GPU's memory use holds still: allocations change in steps, as real ones
-#: do, so processes (read at the slow cadence) and memory (every tick) agree between steps.
+#: Seconds a simulated GPU's processes and their memory hold still: work changes in steps.
 MEMORY_STEP = 20.0
+#: Allocations are whole pages of this size, as CUDA's are.
+PAGE = 2 * 1024**2
+#: Below this load at the start of a step, a GPU (or MIG instance) runs no process.
+IDLE_BELOW = 0.2
 
 # Profiles a simulated MIG GPU can be split into (H100 80GB names; memory in GiB).
 MIG_PROFILES: dict[str, int] = {"1g.10gb": 10, "2g.20gb": 20, "3g.40gb": 40, "4g.40gb": 40}
@@ -173,17 +191,66 @@ class SimulatedNVML:
     def _gpu(self, handle: _Handle) -> SimulatedGPU:
         return self.gpus[handle.gpu]
 
-    def load(self, gpu: int, now: float | None = None) -> float:
-        """The simulated load of GPU ``gpu`` in [0, 1] at time ``now``."""
+    def load(self, gpu: int, now: float | None = None, *, instance: int = 0) -> float:
+        """The demand on GPU ``gpu`` (or its MIG ``instance``) in [0, 1] at time ``now``.
+
+        A smooth waveform; whether work actually runs is decided per step (:meth:`busy`).
+        """
         t = self._clock() if now is None else now
-        wave = 0.5 + 0.45 * math.sin(2 * math.pi * t / 45.0 + self._phase[gpu])
-        ripple = 0.05 * math.sin(2 * math.pi * t / 7.0 + 2 * self._phase[gpu])
+        phase = self._phase[gpu] + 1.9 * instance
+        wave = 0.5 + 0.45 * math.sin(2 * math.pi * t / 45.0 + phase)
+        ripple = 0.05 * math.sin(2 * math.pi * t / 7.0 + 2 * phase)
         return min(1.0, max(0.0, wave + ripple))
 
-    def _memory_load(self, gpu: int) -> float:
-        """The load that sets memory use: the load at the start of the current step."""
-        now = self._clock()
-        return self.load(gpu, now - now % MEMORY_STEP)
+    def _step_start(self, now: float) -> float:
+        return now - now % MEMORY_STEP
+
+    def _work(self, gpu: int, instance: int | None, now: float) -> list[tuple[int, int]]:
+        """The processes, as (pid, bytes), on a GPU without MIG or on one MIG instance.
+
+        Fixed for the whole step that ``now`` falls in: set by the load as the step began.
+        """
+        device = self.gpus[gpu]
+        demand = self.load(gpu, self._step_start(now), instance=instance or 0)
+        if demand < IDLE_BELOW:
+            return []
+        if instance is None:
+            capacity = device.memory_total - device.reserved
+            share = 0.05 + 0.6 * demand
+            # a busier GPU runs a second, smaller process (a data loader, a second notebook)
+            split = [0.7, 0.3] if demand >= 0.6 else [1.0]
+            base_pid = 4000 + 10 * gpu
+        else:
+            assert device.mig is not None
+            capacity = MIG_PROFILES.get(device.mig[instance], 10) * 1024**3
+            share = 0.1 + 0.8 * demand
+            split = [1.0]
+            base_pid = 5000 + 100 * gpu + 10 * instance
+        total = int(capacity * share)
+        return [
+            (base_pid + slot, max(PAGE, int(total * part) // PAGE * PAGE))
+            for slot, part in enumerate(split)
+        ]
+
+    def _used(self, gpu: int, instance: int | None, now: float) -> int:
+        return sum(size for _, size in self._work(gpu, instance, now))
+
+    def busy(self, gpu: int, now: float | None = None) -> float:
+        """How hard GPU ``gpu`` works at ``now`` in [0, 1]: its load while it runs processes.
+
+        A MIG-enabled GPU works as much as its instances do, weighted by their memory.
+        """
+        t = self._clock() if now is None else now
+        device = self.gpus[gpu]
+        if device.mig is None:
+            return self.load(gpu, t) if self._work(gpu, None, t) else 0.0
+        sizes = [MIG_PROFILES.get(profile, 10) for profile in device.mig]
+        working = sum(
+            size * self.load(gpu, t, instance=i)
+            for i, size in enumerate(sizes)
+            if self._work(gpu, i, t)
+        )
+        return working / sum(sizes) if sizes else 0.0
 
     # ------------------------------------------------------------------ system
     def nvmlInit(self) -> None:
@@ -267,13 +334,16 @@ class SimulatedNVML:
         gpu = self._gpu(handle)
         if version and "memory_v2" in gpu.unsupported:
             raise self.NVMLError(errors.NVML_ERROR_FUNCTION_NOT_FOUND)
+        now = self._clock()
         if handle.mig is not None and gpu.mig is not None:
             total = MIG_PROFILES.get(gpu.mig[handle.mig], 10) * 1024**3
-            used = int(total * 0.25 * (1 + self._memory_load(handle.gpu)))
+            used = self._used(handle.gpu, handle.mig, now)
             return _Struct({"total": total, "used": used, "free": total - used, "reserved": 0})
-        usable = gpu.memory_total - gpu.reserved
-        used = int(usable * (0.05 + 0.6 * self._memory_load(handle.gpu)))
-        free = usable - used
+        if gpu.mig is not None:
+            used = sum(self._used(handle.gpu, i, now) for i in range(len(gpu.mig)))
+        else:
+            used = self._used(handle.gpu, None, now)
+        free = gpu.memory_total - gpu.reserved - used
         if version:
             return _Struct(
                 {"total": gpu.memory_total, "reserved": gpu.reserved, "used": used, "free": free}
@@ -285,29 +355,29 @@ class SimulatedNVML:
         if self._gpu(handle).mig is not None:
             # A MIG-enabled parent cannot report utilization (as on real hardware).
             raise self.NVMLError(errors.NVML_ERROR_NOT_SUPPORTED)
-        load = self.load(handle.gpu)
-        return _Struct({"gpu": round(100 * load), "memory": round(35 * load)})
+        busy = self.busy(handle.gpu)
+        return _Struct({"gpu": round(100 * busy), "memory": round(35 * busy)})
 
     def nvmlDeviceGetTemperatureV(self, handle: _Handle, sensor: int) -> int:
         self._check("nvmlDeviceGetTemperatureV", handle)
-        return round(33 + 24 * self.load(handle.gpu))
+        return round(33 + 24 * self.busy(handle.gpu))
 
     def nvmlDeviceGetTemperature(self, handle: _Handle, sensor: int) -> int:
         self._check("nvmlDeviceGetTemperature", handle)
-        return round(33 + 24 * self.load(handle.gpu))
+        return round(33 + 24 * self.busy(handle.gpu))
 
     def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:
         self._check("nvmlDeviceGetPowerUsage", handle)
         gpu = self._gpu(handle)
         span = gpu.power_limit_mw - gpu.idle_power_mw
-        return int(gpu.idle_power_mw + 0.95 * span * self.load(handle.gpu))
+        return int(gpu.idle_power_mw + 0.95 * span * self.busy(handle.gpu))
 
     def nvmlDeviceGetClockInfo(self, handle: _Handle, clock: int) -> int:
         self._check("nvmlDeviceGetClockInfo", handle)
         gpu = self._gpu(handle)
         if clock == self.NVML_CLOCK_MEM:
             return gpu.memory_clock
-        return round(345 + (gpu.max_sm_clock * 0.7 - 345) * self.load(handle.gpu))
+        return round(345 + (gpu.max_sm_clock * 0.7 - 345) * self.busy(handle.gpu))
 
     def nvmlDeviceGetFieldValues(self, handle: _Handle, field_ids: list[int]) -> list[_Struct]:
         self._check("nvmlDeviceGetFieldValues", handle)
@@ -315,7 +385,7 @@ class SimulatedNVML:
         with self._lock:
             dt = max(0.0, now - self._pcie_last[handle.gpu])
             self._pcie_last[handle.gpu] = now
-            load = self.load(handle.gpu, now)
+            load = self.busy(handle.gpu, now)
             counters = self._pcie_bytes[handle.gpu]
             counters[0] += dt * (2e6 + 3e8 * load)  # bytes/s transmitted
             counters[1] += dt * (4e6 + 9e8 * load)  # bytes/s received
@@ -360,18 +430,26 @@ class SimulatedNVML:
         return self._processes(handle)
 
     def _processes(self, handle: _Handle) -> list[_Struct]:
-        if self.load(handle.gpu) < 0.2:
-            return []
-        used = self.nvmlDeviceGetMemoryInfo(handle, self.nvmlMemory_v2).used
+        now = self._clock()
+        gpu = self._gpu(handle)
+        if gpu.mig is None:
+            places: list[int | None] = [None]
+        elif handle.mig is None:
+            places = list(range(len(gpu.mig)))  # a MIG parent lists its instances' processes
+        else:
+            places = [handle.mig]
         return [
             _Struct(
                 {
-                    "pid": 4000 + 10 * handle.gpu,
-                    "usedGpuMemory": int(used),
-                    "gpuInstanceId": 0xFFFFFFFF,
-                    "computeInstanceId": 0xFFFFFFFF,
+                    "pid": pid,
+                    "usedGpuMemory": size,
+                    # as NVML: the GPU and compute instance of a MIG process; else "none"
+                    "gpuInstanceId": 0xFFFFFFFF if place is None else 1 + place,
+                    "computeInstanceId": 0xFFFFFFFF if place is None else 0,
                 }
             )
+            for place in places
+            for pid, size in self._work(handle.gpu, place, now)
         ]
 
     # ------------------------------------------------------------------ MIG
