@@ -93,6 +93,42 @@ async def test_post_starts_a_cpu_run_that_get_follows_to_the_end(
     assert json.loads(lines[-1])["id"] == run["id"]
 
 
+async def test_the_history_is_the_users_shared_by_her_servers_and_the_cli(
+    jp_fetch: Fetch, jp_data_dir: pathlib.Path
+) -> None:
+    """The panel's History is the user's: runs of ``gpu-devbox bench`` and of the server alike."""
+    env = {
+        **os.environ,
+        "JUPYTER_DATA_DIR": str(jp_data_dir),  # the user's data directory, as the server's
+        "GPU_DEVBOX_BACKEND": "simulated",
+        "GPU_DEVBOX_SIMULATED_GPUS": "0",
+    }
+    cli = [sys.executable, "-m", "gpu_devbox", "bench", "--json", "--matmul-n", "32"]
+    done = await asyncio.create_subprocess_exec(
+        *cli, "--copy-bytes", "65536", env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(done.communicate(), 120)
+    assert done.returncode == 0
+    from_cli = json.loads(out)
+    response = await jp_fetch(*API, method="POST", body=json.dumps({"sizes": TINY}))
+    here = await wait_until(
+        jp_fetch, json.loads(response.body)["id"], lambda r: r["state"] != "running"
+    )
+    code, listing = await fetch_json(jp_fetch, *API)
+    assert code == 200
+    assert [r["id"] for r in listing["runs"]] == [here["id"], from_cli["id"]]
+    code, found = await fetch_json(jp_fetch, *API, from_cli["id"])
+    assert (code, found["id"], found["state"]) == (200, from_cli["id"], "succeeded")
+    assert found["environment"]["host"] == from_cli["environment"]["host"]
+    # and the docs say so, where the panel's History is explained
+    docs = pathlib.Path(__file__).resolve().parents[1] / "docs"
+    panel = (docs / "lab-extension.md").read_text()
+    history = panel[panel.index("**History**") :].split("\n\n")[0]
+    assert "on this server" not in history
+    assert "Jupyter data directory" in history
+    assert "gpu-devbox bench" in history
+
+
 async def test_a_second_post_while_one_runs_gets_409_with_the_running_id(
     jp_fetch: Fetch,
 ) -> None:
