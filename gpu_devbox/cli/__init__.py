@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -24,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profiles": (
         "gpu_devbox.cli.profiles",
         "show the profiles a cluster can serve (spawner dry run)",
+    ),
+    "config": (
+        "gpu_devbox.cli.config",
+        "list every c.GPUDevbox option of the server extension, with its help",
     ),
 }
 
@@ -68,6 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`gpu-devbox config | head`): stop quietly, as a program that
+        # SIGPIPE ended would, and keep Python from complaining when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return status
 
 

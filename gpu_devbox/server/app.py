@@ -40,6 +40,7 @@ class GPUDevbox(ExtensionApp):
     # ------------------------------------------------------------------ configuration
     backend = Enum(
         list(BACKENDS),
+        default_value="nvml",  # shown in the help; GPU_DEVBOX_BACKEND wins (below)
         help="""Where GPU data comes from.
 
         ``"nvml"`` (the default) reads the GPUs through NVIDIA's NVML library. ``"simulated"``
@@ -83,6 +84,7 @@ class GPUDevbox(ExtensionApp):
     ).tag(config=True)
 
     simulated_gpus = Int(
+        2,  # shown in the help; GPU_DEVBOX_SIMULATED_GPUS wins (below)
         help="""How many GPUs the simulated backend invents (0 to 64). Default 2, or
         ``GPU_DEVBOX_SIMULATED_GPUS``.""",
     ).tag(config=True)
