@@ -18,6 +18,8 @@ from typing import Any
 
 from kubespawner import KubeSpawner
 from tornado import web
+from tornado.log import app_log
+from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, Float, Integer, List, Unicode, default
 
 from gpu_devbox.catalog import Catalog, CatalogError, Toleration
@@ -73,7 +75,10 @@ class _QuietUserErrors(logging.Filter):
         if isinstance(exc, _ShowForm):
             return False
         if isinstance(exc, UserFacingError):
-            record.msg = f"{record.getMessage()}: {exc.jupyterhub_message}"
+            message = record.getMessage()
+            if exc.jupyterhub_message not in message:
+                message = f"{message}: {exc.jupyterhub_message}"
+            record.msg = message
             record.args = None
             record.exc_info = None
             record.exc_text = None
@@ -151,6 +156,14 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         help="Seconds the first form after the hub starts waits for the cluster to be listed.",
     )
 
+    # JupyterHub 5 assigns a REST request's body as it is (a list, a string, a number) to
+    # user_options: as a Dict that is a 500 before apply_user_options can answer 400 (below).
+    user_options = AnyTrait(help="The user's options; checked by apply_catalog_options.")
+
+    @default("user_options")
+    def _default_user_options(self) -> dict[str, Any]:
+        return {}
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._baseline: Baseline | None = None
@@ -159,7 +172,9 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         self._options_from_request = False
         self._image_chosen = False
         self._inventory: Inventory | None = None
-        for logger in (self.log, logging.getLogger("JupyterHub")):
+        # JupyterHub logs a failed start on its app log, and (JupyterHub 5) on tornado's, which
+        # it renames "JupyterHub": a filter belongs on each.
+        for logger in (self.log, logging.getLogger("JupyterHub"), app_log):
             target = getattr(logger, "logger", logger)
             if not any(isinstance(f, _QuietUserErrors) for f in target.filters):
                 target.addFilter(_QuietUserErrors())
@@ -331,6 +346,9 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         except ValueError:
             return False  # not JSON: a form post (its fields came through options_from_form)
         if not isinstance(body, dict):
+            orm = getattr(self, "orm_spawner", None)
+            if orm is not None and not isinstance(orm.user_options, dict | None):
+                orm.user_options = {}  # JupyterHub 5 saved the body as the options: drop it
             raise UserFacingError(
                 400,
                 "The request body must be a JSON object (the user options, or "
