@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -46,6 +47,9 @@ def test_simulated_table_is_readable() -> None:
     assert "3 of 3 GPU(s) visible" in lines[0]
     assert lines[1].split()[:2] == ["GPU", "NAME"]
     assert sum("NVIDIA H100 80GB HBM3" in line for line in lines) == 3
+    # memory as the Lab panel writes it: an H100's 81559 MiB is 79.6 GiB
+    rows = [line for line in lines if "NVIDIA H100 80GB HBM3" in line]
+    assert all(re.search(r"  \d+\.\d/79\.6 GiB  ", row) for row in rows), rows
     assert result.stderr == ""
 
 
