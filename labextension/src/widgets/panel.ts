@@ -32,6 +32,9 @@ export class GpuPanel extends SidePanel {
     this.connection = options.connection;
     this._settings = options.settings;
     this._banner = new Banner(options.connection, options.version);
+    // a landmark named by the panel's heading ("GPU Devbox")
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-labelledby', this._banner.headingId);
     this.header.addWidget(this._banner);
     this.gpuSection = new GpuSection();
     this.addWidget(this.gpuSection);
