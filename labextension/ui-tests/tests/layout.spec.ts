@@ -4,7 +4,13 @@
  */
 import type { Locator } from '@playwright/test';
 
-import { expandSection, gpuCards, openFromIcon, section } from './helpers';
+import {
+  expandSection,
+  gpuCards,
+  openFromIcon,
+  panel,
+  section
+} from './helpers';
 import { expect, test } from './fixtures';
 
 /**
@@ -89,4 +95,36 @@ test.describe('at the default side bar width', () => {
 
     expect(await clippedTexts(root)).toEqual([]);
   });
+});
+
+test('after a reload the sections left open still have room', async ({
+  page
+}) => {
+  await openFromIcon(page);
+  await expandSection(page, 'Health');
+  await expandSection(page, 'Benchmark');
+  const heights = () =>
+    Promise.all(
+      ['GPUs', 'Health', 'Benchmark'].map(title =>
+        section(page, title).evaluate(
+          node => node.getBoundingClientRect().height
+        )
+      )
+    );
+  expect(Math.min(...(await heights()))).toBeGreaterThan(100);
+  await page.waitForTimeout(1500); // the layout is saved in the workspace
+  await page.reload();
+  await expect(panel(page)).toBeVisible();
+  // JupyterLab restores the three sections as open: each must show something, not 0 px
+  for (const title of ['Health', 'Benchmark']) {
+    await expect(
+      panel(page).getByRole('heading', { name: new RegExp(`^${title}`) })
+    ).toHaveAttribute('aria-expanded', 'true');
+  }
+  await expect
+    .poll(async () => Math.min(...(await heights())))
+    .toBeGreaterThan(100);
+  await expect(
+    section(page, 'Benchmark').getByRole('button', { name: 'Run' })
+  ).toBeInViewport();
 });
