@@ -121,6 +121,23 @@ class GPUDevbox(ExtensionApp):
     def _simulated_unsupported_default(self) -> list[str]:
         return _env_list("GPU_DEVBOX_SIMULATED_UNSUPPORTED")
 
+    stream_ping_interval = Float(
+        30.0,
+        help="""Seconds between two websocket pings of each push-stream client (0 turns pings
+        off, at most 3600). A client that does not answer a ping within the same number of
+        seconds is disconnected, so a vanished or stalled client never holds the server's
+        memory for long. Example: ``c.GPUDevbox.stream_ping_interval = 10``.""",
+    ).tag(config=True)
+
+    @validate("stream_ping_interval")
+    def _check_ping_interval(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not 0 <= value <= 3600:
+            raise TraitError(
+                f"GPUDevbox.stream_ping_interval must be between 0 and 3600 s, not {value}"
+            )
+        return value
+
     prometheus_enabled = Bool(
         True,
         help="""Add GPU metrics to the server's ``/metrics`` endpoint (read from the sampler's
@@ -296,7 +313,7 @@ class GPUDevbox(ExtensionApp):
             probe_timeout=self.checks_probe_timeout,
             logger=self.log,
         )
-        hub = StreamHub(sampler)
+        hub = StreamHub(sampler, ping_interval=self.stream_ping_interval)
         state = ServerState(sampler=sampler, hub=hub, checks=checks)
         state.benchmarks = self._make_benchmarks(hub)
         self._state = state

@@ -20,7 +20,7 @@ from tornado import web
 from gpu_devbox.bench.run import RunRequest
 from gpu_devbox.bench.runner import RunFinished, RunnerBusy
 from gpu_devbox.bench.service import BadRequest, BenchmarkService, Disabled
-from gpu_devbox.server.base import API_PREFIX, BENCHMARK_AUTH_RESOURCE, BaseHandler, parse_number
+from gpu_devbox.server.base import API_PREFIX, BENCHMARK_AUTH_RESOURCE, BaseHandler
 
 T = TypeVar("T")
 
@@ -54,9 +54,7 @@ class BenchmarksHandler(BenchmarkBase):
     @authorized
     async def get(self) -> None:
         """The run in progress and the recorded runs, newest first (``?limit=N``, default 50)."""
-        limit = parse_number(
-            self.get_query_argument("limit", None), "limit", minimum=1, maximum=MAX_LIMIT
-        )
+        limit = self.query_number("limit", minimum=1, maximum=MAX_LIMIT)
         if limit is not None and limit != int(limit):
             raise web.HTTPError(400, f"limit must be a whole number, not {limit}")
         listing = await self.off_loop(self.service.listing, int(limit or 50))
