@@ -57,14 +57,15 @@ def select_targets(
     means the CPU.
 
     Raises:
-        DeviceError: an index is not visible, the GPUs are simulated, or a MIG GPU shows no
-            instance to run on.
+        DeviceError: an index is not visible, the GPUs are simulated, a GPU cannot be read (it
+            was lost), or a MIG GPU shows no instance to run on.
     """
     by_index = {int(gpu["index"]): gpu for gpu in gpus}
     if requested is None:
+        readable = [index for index, gpu in by_index.items() if not gpu.get("reason")]
         if simulated or not by_index:
             return ()
-        requested = [min(by_index)]
+        requested = [min(readable or by_index)]
     for index in requested:
         if index not in by_index:
             visible = ", ".join(str(i) for i in sorted(by_index)) or "none"
@@ -79,6 +80,9 @@ def select_targets(
 
 def _target(gpu: Mapping[str, Any], driver_version: str | None) -> DeviceTarget:
     index = int(gpu["index"])
+    reason = gpu.get("reason")
+    if reason:
+        raise DeviceError(f"GPU {index} cannot be benchmarked: {reason['message']}")
     memory = gpu.get("memory") or {}
     mig = gpu.get("mig") or {}
     if mig.get("enabled"):
