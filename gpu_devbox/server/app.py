@@ -20,7 +20,13 @@ from gpu_devbox.bench import plan as bench_plan
 from gpu_devbox.bench.service import MAX_MEMORY_FRACTION, BenchmarkConfig, BenchmarkService
 from gpu_devbox.gpus import NvmlAdapter, Sampler, SamplerConfig, VisibleDevices
 from gpu_devbox.gpus.backends import BACKENDS, SIMULATED_FIELDS, BackendSpec, backend_from_env
-from gpu_devbox.server import bench_handlers, checks_handlers, gpus_handlers, prometheus
+from gpu_devbox.server import (
+    bench_handlers,
+    checks_handlers,
+    gpus_handlers,
+    metrics_handler,
+    prometheus,
+)
 from gpu_devbox.server.base import API_PREFIX
 from gpu_devbox.server.state import ServerState
 from gpu_devbox.server.stream import StreamHandler, StreamHub
@@ -141,7 +147,9 @@ class GPUDevbox(ExtensionApp):
     prometheus_enabled = Bool(
         True,
         help="""Add GPU metrics to the server's ``/metrics`` endpoint (read from the sampler's
-        cache at scrape time; a scrape never calls NVML).""",
+        cache at scrape time; a scrape never calls NVML). Only users the authorizer allows to
+        ``read`` the ``gpu-devbox`` resource get them; other users get the server's other
+        metrics.""",
     ).tag(config=True)
 
     prometheus_prefix = Unicode(
@@ -352,6 +360,8 @@ class GPUDevbox(ExtensionApp):
         self.handlers.extend(bench_handlers.ROUTES)
         self.handlers.extend(checks_handlers.ROUTES)
         self.handlers.append((f"{API_PREFIX}/stream", StreamHandler))
+        if self.prometheus_enabled:  # /metrics, with the GPU series only for authorized users
+            self.handlers.extend(metrics_handler.ROUTES)
 
     async def stop_extension(self) -> None:
         """Stop sampling, close streams and shut NVML down."""
