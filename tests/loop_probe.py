@@ -4,6 +4,12 @@ The test server (pytest-jupyter's) runs on the test's own event loop, so a probe
 loop sees every callback the server runs: if a request blocks the loop for 200 ms, the probe's
 next wake-up is 200 ms late. The hostile requests are sent from a worker thread with plain
 sockets, so building or sending a huge request never runs on the loop being measured.
+
+On a shared machine a wake-up can also be late because the operating system ran another process
+(or another thread held the GIL), which no request caused. So the probe also measures the CPU
+time the loop's thread used between two wake-ups: a request that blocks the loop burns that CPU
+itself. :attr:`LagProbe.blocked` is the worst lateness that the loop's own work explains (the
+smaller of the two); :attr:`LagProbe.worst` is the raw lateness, reported alongside.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextlib
 import http.client
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -22,7 +29,10 @@ class LagProbe:
 
     def __init__(self, period: float = 0.002) -> None:
         self.period = period
+        #: The latest wake-up, in seconds late.
         self.worst = 0.0
+        #: The latest wake-up explained by work on the loop's own thread, in seconds.
+        self.blocked = 0.0
         self.wakeups = 0
 
     async def run(self) -> None:
@@ -30,9 +40,19 @@ class LagProbe:
         loop = asyncio.get_running_loop()
         while True:
             expected = loop.time() + self.period
+            cpu = time.thread_time()
             await asyncio.sleep(self.period)
-            self.worst = max(self.worst, loop.time() - expected)
+            late = loop.time() - expected
+            self.worst = max(self.worst, late)
+            self.blocked = max(self.blocked, min(late, time.thread_time() - cpu))
             self.wakeups += 1
+
+    def report(self) -> str:
+        """Both figures, in milliseconds."""
+        return (
+            f"the event loop was blocked for {self.blocked * 1000:.0f} ms "
+            f"(latest wake-up {self.worst * 1000:.0f} ms late)"
+        )
 
 
 @contextlib.asynccontextmanager

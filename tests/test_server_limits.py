@@ -100,6 +100,9 @@ HOSTILE: list[tuple[str, str, str, Any, int, str]] = [
     ("get-with-a-body", "GET", "status", b"x" * (MAX_BODY_BYTES + 1), 413, "larger"),
     ("delete-with-a-body", "DELETE", "benchmarks/abc", b"x" * (2 * MAX_BODY_BYTES), 413, "larger"),
     ("stream-with-a-body", "GET", "stream", b"x" * (MAX_BODY_BYTES + 1), 413, "larger"),
+    # Path arguments.
+    ("long-run-id", "GET", "benchmarks/" + "a" * 30_000, None, 404, "no benchmark run"),
+    ("long-run-id-delete", "DELETE", "benchmarks/" + "%C3%A9" * 5000, None, 404, "no benchmark"),
     # Query arguments.
     ("long-limit", "GET", "benchmarks?limit=" + "9" * 30_000, None, 400, "characters long"),
     ("long-since", "GET", "gpus/history?since=" + "1" * 20_000, None, 400, "characters long"),
@@ -146,7 +149,7 @@ async def test_hostile_input_is_a_short_4xx_and_never_blocks_the_loop(
     assert words in message
     assert len(message) < 300, message
     assert probe.wakeups > 0
-    assert probe.worst < MAX_LAG, f"the event loop was blocked for {probe.worst * 1000:.0f} ms"
+    assert probe.blocked < MAX_LAG, probe.report()
 
 
 async def test_a_declared_huge_body_is_refused_before_it_is_sent(
@@ -160,7 +163,7 @@ async def test_a_declared_huge_body_is_refused_before_it_is_sent(
         )
     assert reply.status == 413
     assert f"larger than {MAX_BODY_BYTES} bytes" in reply.json()["message"]
-    assert probe.worst < MAX_LAG
+    assert probe.blocked < MAX_LAG, probe.report()
 
 
 async def test_a_flood_of_hostile_requests_leaves_the_loop_responsive(
@@ -175,4 +178,4 @@ async def test_a_flood_of_hostile_requests_leaves_the_loop_responsive(
         status = await send("GET", "status")
     assert {r.status for r in replies} <= {400, 413}
     assert status.status == 200
-    assert probe.worst < MAX_LAG, f"the event loop was blocked for {probe.worst * 1000:.0f} ms"
+    assert probe.blocked < MAX_LAG, probe.report()

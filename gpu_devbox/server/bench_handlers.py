@@ -20,12 +20,15 @@ from tornado import web
 from gpu_devbox.bench.run import RunRequest
 from gpu_devbox.bench.runner import RunFinished, RunnerBusy
 from gpu_devbox.bench.service import BadRequest, BenchmarkService, Disabled
+from gpu_devbox.quote import brief
 from gpu_devbox.server.base import API_PREFIX, BENCHMARK_AUTH_RESOURCE, BaseHandler
 
 T = TypeVar("T")
 
 #: Most runs ``GET benchmarks`` returns at once.
 MAX_LIMIT = 1000
+#: Run ids are 32 hex digits; a longer one names no run, and is not looked for.
+MAX_ID_LENGTH = 64
 
 
 class BenchmarkBase(BaseHandler):
@@ -45,6 +48,15 @@ class BenchmarkBase(BaseHandler):
         """Run a blocking call in the default executor."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, functools.partial(func, *args))
+
+    async def find(self, run_id: str) -> dict[str, Any]:
+        """A run of this server or of the history, or a 404 that quotes the id in brief."""
+        document = None
+        if len(run_id) <= MAX_ID_LENGTH:
+            document = await self.off_loop(self.service.get, run_id)
+        if document is None:
+            raise web.HTTPError(404, f"no benchmark run with id {brief(run_id)}")
+        return document
 
 
 class BenchmarksHandler(BenchmarkBase):
@@ -105,10 +117,7 @@ class BenchmarkHandler(BenchmarkBase):
     @authorized
     async def get(self, run_id: str) -> None:
         """The run's document, from this server's runs or the history."""
-        document = await self.off_loop(self.service.get, run_id)
-        if document is None:
-            raise web.HTTPError(404, f"no benchmark run with id {run_id!r}")
-        self.finish_json(document)
+        self.finish_json(await self.find(run_id))
 
     @web.authenticated
     @authorized
@@ -120,9 +129,7 @@ class BenchmarkHandler(BenchmarkBase):
         except RunFinished as exc:
             raise web.HTTPError(409, str(exc)) from None
         except KeyError:
-            recorded = await self.off_loop(service.get, run_id)
-            if recorded is None:
-                raise web.HTTPError(404, f"no benchmark run with id {run_id!r}") from None
+            recorded = await self.find(run_id)
             raise web.HTTPError(
                 409, f"benchmark {run_id} already finished ({recorded['state']})"
             ) from None
