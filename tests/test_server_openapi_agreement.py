@@ -147,3 +147,13 @@ def test_the_documented_request_limits_are_the_servers() -> None:
     assert f"more than {MAX_JSON_DEPTH} levels" in description
     assert f"more than {MAX_JSON_ITEMS} entries" in description
     assert f"longer than {MAX_QUERY_VALUE} characters" in description
+
+
+@pytest.mark.parametrize("path", ["nope", "gpus/0", "status/x", "benchmarks/a/b"])
+async def test_an_unknown_api_path_is_a_json_404_pointing_at_the_document(
+    jp_fetch: Fetch, path: str
+) -> None:
+    code, body = await fetch_json(jp_fetch, *API, *path.split("/"))
+    assert code == 404
+    assert "no gpu-devbox API route" in body["message"]
+    assert "/gpu-devbox/api/openapi.json" in body["message"]

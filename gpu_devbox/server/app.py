@@ -27,7 +27,7 @@ from gpu_devbox.server import (
     metrics_handler,
     prometheus,
 )
-from gpu_devbox.server.base import API_PREFIX
+from gpu_devbox.server.base import API_PREFIX, FALLBACK_ROUTE
 from gpu_devbox.server.state import ServerState
 from gpu_devbox.server.stream import StreamHandler, StreamHub
 
@@ -362,6 +362,7 @@ class GPUDevbox(ExtensionApp):
         self.handlers.append((f"{API_PREFIX}/stream", StreamHandler))
         if self.prometheus_enabled:  # /metrics, with the GPU series only for authorized users
             self.handlers.extend(metrics_handler.ROUTES)
+        self.handlers.append(FALLBACK_ROUTE)  # last: a JSON 404 for any other API path
 
     async def stop_extension(self) -> None:
         """Stop sampling, close streams and shut NVML down."""

@@ -15,6 +15,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
+from gpu_devbox.quote import brief
 from gpu_devbox.server import limits
 
 if TYPE_CHECKING:
@@ -165,3 +166,41 @@ class BaseHandler(BodyLimit, ExtensionHandlerMixin, APIHandler):
             return limits.parse_flag(self.query_value(name), name)
         except limits.LimitError as exc:
             raise http_error(exc) from None
+
+
+class NotFoundHandler(BaseHandler):
+    """Any other path under the API prefix: a JSON 404 naming it, not jupyter-server's page."""
+
+    def _not_found(self, path: str) -> None:
+        raise web.HTTPError(
+            404, f"no gpu-devbox API route {brief(path, 60)}; see {API_PREFIX}/openapi.json"
+        )
+
+    @web.authenticated
+    def get(self, path: str) -> None:
+        """404."""
+        self._not_found(path)
+
+    @web.authenticated
+    def post(self, path: str) -> None:
+        """404."""
+        self._not_found(path)
+
+    @web.authenticated
+    def put(self, path: str) -> None:
+        """404."""
+        self._not_found(path)
+
+    @web.authenticated
+    def patch(self, path: str) -> None:
+        """404."""
+        self._not_found(path)
+
+    @web.authenticated
+    def delete(self, path: str) -> None:
+        """404."""
+        self._not_found(path)
+
+
+#: Registered after every other route of the extension.
+FALLBACK_ROUTE = (f"{API_PREFIX}/(.*)", NotFoundHandler)
