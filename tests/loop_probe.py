@@ -10,12 +10,19 @@ On a shared machine a wake-up can also be late because the operating system ran 
 time the loop's thread used between two wake-ups: a request that blocks the loop burns that CPU
 itself. :attr:`LagProbe.blocked` is the worst lateness that the loop's own work explains (the
 smaller of the two); :attr:`LagProbe.worst` is the raw lateness, reported alongside.
+
+Python's full garbage collections scan every live object, and the test process holds far more
+of them (pytest, hypothesis, the test server's whole import graph) than a server would; one
+can cost 100 ms whatever a request did. The probe therefore freezes the objects that exist when
+it starts (``gc.freeze``, as long-running servers do after start-up), so that a collection in
+the window costs what the requests allocated.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import http.client
 import json
 import socket
@@ -59,6 +66,8 @@ class LagProbe:
 async def lag_probe(period: float = 0.002) -> AsyncIterator[LagProbe]:
     """Run a :class:`LagProbe` on the current loop for the duration of the block."""
     probe = LagProbe(period)
+    gc.collect()
+    gc.freeze()
     task = asyncio.create_task(probe.run())
     await asyncio.sleep(period * 5)  # let it start
     try:
@@ -67,6 +76,7 @@ async def lag_probe(period: float = 0.002) -> AsyncIterator[LagProbe]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        gc.unfreeze()
 
 
 class Reply:

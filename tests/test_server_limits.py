@@ -100,6 +100,8 @@ HOSTILE: list[tuple[str, str, str, Any, int, str]] = [
     ("get-with-a-body", "GET", "status", b"x" * (MAX_BODY_BYTES + 1), 413, "larger"),
     ("delete-with-a-body", "DELETE", "benchmarks/abc", b"x" * (2 * MAX_BODY_BYTES), 413, "larger"),
     ("stream-with-a-body", "GET", "stream", b"x" * (MAX_BODY_BYTES + 1), 413, "larger"),
+    ("metrics-with-a-body", "GET", "/metrics", b"x" * (MAX_BODY_BYTES + 1), 413, "larger"),
+    ("metrics-chunked", "GET", "/metrics", "chunked", 413, "larger"),
     # Path arguments.
     ("long-run-id", "GET", "benchmarks/" + "a" * 30_000, None, 404, "no benchmark run"),
     ("long-run-id-delete", "DELETE", "benchmarks/" + "%C3%A9" * 5000, None, 404, "no benchmark"),
@@ -119,7 +121,9 @@ def send(
     """Send one raw request to the listening test server from a worker thread."""
 
     async def send(method: str, route: str, body: Any = None) -> Reply:
-        path = f"{jp_base_url.rstrip('/')}/{API}/{route}"
+        # "/metrics" is the server's; every other route is under the extension's API prefix
+        prefix = "" if route.startswith("/") else f"/{API}/"
+        path = f"{jp_base_url.rstrip('/')}{prefix}{route}"
         headers = {**jp_auth_header, "Content-Type": "application/json"}
         if body == "chunked":
             body = chunks(4 * MAX_BODY_BYTES)

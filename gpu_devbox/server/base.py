@@ -8,6 +8,7 @@ known (from ``Content-Length``, or while a chunked body arrives), never read who
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 from typing import TYPE_CHECKING, Any, cast
 
@@ -33,6 +34,23 @@ API_PREFIX = "/gpu-devbox/api"
 def http_error(exc: limits.LimitError) -> web.HTTPError:
     """The HTTP error a limit violation is answered with."""
     return web.HTTPError(exc.status, str(exc))
+
+
+def write_json_error(handler: web.RequestHandler, status_code: int, **kwargs: Any) -> None:
+    """Finish ``handler`` with a JSON ``{"message", "reason"}`` error, as jupyter's APIs do.
+
+    For handlers that are not ``APIHandler``s (the stream, ``/metrics``), whose base class
+    would render an HTML page.
+    """
+    handler.set_header("Content-Type", "application/json; charset=UTF-8")
+    if status_code == 405:
+        handler.set_header("Allow", ", ".join(allowed_methods(type(handler))))
+    phrase = http.client.responses.get(status_code, "Unknown HTTP Error")
+    reply: dict[str, Any] = {"message": phrase, "reason": None}
+    exc = (kwargs.get("exc_info") or (None, None, None))[1]
+    if isinstance(exc, web.HTTPError):
+        reply = {"message": exc.log_message or phrase, "reason": exc.reason}
+    handler.finish(json.dumps(reply))
 
 
 def allowed_methods(handler: type[web.RequestHandler]) -> list[str]:

@@ -13,18 +13,28 @@ series: the administrator chose to publish ``/metrics`` to anyone who can reach 
 
 from __future__ import annotations
 
+from typing import Any
+
 import prometheus_client
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import PrometheusMetricsHandler
 from tornado import web
 
-from gpu_devbox.server.base import AUTH_RESOURCE
+from gpu_devbox.server.base import AUTH_RESOURCE, BodyLimit, write_json_error
 from gpu_devbox.server.prometheus import gpu_series
 
 
-class GpuMetricsHandler(PrometheusMetricsHandler):
-    """``GET {base_url}metrics``: the server's metrics, GPU series as the authorizer allows."""
+@web.stream_request_body
+class GpuMetricsHandler(BodyLimit, PrometheusMetricsHandler):
+    """``GET {base_url}metrics``: the server's metrics, GPU series as the authorizer allows.
+
+    Its errors are JSON and its request body is limited like every route of the extension.
+    """
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """A JSON error (jupyter-server's handler renders an HTML page)."""
+        write_json_error(self, status_code, **kwargs)
 
     @allow_unauthenticated
     async def get(self) -> None:  # type: ignore[override]

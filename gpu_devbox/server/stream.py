@@ -27,7 +27,6 @@ within the same time (reason ``ping timed out``).
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import time
 from asyncio import Future
@@ -42,7 +41,7 @@ from tornado import web, websocket
 
 from gpu_devbox.gpus import Sampler, Snapshot
 from gpu_devbox.server import limits
-from gpu_devbox.server.base import AUTH_RESOURCE, BodyLimit, http_error
+from gpu_devbox.server.base import AUTH_RESOURCE, BodyLimit, http_error, write_json_error
 
 #: The longest interval a client may ask for, in seconds.
 MAX_STREAM_INTERVAL = 3600.0
@@ -169,15 +168,7 @@ class StreamHandler(
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Errors before the upgrade are JSON, like every other route of the extension."""
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        if status_code == 405:
-            self.set_header("Allow", "GET")
-        phrase = http.client.responses.get(status_code, "Unknown HTTP Error")
-        reply: dict[str, Any] = {"message": phrase, "reason": None}
-        exc = (kwargs.get("exc_info") or (None, None, None))[1]
-        if isinstance(exc, web.HTTPError):
-            reply = {"message": exc.log_message or phrase, "reason": exc.reason}
-        self.finish(json.dumps(reply))
+        write_json_error(self, status_code, **kwargs)
 
     def on_connection_close(self) -> None:
         """The connection went away, possibly while a request body was still arriving."""
