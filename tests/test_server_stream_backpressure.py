@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 
 from gpu_devbox.server.state import ServerState
-from gpu_devbox.server.stream import CLOSE_FACTOR, TOO_SLOW, StreamHandler
+from gpu_devbox.server.stream import CLOSE_FACTOR, MAX_PENDING_BYTES, TOO_SLOW, StreamHandler
 
 API = "gpu-devbox/api"
 #: The listening test server: (app, port, base URL, auth header).
 Server = tuple[Any, int, str, dict[str, str]]
-#: What the test lets one client have pending (the default, 1 MiB, takes longer to reach).
-LIMIT = 256 * 1024
+#: What the server lets one client have pending (the default).
+LIMIT = MAX_PENDING_BYTES
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ async def stalled_stream(
     """The server's handler of a client that has stopped reading."""
     jp_serverapp, jp_http_port, jp_base_url, jp_auth_header = server
     hub = state_of(jp_serverapp).hub
-    hub.max_pending = LIMIT
+    assert hub.max_pending == LIMIT
     path = f"{jp_base_url.rstrip('/')}/{API}/stream?interval=0.1"
     sock = await stalled_client(jp_http_port, path, jp_auth_header)
     try:

@@ -46,7 +46,7 @@ from gpu_devbox.server.base import AUTH_RESOURCE, BodyLimit, http_error, write_j
 #: The longest interval a client may ask for, in seconds.
 MAX_STREAM_INTERVAL = 3600.0
 #: Bytes one client may have waiting for its socket before ``gpus`` frames are skipped.
-MAX_PENDING_BYTES = 1 << 20
+MAX_PENDING_BYTES = 256 * 1024
 #: A client whose backlog passes this many times :data:`MAX_PENDING_BYTES` is closed.
 CLOSE_FACTOR = 4
 #: Seconds between two pings of a client, and the time it has to answer (0: no pings).
