@@ -13,6 +13,10 @@ import time
 
 import pytest
 
+from gpu_devbox.cli.metrics import render_table
+from gpu_devbox.gpus import NvmlAdapter, Sampler, VisibleDevices
+from tests.fakenvml import FakeNVML
+
 EXE = shutil.which("gpu-devbox") or ""
 
 
@@ -115,3 +119,19 @@ def test_python_dash_m_works_too() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.startswith("gpu-devbox ")
+
+
+def test_a_lost_gpu_is_named_with_its_remedy_and_the_others_are_shown() -> None:
+    fake = FakeNVML()
+    sampler = Sampler(NvmlAdapter(lambda: fake), visible=VisibleDevices.from_env({}))
+    sampler.tick()
+    fake.lost.add(1)
+    snapshot = sampler.tick()
+    text = render_table(sampler.status(), list(snapshot.gpus))
+    rows = text.splitlines()
+    assert rows[2].split()[0] == "0"
+    assert "%" in rows[2]
+    assert rows[3].split()[0] == "1"
+    assert "%" not in rows[3]
+    assert "GPU 1 unreadable: A GPU fell off the bus" in text
+    assert "What to do: The node needs attention" in text

@@ -136,6 +136,10 @@ def render_table(status: dict[str, Any], gpus: list[dict[str, Any]]) -> str:
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     )
     for gpu in gpus:
+        reason = gpu.get("reason")
+        if reason:
+            lines.append(f"  GPU {gpu['index']} unreadable: {reason['message']}")
+            lines.append(f"  What to do: {reason['remedy']}")
         lines.extend(
             f"  GPU {gpu['index']} MIG {inst['profile']} (GI {inst['gpu_instance_id']}): "
             f"{format_memory_pair(inst['memory']['used'], inst['memory']['total'])}"
