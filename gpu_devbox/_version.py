@@ -1,3 +1,3 @@
-"""The single source of gpu-devbox's version (read by hatch and by the Lab extension check)."""
+"""gpu-devbox's version, generated from labextension/package.json at build time."""
 
 __version__ = "0.1.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,6 +14,45 @@ from tornado.httpclient import HTTPClientError, HTTPResponse
 from tests.fakenvml import FakeNVML
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+#: Test modules that read the repository itself (Dockerfiles, scripts, docs, the Lab extension's
+#: sources) rather than the installed package. They run in the source tree's stage of
+#: ./run-tests; the installed-wheel stage (.ci/test-installed-wheel.sh) deselects them with
+#: ``-m "not source_tree"``.
+SOURCE_TREE_MODULES = frozenset(
+    {
+        "test_bench_scripts",
+        "test_doctor_gpu_script",
+        "test_gpu_test_scripts",
+        "test_images_files",
+        "test_images_plan",
+        "test_labextension_package",
+        "test_quickstart",
+        "test_spawner_config_files",
+    }
+)
+#: Single tests elsewhere that check a document of the repository against the code.
+SOURCE_TREE_TESTS = frozenset({"test_catalog.py::test_the_documented_catalog_and_its_errors"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests that need the source tree (see SOURCE_TREE_MODULES)."""
+    for item in items:
+        module = item.path.stem
+        if module in SOURCE_TREE_MODULES or f"{item.path.name}::{item.name}" in SOURCE_TREE_TESTS:
+            item.add_marker(pytest.mark.source_tree)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In the installed-wheel stage, refuse to test a gpu_devbox imported from the source tree."""
+    if os.environ.get("GPU_DEVBOX_TEST_INSTALLED") == "1":
+        import gpu_devbox
+
+        if "site-packages" not in gpu_devbox.__file__:
+            raise pytest.UsageError(
+                f"GPU_DEVBOX_TEST_INSTALLED=1 but gpu_devbox comes from {gpu_devbox.__file__}"
+            )
+
 
 Fetch = Callable[..., Awaitable[HTTPResponse]]
 

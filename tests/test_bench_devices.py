@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from gpu_devbox.bench.devices import DeviceError, parse_devices, select_targets
-from gpu_devbox.gpus import Sampler
+from gpu_devbox.gpus import NvmlAdapter, Sampler, VisibleDevices
 from gpu_devbox.gpus.backends import BackendSpec
+from tests.fakenvml import FakeNVML
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +77,14 @@ def test_unknown_and_simulated_gpus_are_refused(gpus: list[dict[str, Any]]) -> N
         select_targets(gpus, [7])
     with pytest.raises(DeviceError, match="simulated"):
         select_targets(gpus, [0], simulated=True)
+
+
+def test_a_lost_gpu_is_refused_and_skipped_by_default() -> None:
+    fake = FakeNVML()
+    fake.lost.add(0)
+    sampler = Sampler(NvmlAdapter(lambda: fake), visible=VisibleDevices.from_env({}))
+    gpus = list(sampler.tick().gpus)
+    with pytest.raises(DeviceError, match="GPU 0 cannot be benchmarked: A GPU fell off the bus"):
+        select_targets(gpus, [0])
+    [target] = select_targets(gpus, None)
+    assert target.index == 1

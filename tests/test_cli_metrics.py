@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -11,6 +12,10 @@ import sys
 import time
 
 import pytest
+
+from gpu_devbox.cli.metrics import render_table
+from gpu_devbox.gpus import NvmlAdapter, Sampler, VisibleDevices
+from tests.fakenvml import FakeNVML
 
 EXE = shutil.which("gpu-devbox") or ""
 
@@ -46,6 +51,9 @@ def test_simulated_table_is_readable() -> None:
     assert "3 of 3 GPU(s) visible" in lines[0]
     assert lines[1].split()[:2] == ["GPU", "NAME"]
     assert sum("NVIDIA H100 80GB HBM3" in line for line in lines) == 3
+    # memory as the Lab panel writes it: an H100's 81559 MiB is 79.6 GiB
+    rows = [line for line in lines if "NVIDIA H100 80GB HBM3" in line]
+    assert all(re.search(r"  \d+\.\d/79\.6 GiB  ", row) for row in rows), rows
     assert result.stderr == ""
 
 
@@ -111,3 +119,19 @@ def test_python_dash_m_works_too() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.startswith("gpu-devbox ")
+
+
+def test_a_lost_gpu_is_named_with_its_remedy_and_the_others_are_shown() -> None:
+    fake = FakeNVML()
+    sampler = Sampler(NvmlAdapter(lambda: fake), visible=VisibleDevices.from_env({}))
+    sampler.tick()
+    fake.lost.add(1)
+    snapshot = sampler.tick()
+    text = render_table(sampler.status(), list(snapshot.gpus))
+    rows = text.splitlines()
+    assert rows[2].split()[0] == "0"
+    assert "%" in rows[2]
+    assert rows[3].split()[0] == "1"
+    assert "%" not in rows[3]
+    assert "GPU 1 unreadable: A GPU fell off the bus" in text
+    assert "What to do: The node needs attention" in text

@@ -251,3 +251,25 @@ def test_close_is_idempotent_and_init_can_be_repeated() -> None:
 )
 def test_cuda_version_encoding(encoded: int | None, text: str | None) -> None:
     assert cuda_version_string(encoded) == text
+
+
+def test_a_gpu_lost_at_open_is_kept_as_unreadable_and_the_others_are_read() -> None:
+    fake = FakeNVML()
+    fake.lost.add(0)
+    adapter = NvmlAdapter(lambda: fake)
+    _, (lost, alive) = adapter.open()
+    assert lost.error is not None
+    assert lost.error.code is ReasonCode.GPU_LOST
+    assert (lost.index, lost.handle, lost.name) == (0, None, "unknown NVIDIA GPU")
+    assert alive.error is None
+    assert alive.name == "NVIDIA H100 80GB HBM3"
+
+
+def test_every_gpu_lost_at_open_makes_nvml_unavailable() -> None:
+    fake = FakeNVML()
+    fake.lost.update({0, 1})
+    adapter = NvmlAdapter(lambda: fake)
+    with pytest.raises(NvmlUnavailable) as caught:
+        adapter.open()
+    assert caught.value.reason.code is ReasonCode.GPU_LOST
+    assert not adapter.is_open

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from jupyter_server.auth.authorizer import Authorizer
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import REGISTRY
+from tornado.httpclient import HTTPClientError
 
 from gpu_devbox.gpus import NvmlAdapter, Sampler, SamplerConfig, VisibleDevices
+from gpu_devbox.server.base import AUTH_RESOURCE
 from gpu_devbox.server.prometheus import GpuCollector, register
 from tests.conftest import Fetch
 from tests.fakenvml import CAPTURE, FakeNVML
@@ -114,3 +117,68 @@ def test_an_invalid_prefix_is_refused() -> None:
     sampler = Sampler(NvmlAdapter(FakeNVML), config=SamplerConfig())
     with pytest.raises(ValueError, match="not a valid Prometheus metric name prefix"):
         GpuCollector(sampler, prefix="gpu-devbox")
+
+
+class DenyGpuDevbox(Authorizer):
+    """An authorizer that refuses the gpu-devbox resources and allows everything else."""
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        return not resource.startswith(AUTH_RESOURCE)
+
+
+class TestMetricsPermission:
+    """A user the authorizer refuses ``gpu-devbox`` scrapes no GPU series (issue 10, item 15)."""
+
+    @pytest.fixture
+    def gpu_devbox_config(self, gpu_devbox_config: dict[str, Any]) -> dict[str, Any]:
+        return {**gpu_devbox_config, "prometheus_dcgm_names": True}
+
+    @pytest.fixture
+    def jp_server_config(self, jp_server_config: dict[str, Any]) -> dict[str, Any]:
+        jp_server_config["ServerApp"]["authorizer_class"] = DenyGpuDevbox
+        return jp_server_config
+
+    async def test_a_refused_user_gets_the_servers_metrics_but_no_gpu_series(
+        self, jp_fetch: Fetch, jp_serverapp: Any
+    ) -> None:
+        jp_serverapp.web_app.settings["gpu_devbox"].sampler.wait_ready(5)
+        response = await jp_fetch("metrics")
+        assert response.code == 200
+        text = response.body.decode()
+        metrics = samples(text)
+        assert [name for name in metrics if name.startswith(("gpu_devbox", "DCGM_"))] == []
+        assert "DCGM_FI_DEV" not in text
+        assert "jupyter_server_extension_info" in metrics  # the rest of /metrics is served
+
+    async def test_no_token_no_metrics(self, jp_fetch: Fetch) -> None:
+        with pytest.raises(HTTPClientError) as caught:
+            await jp_fetch("metrics", headers={"Authorization": ""})
+        assert caught.value.code == 403
+
+
+async def test_an_authorized_scrape_with_a_token_gets_the_gpu_series(
+    jp_fetch: Fetch, jp_serverapp: Any, jp_auth_header: dict[str, str]
+) -> None:
+    # As Prometheus scrapes with `authorization: {type: token, credentials: ...}`.
+    jp_serverapp.web_app.settings["gpu_devbox"].sampler.wait_ready(5)
+    response = await jp_fetch("metrics", headers=jp_auth_header)
+    assert response.headers["Content-Type"].startswith("text/plain")
+    metrics = samples(response.body.decode())
+    assert len(metrics["gpu_devbox_memory_total_bytes"]) == 2
+
+
+class TestAnonymousMetrics:
+    """With ``authenticate_prometheus = False`` the administrator publishes /metrics to anyone."""
+
+    @pytest.fixture
+    def jp_server_config(self, jp_server_config: dict[str, Any]) -> dict[str, Any]:
+        jp_server_config["ServerApp"]["authenticate_prometheus"] = False
+        jp_server_config["ServerApp"]["authorizer_class"] = DenyGpuDevbox
+        return jp_server_config
+
+    async def test_an_anonymous_scrape_gets_the_gpu_series(
+        self, jp_fetch: Fetch, jp_serverapp: Any
+    ) -> None:
+        jp_serverapp.web_app.settings["gpu_devbox"].sampler.wait_ready(5)
+        response = await jp_fetch("metrics", headers={"Authorization": ""})
+        assert "gpu_devbox_memory_total_bytes" in response.body.decode()

@@ -133,12 +133,69 @@ def test_a_failure_mid_run_empties_the_snapshot_and_retries_with_backoff(
     assert sampler.status()["nvml"]["reason"] is None
 
 
-def test_one_gpu_lost_is_reported_as_gpu_lost() -> None:
-    sampler, fake, _ = make()
+def test_one_lost_gpu_keeps_the_others_sampling() -> None:
+    sampler, fake, clock = make()
+    sampler.tick()
+    # When GPU 0 falls off the bus
+    fake.lost.add(0)
+    clock.advance(1.0)
+    lost, alive = sampler.tick().gpus
+    # Then it is shown with its reason and no values, and GPU 1 carries on
+    assert lost["reason"]["code"] == "gpu_lost"
+    assert lost["reason"]["nvml_error"] == pynvml.NVML_ERROR_GPU_IS_LOST
+    assert lost["reason"]["remedy"]
+    assert lost["utilization"]["gpu"] is None
+    assert lost["memory"]["used"] is None
+    assert lost["memory"]["total"] == alive["memory"]["total"]  # static facts stay
+    assert alive["reason"] is None
+    assert alive["utilization"]["gpu"] is not None
+    assert alive["power"]["usage"] is not None
+    status = sampler.status()["nvml"]
+    assert (status["available"], status["reason_code"]) == (True, None)
+    [entry] = [json.loads(h) for h in sampler.history(clock.now - 0.5)]
+    assert [g["utilization"]["gpu"] is not None for g in entry["gpus"]] == [False, True]
+
+
+def test_a_lost_gpu_is_retried_at_the_slow_cadence_and_comes_back() -> None:
+    sampler, fake, clock = make()
     sampler.tick()
     fake.lost.add(0)
+    clock.advance(1.0)
+    sampler.tick()
+    fake.calls.clear()
+    for _ in range(10):
+        clock.advance(1.0)
+        sampler.tick()
+    # 10 ticks: GPU 1 sampled every time, GPU 0 only tried at the 5 s slow cadence.
+    assert fake.calls["nvmlDeviceGetUtilizationRates"] == 10 + 2
+    fake.lost.clear()
+    clock.advance(5.0)
+    gpus = sampler.tick().gpus
+    assert [g["reason"] for g in gpus] == [None, None]
+    assert gpus[0]["utilization"]["gpu"] is not None
+
+
+def test_a_gpu_lost_before_the_first_sample_is_shown_lost() -> None:
+    fake = FakeNVML()
+    fake.lost.add(1)
+    sampler, _, _ = make(fake)
+    alive, lost = sampler.tick().gpus
+    assert alive["reason"] is None
+    assert alive["name"] == "NVIDIA H100 80GB HBM3"
+    assert lost["index"] == 1
+    assert lost["reason"]["code"] == "gpu_lost"
+    assert lost["name"] == "unknown NVIDIA GPU"
+    assert sampler.status()["nvml"]["available"] is True
+    assert sampler.status()["gpu_count"] == 2
+
+
+def test_every_gpu_lost_means_nvml_is_unusable() -> None:
+    sampler, fake, _ = make()
+    sampler.tick()
+    fake.lost.update({0, 1})
     assert sampler.tick().gpus == ()
     assert sampler.status()["nvml"]["reason_code"] == "gpu_lost"
+    assert sampler.status()["nvml"]["available"] is False
 
 
 def test_init_failure_is_reported_without_raising() -> None:

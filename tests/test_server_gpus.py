@@ -317,3 +317,33 @@ class TestStartedWithoutGpus:
         _, gpus = await fetch_json(jp_fetch, *API, "gpus")
         assert gpus["gpus"] == []
         assert fake_nvml.nvml_calls == 0
+
+
+async def test_one_lost_gpu_keeps_the_others_streaming(
+    jp_fetch: Fetch, jp_ws_fetch: Any, fake_nvml: FakeNVML
+) -> None:
+    ws = await jp_ws_fetch(*API, "stream")
+    try:
+        await read_until(ws, "gpus")
+        # When GPU 0 falls off the bus (NVML_ERROR_GPU_IS_LOST on that device only)
+        fake_nvml.lost.add(0)
+        data = await read_until(ws, "gpus")
+        while data["gpus"][0]["reason"] is None:
+            data = await read_until(ws, "gpus")
+        # Then the stream carries on with both GPUs: the lost one with its reason, no values
+        validate_response("/gpus", "get", 200, data)
+        lost, alive = data["gpus"]
+        assert lost["reason"]["code"] == "gpu_lost"
+        assert lost["reason"]["nvml_error"] == pynvml.NVML_ERROR_GPU_IS_LOST
+        assert lost["utilization"] == {"gpu": None, "memory": None}
+        assert alive["reason"] is None
+        assert alive["utilization"]["gpu"] == CAPTURE["idle"]["util"]["gpu"]
+        later = await read_until(ws, "gpus")
+        assert later["timestamp"] > data["timestamp"]
+        assert later["gpus"][1]["memory"]["used"] is not None
+    finally:
+        ws.close()
+    _, status = await fetch_json(jp_fetch, *API, "status")
+    assert status["nvml"]["available"] is True
+    _, gpus = await fetch_json(jp_fetch, *API, "gpus")
+    assert [g["reason"] and g["reason"]["code"] for g in gpus["gpus"]] == ["gpu_lost", None]

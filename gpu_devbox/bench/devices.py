@@ -10,6 +10,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gpu_devbox.bench.run import DeviceTarget
+from gpu_devbox.quote import brief
+
+#: The most GPU indices one request may list (more GPUs than any one machine has).
+MAX_DEVICES = 64
 
 
 class DeviceError(ValueError):
@@ -19,21 +23,25 @@ class DeviceError(ValueError):
 def parse_devices(raw: Any) -> list[int] | None:
     """Validate the ``devices`` field: ``None`` (omitted) or a list of distinct integers.
 
+    Linear in the length of the list, which is checked first.
+
     Raises:
-        DeviceError: not a list of distinct non-negative integers.
+        DeviceError: not a list of at most :data:`MAX_DEVICES` distinct non-negative integers.
     """
     if raw is None:
         return None
     if not isinstance(raw, list):
         raise DeviceError(f"devices must be a list of GPU indices, not {type(raw).__name__}")
-    seen: list[int] = []
+    if len(raw) > MAX_DEVICES:
+        raise DeviceError(f"devices lists {len(raw)} GPUs; at most {MAX_DEVICES} are allowed")
+    seen: set[int] = set()
     for value in raw:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise DeviceError(f"devices must hold GPU indices (integers >= 0), not {value!r}")
+            raise DeviceError(f"devices must hold GPU indices (integers >= 0), not {brief(value)}")
         if value in seen:
-            raise DeviceError(f"GPU {value} is listed twice in devices")
-        seen.append(value)
-    return seen
+            raise DeviceError(f"GPU {brief(value)} is listed twice in devices")
+        seen.add(value)
+    return list(raw)
 
 
 def select_targets(
@@ -49,18 +57,19 @@ def select_targets(
     means the CPU.
 
     Raises:
-        DeviceError: an index is not visible, the GPUs are simulated, or a MIG GPU shows no
-            instance to run on.
+        DeviceError: an index is not visible, the GPUs are simulated, a GPU cannot be read (it
+            was lost), or a MIG GPU shows no instance to run on.
     """
     by_index = {int(gpu["index"]): gpu for gpu in gpus}
     if requested is None:
+        readable = [index for index, gpu in by_index.items() if not gpu.get("reason")]
         if simulated or not by_index:
             return ()
-        requested = [min(by_index)]
+        requested = [min(readable or by_index)]
     for index in requested:
         if index not in by_index:
             visible = ", ".join(str(i) for i in sorted(by_index)) or "none"
-            raise DeviceError(f"no visible GPU has index {index} (visible: {visible})")
+            raise DeviceError(f"no visible GPU has index {brief(index)} (visible: {visible})")
     if requested and simulated:
         raise DeviceError(
             "the GPUs are simulated (the simulated backend is on), so only the CPU can be "
@@ -71,6 +80,9 @@ def select_targets(
 
 def _target(gpu: Mapping[str, Any], driver_version: str | None) -> DeviceTarget:
     index = int(gpu["index"])
+    reason = gpu.get("reason")
+    if reason:
+        raise DeviceError(f"GPU {index} cannot be benchmarked: {reason['message']}")
     memory = gpu.get("memory") or {}
     mig = gpu.get("mig") or {}
     if mig.get("enabled"):

@@ -11,6 +11,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from gpu_devbox.quote import brief
+
 Kind = Literal["gpu", "cpu"]
 
 GiB = 1 << 30
@@ -171,12 +173,14 @@ def parse_sizes(raw: Any) -> dict[str, int]:
     sizes: dict[str, int] = {}
     for key, value in raw.items():
         if key not in SIZE_LIMITS:
-            raise PlanError(f"unknown size {key!r}; allowed: {', '.join(SIZE_LIMITS)}")
+            raise PlanError(f"unknown size {brief(key)}; allowed: {', '.join(SIZE_LIMITS)}")
         if isinstance(value, bool) or not isinstance(value, int):
-            raise PlanError(f"sizes.{key} must be an integer, not {value!r}")
+            raise PlanError(f"sizes.{key} must be an integer, not {brief(value)}")
         low, high = SIZE_LIMITS[key]
         if not low <= value <= high:
-            raise PlanError(f"sizes.{key}={value} is outside the allowed range {low} to {high}")
+            raise PlanError(
+                f"sizes.{key}={brief(value)} is outside the allowed range {low} to {high}"
+            )
         sizes[key] = value
     return sizes
 
@@ -188,7 +192,7 @@ def suite(name: Any) -> SuiteSpec:
         PlanError: no such suite.
     """
     if not isinstance(name, str) or name not in SUITES:
-        raise PlanError(f"unknown suite {name!r}; choose one of: {', '.join(SUITES)}")
+        raise PlanError(f"unknown suite {brief(name)}; choose one of: {', '.join(SUITES)}")
     return SUITES[name]
 
 

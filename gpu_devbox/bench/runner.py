@@ -3,7 +3,8 @@
 The runner is plain Python (threads and a subprocess); the Jupyter server and the CLI both use
 it. Each run gets a worker process in a new session (its own process group), so a cancel or a
 timeout kills the worker and anything it started at once, and the driver frees the run's GPU
-memory with it. The runner reads the worker's JSON-lines protocol (see
+memory with it. A worker also dies at once when the process that started it dies, even by
+SIGKILL (:mod:`gpu_devbox.bench.lifeline`). The runner reads the worker's JSON-lines protocol (see
 :mod:`gpu_devbox.bench.worker`), keeps the run's progress and results, compares each figure with
 the datasheet, tells a listener about every step, and appends the finished run to the history.
 """
@@ -11,6 +12,7 @@ the datasheet, tells a listener about every step, and appends the finished run t
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -26,7 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gpu_devbox._version import __version__
-from gpu_devbox.bench import plan
+from gpu_devbox.bench import lifeline, plan
 from gpu_devbox.bench.history import History
 from gpu_devbox.bench.peaks import load_table
 from gpu_devbox.bench.run import DeviceTarget, Run, RunRequest
@@ -119,6 +121,8 @@ class BenchmarkRunner:
         """
         spec = plan.suite(request.suite)
         timeout = request.timeout or spec.timeout * max(1, len(request.targets))
+        readers: list[threading.Thread] = []
+        registered = threading.Event()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the benchmark runner is closed")
@@ -126,36 +130,46 @@ class BenchmarkRunner:
                 raise RunnerBusy(self._current.id)
             run = Run(uuid.uuid4().hex, request, timeout=timeout)
             run.environment.update({"gpu_devbox": __version__, "host": platform.node()})
-            run.proc = subprocess.Popen(
-                [*self.worker_argv, *self._worker_args(request)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=self._worker_env(request),
-                start_new_session=True,
+            spawned: concurrent.futures.Future[None] = concurrent.futures.Future()
+            threading.Thread(
+                target=self._own,
+                args=(run, request, spawned, registered, readers),
+                name=f"gpu-devbox-bench-{run.id[:8]}",
+                daemon=True,
+            ).start()
+            try:
+                spawned.result()  # the worker's OSError, if it could not start
+                assert run.proc is not None
+                run.started = time.time()
+                run.environment["worker_pid"] = run.proc.pid
+                self._current = run
+                self._runs[run.id] = run
+                while len(self._runs) > self.keep:
+                    oldest = next(iter(self._runs))
+                    if oldest == run.id:
+                        break
+                    del self._runs[oldest]
+            except BaseException:
+                self._kill(run, signal.SIGKILL)  # started but not registered: no one would read it
+                registered.set()
+                raise
+        try:
+            self.log.info(
+                "benchmark %s: %s suite started (pid %d)", run.id, spec.name, run.proc.pid
             )
-            run.started = time.time()
-            run.environment["worker_pid"] = run.proc.pid
-            self._current = run
-            self._runs[run.id] = run
-            while len(self._runs) > self.keep:
-                oldest = next(iter(self._runs))
-                if oldest == run.id:
-                    break
-                del self._runs[oldest]
-        self.log.info("benchmark %s: %s suite started (pid %d)", run.id, spec.name, run.proc.pid)
-        # Announced before anything is read from the worker, so "started" is always first.
-        self._emit(run, "started", {"run": run.document()})
-        run.timer = threading.Timer(timeout, self._time_out, (run,))
-        run.timer.daemon = True
-        run.timer.start()
-        readers = [
-            threading.Thread(target=self._read_stdout, args=(run,), daemon=True),
-            threading.Thread(target=self._read_stderr, args=(run,), daemon=True),
-        ]
-        for reader in readers:
-            reader.start()
-        threading.Thread(target=self._supervise, args=(run, readers), daemon=True).start()
+            # Announced before anything is read from the worker, so "started" is always first.
+            self._emit(run, "started", {"run": run.document()})
+            run.timer = threading.Timer(timeout, self._time_out, (run,))
+            run.timer.daemon = True
+            run.timer.start()
+            readers += [
+                threading.Thread(target=self._read_stdout, args=(run,), daemon=True),
+                threading.Thread(target=self._read_stderr, args=(run,), daemon=True),
+            ]
+            for reader in readers:
+                reader.start()
+        finally:
+            registered.set()
         return run.document()
 
     def cancel(self, run_id: str, timeout: float = 2.0) -> dict[str, Any]:
@@ -195,6 +209,36 @@ class BenchmarkRunner:
                 self.cancel(run.id)
 
     # ------------------------------------------------------------------ the worker
+    def _own(
+        self,
+        run: Run,
+        request: RunRequest,
+        spawned: concurrent.futures.Future[None],
+        registered: threading.Event,
+        readers: list[threading.Thread],
+    ) -> None:
+        """Start the worker, then supervise it until it exits (a thread of its own).
+
+        The thread that starts a worker is its parent as far as Linux's parent-death signal is
+        concerned (see :mod:`gpu_devbox.bench.lifeline`); this one lives exactly as long as the
+        worker, so the signal fires when the server process dies and at no other time.
+        """
+        try:
+            run.proc = subprocess.Popen(
+                [*self.worker_argv, *self._worker_args(request)],
+                stdin=subprocess.PIPE,  # never written: its end-of-file tells the worker we died
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self._worker_env(request),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            spawned.set_exception(exc)
+            return
+        spawned.set_result(None)
+        registered.wait()
+        self._supervise(run, readers)
+
     @staticmethod
     def _worker_args(request: RunRequest) -> list[str]:
         return [
@@ -219,6 +263,7 @@ class BenchmarkRunner:
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         env["CUPY_TF32"] = "0"  # fp32 must be fp32; tf32 is measured separately
         env["PYTHONUNBUFFERED"] = "1"
+        env[lifeline.PARENT_ENV] = str(os.getpid())
         return env
 
     def _kill(self, run: Run, sig: signal.Signals) -> None:
@@ -274,7 +319,7 @@ class BenchmarkRunner:
                 run.timer.cancel()
             for reader in readers:
                 reader.join(READ_GRACE)
-            for pipe in (proc.stdout, proc.stderr):
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
                 if pipe is not None:
                     with contextlib.suppress(OSError):
                         pipe.close()

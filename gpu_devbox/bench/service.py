@@ -17,6 +17,7 @@ from gpu_devbox.bench.devices import DeviceError, parse_devices, select_targets
 from gpu_devbox.bench.history import History
 from gpu_devbox.bench.run import DeviceTarget, RunRequest
 from gpu_devbox.bench.runner import WORKER_ARGV, BenchmarkRunner, Listener
+from gpu_devbox.quote import brief
 
 #: The fields a request may have.
 REQUEST_FIELDS = ("suite", "devices", "sizes")
@@ -100,9 +101,11 @@ class BenchmarkService:
         """
         if not isinstance(body, Mapping):
             raise BadRequest('the request body must be a JSON object like {"suite": "quick"}')
-        unknown = sorted(set(body) - set(REQUEST_FIELDS))
+        unknown = sorted(brief(name) for name in body if name not in REQUEST_FIELDS)
         if unknown:
-            raise BadRequest(f"unknown field(s) {unknown}; allowed: {', '.join(REQUEST_FIELDS)}")
+            more = f", ... ({len(unknown) - 3} more)" if unknown[3:] else ""
+            named = f"[{', '.join(unknown[:3])}{more}]"
+            raise BadRequest(f"unknown field(s) {named}; allowed: {', '.join(REQUEST_FIELDS)}")
         try:
             spec = plan.suite(body.get("suite", "quick"))
             sizes = plan.parse_sizes(body.get("sizes"))

@@ -1,7 +1,8 @@
 """The benchmark worker: ``python -m gpu_devbox.bench.worker --suite quick --gpus 1``.
 
 It runs in its own process (its own process group, started by the runner) so that the Jupyter
-server never loads a CUDA library, and so that cancelling a run frees its GPU memory at once.
+server never loads a CUDA library, and so that cancelling a run frees its GPU memory at once. It
+dies with the server, however the server ends (see :mod:`gpu_devbox.bench.lifeline`).
 The GPUs to measure are chosen by the caller through ``CUDA_VISIBLE_DEVICES``; the worker
 measures CUDA devices ``0 .. gpus-1``, or the CPU with ``--gpus 0``.
 
@@ -28,7 +29,7 @@ import traceback
 from collections.abc import Sequence
 from typing import IO, Any
 
-from gpu_devbox.bench import plan
+from gpu_devbox.bench import lifeline, plan
 from gpu_devbox.bench.backends import BACKEND_NAMES, BackendUnavailable, select_backend
 from gpu_devbox.bench.measure import Backend, run_step
 
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and report it on the protocol stream; returns the exit status."""
+    lifeline.bind_to_parent()  # first: a worker must never outlive the server that started it
     args = build_parser().parse_args(argv)
     emit = Emitter(protocol_stream())
     prefer_as_oom_victim()

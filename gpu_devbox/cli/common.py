@@ -44,16 +44,53 @@ def bounded_int(minimum: int, maximum: int) -> Callable[[str], int]:
     return parse
 
 
+#: Binary units for memory and byte rates, as nvidia-smi's MiB.
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def _amount(value: float, unit: int) -> str:
+    """``value`` bytes in units of 1024**unit as the rule writes it: ``79.6``, ``159``, ``17``.
+
+    The rounding (ties up) is spelled out, not left to ``format``, whose ties go to even: the
+    Lab panel does the same arithmetic, so both print the same digits for the same bytes.
+    """
+    scaled = abs(value) / 1024**unit
+    sign = "-" if value < 0 else ""
+    if unit > 0:
+        tenths = math.floor(scaled * 10 + 0.5)
+        if tenths < 1000:
+            return f"{sign}{tenths // 10}.{tenths % 10}"
+    return f"{sign}{math.floor(scaled + 0.5)}"
+
+
+def _unit_of(value: float) -> int:
+    """The unit for ``value`` bytes: the largest whose rounded number stays below 1024."""
+    unit = 0
+    while unit < len(_UNITS) - 1 and math.floor(abs(value) / 1024**unit + 0.5) >= 1024:
+        unit += 1
+    return unit
+
+
 def format_bytes(value: float | None, unit: str = "") -> str:
-    """``12.3 GiB``-style text; ``-`` for unknown."""
+    """``79.6 GiB``, ``480 MiB``, ``17 B`` (``unit`` is appended: ``/s``); ``-`` for unknown.
+
+    The rule, shared with the Lab panel (``labextension/src/format.ts``; both tested on
+    ``tests/fixtures/memory_format_cases.json``): binary units, the largest that keeps the number
+    below 1024; whole bytes, else one decimal below 100 and whole numbers from 100 on. An H100
+    reporting 81559 MiB has 79.6 GiB, two of them 159 GiB.
+    """
     if value is None:
         return "-"
-    size = float(value)
-    for prefix in ("", "Ki", "Mi", "Gi", "Ti"):
-        if abs(size) < 1024 or prefix == "Ti":
-            return f"{size:.0f} {prefix}B{unit}" if not prefix else f"{size:.1f} {prefix}B{unit}"
-        size /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
+    scale = _unit_of(value)
+    return f"{_amount(value, scale)} {_UNITS[scale]}{unit}"
+
+
+def format_memory_pair(used: float | None, total: float | None) -> str:
+    """``12.3/79.6 GiB``: used and total in one unit, the larger one's (as the Lab panel)."""
+    if used is None or total is None:
+        return f"{format_bytes(used)} / {format_bytes(total)}"
+    scale = _unit_of(max(abs(used), abs(total)))
+    return f"{_amount(used, scale)}/{_amount(total, scale)} {_UNITS[scale]}"
 
 
 def print_json(payload: Any) -> None:

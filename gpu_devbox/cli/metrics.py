@@ -17,6 +17,7 @@ from gpu_devbox.cli.common import (
     bounded_int,
     chosen_backend,
     format_bytes,
+    format_memory_pair,
     print_json,
 )
 
@@ -123,7 +124,7 @@ def render_table(status: dict[str, Any], gpus: list[dict[str, Any]]) -> str:
                 str(gpu["index"]),
                 gpu["name"],
                 _pct(gpu["utilization"]["gpu"]),
-                f"{format_bytes(memory['used'])} / {format_bytes(memory['total'])}",
+                format_memory_pair(memory["used"], memory["total"]),
                 _num(gpu["temperature"]["gpu"], "°C"),
                 f"{_num(power['usage'], '')} / {_num(power['limit'], ' W')}",
                 _num(gpu["clocks"]["sm"], " MHz"),
@@ -135,9 +136,13 @@ def render_table(status: dict[str, Any], gpus: list[dict[str, Any]]) -> str:
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     )
     for gpu in gpus:
+        reason = gpu.get("reason")
+        if reason:
+            lines.append(f"  GPU {gpu['index']} unreadable: {reason['message']}")
+            lines.append(f"  What to do: {reason['remedy']}")
         lines.extend(
             f"  GPU {gpu['index']} MIG {inst['profile']} (GI {inst['gpu_instance_id']}): "
-            f"{format_bytes(inst['memory']['used'])} / {format_bytes(inst['memory']['total'])}"
+            f"{format_memory_pair(inst['memory']['used'], inst['memory']['total'])}"
             for inst in gpu["mig"]["instances"]
         )
         lines.extend(

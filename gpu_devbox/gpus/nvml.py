@@ -33,6 +33,7 @@ from gpu_devbox.gpus.errors import (
     NVML_ERROR_NO_PERMISSION,
     NVML_ERROR_NOT_FOUND,
     NvmlUnavailable,
+    Reason,
     ReasonCode,
     reason_for,
     reason_for_nvml_error,
@@ -98,11 +99,30 @@ class Device:
     memory_total: int | None
     power_limit: float | None
     max_clocks: dict[str, int | None]
+    #: Why this GPU could not be read when NVML was opened (``None``: it could).
+    error: Reason | None = None
     _pcie_prev: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict, repr=False)
     #: Memory in use when processes (and MIG instances) were last read: a change means they
     #: changed too, so they are read again at once rather than at the slow cadence.
     _used_when_listed: int | None = dataclasses.field(default=None, repr=False)
     _mig_enabled: bool = dataclasses.field(default=False, repr=False)
+
+    @classmethod
+    def unreadable(cls, index: int, reason: Reason) -> Device:
+        """A GPU NVML counts but cannot describe (lost, or failing): only its index is known."""
+        return cls(
+            index=index,
+            handle=None,
+            uuid=f"GPU-index-{index}",
+            name="unknown NVIDIA GPU",
+            serial=None,
+            pci_bus_id=None,
+            compute_capability=None,
+            memory_total=None,
+            power_limit=None,
+            max_clocks={"sm": None, "memory": None},
+            error=reason,
+        )
 
     def static_dict(self) -> dict[str, Any]:
         """The static facts in API form."""
@@ -258,11 +278,23 @@ class NvmlAdapter:
         )
 
     def _read_devices(self) -> list[Device]:
+        """Every GPU's static facts; one that fails is kept as :meth:`Device.unreadable`.
+
+        Raises:
+            NvmlUnavailable: every GPU failed (the driver, not one GPU, is the problem).
+        """
         count = int(self._fatal_call("nvmlDeviceGetCount"))
         devices = []
+        failures = []
         for index in range(count):
-            handle = self._fatal_call("nvmlDeviceGetHandleByIndex", index)
-            devices.append(self._read_static(index, handle))
+            try:
+                handle = self._fatal_call("nvmlDeviceGetHandleByIndex", index)
+                devices.append(self._read_static(index, handle))
+            except NvmlUnavailable as exc:  # noqa: PERF203 - one GPU's fault stays its own
+                failures.append(exc)
+                devices.append(Device.unreadable(index, exc.reason))
+        if failures and len(failures) == count:
+            raise failures[0]
         return devices
 
     def _read_static(self, index: int, handle: Any) -> Device:

@@ -8,6 +8,10 @@ tornado event loop.
 Cadence: cheap fields every ``interval`` seconds; costly ones (energy, ECC, processes, MIG)
 every ``slow_interval`` seconds. When NVML fails (no driver, GPU lost, ...) the reason is
 recorded, the snapshot becomes empty and the sampler retries with exponential backoff.
+
+Faults of one GPU stay with that GPU: while at least one GPU answers, a GPU that NVML cannot read
+(lost, or failing) is published with ``null`` values and its ``reason``, and is tried again at
+the slow cadence; the others carry on. Only when every GPU fails is NVML itself deemed unusable.
 """
 
 from __future__ import annotations
@@ -22,29 +26,15 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from gpu_devbox.gpus.errors import NvmlUnavailable, Reason, ReasonCode, reason_for
 from gpu_devbox.gpus.nvml import Device, NvmlAdapter, SystemInfo
+from gpu_devbox.gpus.payload import history_entry, sampled_gpu, unreadable_gpu
 from gpu_devbox.gpus.visible import DeviceIdentity, Selection, VisibleDevices
 
 log = logging.getLogger("gpu_devbox.sampler")
-
-
-def _history_entry(gpu: dict[str, Any]) -> dict[str, Any]:
-    """The part of one GPU's sample kept in the history: the time series the panel charts."""
-    util, memory, clocks, pcie = gpu["utilization"], gpu["memory"], gpu["clocks"], gpu["pcie"]
-    return {
-        "index": gpu["index"],
-        "uuid": gpu["uuid"],
-        "utilization": {"gpu": util["gpu"], "memory": util["memory"]},
-        "memory": {"used": memory["used"], "reserved": memory["reserved"]},
-        "temperature": {"gpu": gpu["temperature"]["gpu"]},
-        "power": {"usage": gpu["power"]["usage"]},
-        "clocks": {"sm": clocks["sm"], "memory": clocks["memory"]},
-        "pcie": {"tx": pcie["tx"], "rx": pcie["rx"]},
-    }
 
 
 def _dumps(payload: object) -> str:
@@ -138,6 +128,8 @@ class Sampler:
         self._devices: list[Device] = []
         self._selection: list[Selection] = []
         self._slow: dict[str, dict[str, Any]] = {}
+        #: Why each GPU that cannot be read right now cannot, by NVML index.
+        self._faults: dict[int, Reason] = {}
         self._last_slow = -math.inf
         self._reason: Reason | None = None
         self._backoff = self.config.initial_backoff
@@ -235,16 +227,18 @@ class Sampler:
         self._system = system
         self._devices = devices
         self._slow = {}
+        self._faults = {d.index: d.error for d in devices if d.error is not None}
         self._last_slow = -math.inf
         identities = []
         for device in devices:
-            mig = self.adapter.mig(device)
-            self._slow[device.uuid] = {"mig": mig}
+            mig = self._open_mig(device)
+            self._slow[device.uuid] = {"mig": mig} if mig is not None else {}
+            instances = mig["instances"] if mig is not None else []
             identities.append(
                 DeviceIdentity(
                     index=device.index,
                     uuid=device.uuid,
-                    mig_uuids=tuple(i["uuid"] for i in mig["instances"] if i["uuid"]),
+                    mig_uuids=tuple(i["uuid"] for i in instances if i["uuid"]),
                 )
             )
         self._selection = self.visible.select(identities)
@@ -257,24 +251,65 @@ class Sampler:
             self.visible.describe(),
         )
 
+    def _open_mig(self, device: Device) -> dict[str, Any] | None:
+        if device.error is not None:
+            return None
+        try:
+            return self.adapter.mig(device)
+        except NvmlUnavailable as exc:
+            self._fault(device, exc.reason)
+            return None
+
     def _sample_all(self, slow: bool) -> list[dict[str, Any]]:
+        """Every visible GPU's document; a GPU that fails is published with its reason.
+
+        Raises:
+            NvmlUnavailable: every visible GPU failed (NVML itself is the problem).
+        """
         by_index = {d.index: d for d in self._devices}
         out = []
+        failed: list[Reason] = []
         for selection in self._selection:
             device = by_index[selection.index]
-            values = self.adapter.sample(device, slow=slow)
+            values = self._sample_one(device, slow)
+            reason = self._faults.get(device.index)
+            if values is None or reason is not None:
+                assert reason is not None
+                failed.append(reason)
+                out.append(unreadable_gpu(device, reason))
+                continue
             cached = self._slow.setdefault(device.uuid, {})
             for key in ("energy", "ecc", "processes", "mig"):
                 if key in values:
                     cached[key] = values.pop(key)
-            gpu = device.static_dict()
-            gpu.update(values)
-            gpu["energy"] = cached.get("energy", {"total": None})
-            gpu["ecc"] = cached.get("ecc", {"uncorrected_volatile": None})
-            gpu["processes"] = cached.get("processes")
-            gpu["mig"] = _filter_mig(cached.get("mig"), selection.mig_uuids)
-            out.append(gpu)
+            out.append(sampled_gpu(device, values, cached, selection.mig_uuids))
+        if failed and len(failed) == len(out):
+            raise NvmlUnavailable(failed[0])
         return out
+
+    def _sample_one(self, device: Device, slow: bool) -> dict[str, Any] | None:
+        """One GPU's values; ``None`` while it cannot be read (retried at the slow cadence)."""
+        if device.error is not None or (device.index in self._faults and not slow):
+            return None
+        try:
+            values = self.adapter.sample(device, slow=slow or device.index in self._faults)
+        except NvmlUnavailable as exc:
+            self._fault(device, exc.reason)
+            return None
+        if self._faults.pop(device.index, None) is not None:
+            self.log.warning("gpu-devbox: GPU %d (%s) answers again", device.index, device.uuid)
+        return values
+
+    def _fault(self, device: Device, reason: Reason) -> None:
+        if self._faults.get(device.index) != reason:
+            self.log.warning(
+                "gpu-devbox: GPU %d (%s) cannot be read: %s The other GPUs carry on. Remedy: %s",
+                device.index,
+                device.uuid,
+                reason.message,
+                reason.remedy,
+            )
+        self._faults[device.index] = reason
 
     def _fail(self, reason: Reason, now: float) -> None:
         first = self._reason is None or self._reason.code != reason.code
@@ -287,6 +322,7 @@ class Sampler:
         self.adapter.close()
         self._devices = []
         self._selection = []
+        self._faults = {}
         self._set_reason(reason)
         self._retry_at = now + self._backoff
         self._backoff = min(self._backoff * 2, self.config.max_backoff)
@@ -303,7 +339,7 @@ class Sampler:
     def _append_history(self, snapshot: Snapshot) -> None:
         entry = {
             "timestamp": snapshot.timestamp,
-            "gpus": [_history_entry(g) for g in snapshot.gpus],
+            "gpus": [history_entry(g) for g in snapshot.gpus],
         }
         with self._lock:
             self._history.append((snapshot.timestamp, _dumps(entry)))
@@ -376,11 +412,3 @@ class Sampler:
                 self._listeners.remove(listener)
 
         return unsubscribe
-
-
-def _filter_mig(mig: Mapping[str, Any] | None, allowed: frozenset[str] | None) -> dict[str, Any]:
-    if mig is None:
-        return {"capable": False, "enabled": False, "pending": None, "instances": []}
-    if allowed is None:
-        return dict(mig)
-    return {**mig, "instances": [i for i in mig["instances"] if i["uuid"] in allowed]}

@@ -20,8 +20,14 @@ from gpu_devbox.bench import plan as bench_plan
 from gpu_devbox.bench.service import MAX_MEMORY_FRACTION, BenchmarkConfig, BenchmarkService
 from gpu_devbox.gpus import NvmlAdapter, Sampler, SamplerConfig, VisibleDevices
 from gpu_devbox.gpus.backends import BACKENDS, SIMULATED_FIELDS, BackendSpec, backend_from_env
-from gpu_devbox.server import bench_handlers, checks_handlers, gpus_handlers, prometheus
-from gpu_devbox.server.base import API_PREFIX
+from gpu_devbox.server import (
+    bench_handlers,
+    checks_handlers,
+    gpus_handlers,
+    metrics_handler,
+    prometheus,
+)
+from gpu_devbox.server.base import API_PREFIX, FALLBACK_ROUTE
 from gpu_devbox.server.state import ServerState
 from gpu_devbox.server.stream import StreamHandler, StreamHub
 
@@ -123,10 +129,29 @@ class GPUDevbox(ExtensionApp):
     def _simulated_unsupported_default(self) -> list[str]:
         return _env_list("GPU_DEVBOX_SIMULATED_UNSUPPORTED")
 
+    stream_ping_interval = Float(
+        30.0,
+        help="""Seconds between two websocket pings of each push-stream client (0 turns pings
+        off, at most 3600). A client that does not answer a ping within the same number of
+        seconds is disconnected, so a vanished or stalled client never holds the server's
+        memory for long. Example: ``c.GPUDevbox.stream_ping_interval = 10``.""",
+    ).tag(config=True)
+
+    @validate("stream_ping_interval")
+    def _check_ping_interval(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not 0 <= value <= 3600:
+            raise TraitError(
+                f"GPUDevbox.stream_ping_interval must be between 0 and 3600 s, not {value}"
+            )
+        return value
+
     prometheus_enabled = Bool(
         True,
         help="""Add GPU metrics to the server's ``/metrics`` endpoint (read from the sampler's
-        cache at scrape time; a scrape never calls NVML).""",
+        cache at scrape time; a scrape never calls NVML). Only users the authorizer allows to
+        ``read`` the ``gpu-devbox`` resource get them; other users get the server's other
+        metrics.""",
     ).tag(config=True)
 
     prometheus_prefix = Unicode(
@@ -298,7 +323,7 @@ class GPUDevbox(ExtensionApp):
             probe_timeout=self.checks_probe_timeout,
             logger=self.log,
         )
-        hub = StreamHub(sampler)
+        hub = StreamHub(sampler, ping_interval=self.stream_ping_interval)
         state = ServerState(sampler=sampler, hub=hub, checks=checks)
         state.benchmarks = self._make_benchmarks(hub)
         self._state = state
@@ -337,6 +362,9 @@ class GPUDevbox(ExtensionApp):
         self.handlers.extend(bench_handlers.ROUTES)
         self.handlers.extend(checks_handlers.ROUTES)
         self.handlers.append((f"{API_PREFIX}/stream", StreamHandler))
+        if self.prometheus_enabled:  # /metrics, with the GPU series only for authorized users
+            self.handlers.extend(metrics_handler.ROUTES)
+        self.handlers.append(FALLBACK_ROUTE)  # last: a JSON 404 for any other API path
 
     async def stop_extension(self) -> None:
         """Stop sampling, close streams and shut NVML down."""

@@ -20,12 +20,15 @@ from tornado import web
 from gpu_devbox.bench.run import RunRequest
 from gpu_devbox.bench.runner import RunFinished, RunnerBusy
 from gpu_devbox.bench.service import BadRequest, BenchmarkService, Disabled
-from gpu_devbox.server.base import API_PREFIX, BENCHMARK_AUTH_RESOURCE, BaseHandler, parse_number
+from gpu_devbox.quote import brief
+from gpu_devbox.server.base import API_PREFIX, BENCHMARK_AUTH_RESOURCE, BaseHandler
 
 T = TypeVar("T")
 
 #: Most runs ``GET benchmarks`` returns at once.
 MAX_LIMIT = 1000
+#: Run ids are 32 hex digits; a longer one names no run, and is not looked for.
+MAX_ID_LENGTH = 64
 
 
 class BenchmarkBase(BaseHandler):
@@ -46,6 +49,15 @@ class BenchmarkBase(BaseHandler):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, functools.partial(func, *args))
 
+    async def find(self, run_id: str) -> dict[str, Any]:
+        """A run of this server or of the history, or a 404 that quotes the id in brief."""
+        document = None
+        if len(run_id) <= MAX_ID_LENGTH:
+            document = await self.off_loop(self.service.get, run_id)
+        if document is None:
+            raise web.HTTPError(404, f"no benchmark run with id {brief(run_id)}")
+        return document
+
 
 class BenchmarksHandler(BenchmarkBase):
     """``GET benchmarks`` (history) and ``POST benchmarks`` (start a run)."""
@@ -54,9 +66,7 @@ class BenchmarksHandler(BenchmarkBase):
     @authorized
     async def get(self) -> None:
         """The run in progress and the recorded runs, newest first (``?limit=N``, default 50)."""
-        limit = parse_number(
-            self.get_query_argument("limit", None), "limit", minimum=1, maximum=MAX_LIMIT
-        )
+        limit = self.query_number("limit", minimum=1, maximum=MAX_LIMIT)
         if limit is not None and limit != int(limit):
             raise web.HTTPError(400, f"limit must be a whole number, not {limit}")
         listing = await self.off_loop(self.service.listing, int(limit or 50))
@@ -107,10 +117,7 @@ class BenchmarkHandler(BenchmarkBase):
     @authorized
     async def get(self, run_id: str) -> None:
         """The run's document, from this server's runs or the history."""
-        document = await self.off_loop(self.service.get, run_id)
-        if document is None:
-            raise web.HTTPError(404, f"no benchmark run with id {run_id!r}")
-        self.finish_json(document)
+        self.finish_json(await self.find(run_id))
 
     @web.authenticated
     @authorized
@@ -122,9 +129,7 @@ class BenchmarkHandler(BenchmarkBase):
         except RunFinished as exc:
             raise web.HTTPError(409, str(exc)) from None
         except KeyError:
-            recorded = await self.off_loop(service.get, run_id)
-            if recorded is None:
-                raise web.HTTPError(404, f"no benchmark run with id {run_id!r}") from None
+            recorded = await self.find(run_id)
             raise web.HTTPError(
                 409, f"benchmark {run_id} already finished ({recorded['state']})"
             ) from None

@@ -21,21 +21,6 @@ from gpu_devbox.cuda.service import ChecksService
 from gpu_devbox.gpus import Sampler
 from gpu_devbox.server.base import API_PREFIX, BaseHandler
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
-
-
-def parse_flag(raw: str | None, name: str) -> bool:
-    """A boolean query argument (``1``/``0``, ``true``/``false``...) or a 400 naming it."""
-    if raw is None:
-        return False
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise web.HTTPError(400, f"{name} must be 1 or 0 (or true/false), not {raw!r}")
-
 
 def make_service(
     sampler: Sampler,
@@ -80,7 +65,7 @@ class ChecksHandler(BaseHandler):
     @authorized
     async def get(self) -> None:
         """Return the checks (cached; ``?refresh=1`` gathers the facts again)."""
-        refresh = parse_flag(self.get_query_argument("refresh", None), "refresh")
+        refresh = self.query_flag("refresh")
         await self.wait_for_first_sample()
         self.finish_json(await self.state.checks.document(refresh=refresh))
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-import time
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from gpu_devbox._version import __version__
-from gpu_devbox.server.base import API_PREFIX, BaseHandler, parse_number
+from gpu_devbox.server.base import API_PREFIX, BaseHandler
 
-#: The furthest into the future ``since`` may point, in seconds (clock skew, not absurdity).
-MAX_SINCE_AHEAD = 86_400.0
+#: The largest ``since`` accepted, in Unix seconds (the year 2286): any later value is a mistake,
+#: not clock skew. A ``since`` after the newest sample simply selects nothing.
+MAX_SINCE = 1e10
 
 
 def load_openapi() -> dict[str, Any]:
@@ -53,12 +53,7 @@ class HistoryHandler(BaseHandler):
     @authorized
     async def get(self) -> None:
         """Return the history after ``since`` (all of it when ``since`` is absent)."""
-        since = parse_number(
-            self.get_query_argument("since", None),
-            "since",
-            minimum=0.0,
-            maximum=time.time() + MAX_SINCE_AHEAD,
-        )
+        since = self.query_number("since", minimum=0.0, maximum=MAX_SINCE)
         sampler = self.state.sampler
         samples = sampler.history(since)
         interval = json.dumps(sampler.config.interval)

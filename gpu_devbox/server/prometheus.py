@@ -5,11 +5,16 @@ Names use Prometheus base units (bytes, watts, joules, hertz, celsius, ratios) w
 the collector also emits the DCGM-exporter names that existing Grafana dashboards query
 (``DCGM_FI_DEV_GPU_UTIL`` in percent, ``DCGM_FI_DEV_FB_USED`` in MiB, ...), with DCGM's labels.
 A scrape never calls NVML.
+
+Who may see the series is decided per scrape by :mod:`gpu_devbox.server.metrics_handler`, which
+serves ``/metrics`` in place of jupyter-server's handler: a user the authorizer refuses ``read``
+on the ``gpu-devbox`` resource gets the rest of the server's metrics but none of these.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import re
 import socket
 from collections.abc import Callable, Iterator
@@ -65,6 +70,23 @@ _DCGM: tuple[tuple[str, str, tuple[str, str], float], ...] = (
 )
 
 
+#: Whether the scrape in progress may see GPU series (set by the ``/metrics`` handler per request;
+#: a collection outside any request, e.g. a test or another exporter, sees them).
+_GPU_SERIES_ALLOWED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "gpu_devbox_gpu_series_allowed", default=True
+)
+
+
+@contextlib.contextmanager
+def gpu_series(allowed: bool) -> Iterator[None]:
+    """Collect GPU series (``allowed``) or none of them within the block."""
+    token = _GPU_SERIES_ALLOWED.set(allowed)
+    try:
+        yield
+    finally:
+        _GPU_SERIES_ALLOWED.reset(token)
+
+
 def _value(gpu: dict[str, Any], path: tuple[str, str]) -> float | None:
     group = gpu.get(path[0]) or {}
     value = group.get(path[1])
@@ -94,7 +116,9 @@ class GpuCollector:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        """Yield the current metrics."""
+        """Yield the current metrics (none for a scrape not allowed to see GPU series)."""
+        if not _GPU_SERIES_ALLOWED.get():
+            return
         status = self.sampler.status()
         nvml = status["nvml"]
         p = self.prefix

@@ -79,3 +79,11 @@ export function setHidden(node: HTMLElement, hidden: boolean): void {
     node.hidden = hidden;
   }
 }
+
+let lastId = 0;
+
+/** A document-unique element id, for `aria-labelledby` and `<label for>`. */
+export function uniqueId(prefix: string): string {
+  lastId++;
+  return `gpu-devbox-${prefix}-${lastId}`;
+}

@@ -1,47 +1,71 @@
 /**
- * How numbers are shown. Memory uses binary units (GiB, as nvidia-smi's MiB), rates bytes per
- * second in binary units too; a missing value (`null`, `NaN`) is shown as an en dash.
+ * How numbers are shown. A missing value (`null`, `NaN`) is shown as an en dash.
+ *
+ * Memory and byte rates follow one rule, the same as the `gpu-devbox` CLI's
+ * (`gpu_devbox/cli/common.py`; both are tested on `tests/fixtures/memory_format_cases.json`):
+ * binary units as nvidia-smi's MiB (B, KiB, MiB, GiB, TiB, the largest that keeps the number
+ * below 1024), whole bytes, otherwise one decimal below 100 and whole numbers from 100 on, half
+ * rounded up. An H100 reporting 81559 MiB has `79.6 GiB`; two of them `159 GiB`.
  */
 import { IGpu } from './tokens';
 
 /** What the panel shows for a value the GPU does not report. */
 export const MISSING = '–';
 
-const GIB = 1024 ** 3;
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
 function isNumber(value: number | null | undefined): value is number {
   return typeof value === 'number' && Number.isFinite(value);
 }
 
-/** `12.3 GiB`, `512 MiB`, `900 KiB`, `17 B`. */
+/**
+ * `bytes` in units of 1024^unit as the rule writes it: `79.6`, `159`, `17`. The rounding is
+ * spelled out (not `toFixed`, which rounds ties the other way from Python's format) so that the
+ * panel and the CLI print the same digits for the same bytes.
+ */
+function amount(bytes: number, unit: number): string {
+  const value = Math.abs(bytes) / 1024 ** unit;
+  const sign = bytes < 0 ? '-' : '';
+  if (unit > 0) {
+    const tenths = Math.floor(value * 10 + 0.5);
+    if (tenths < 1000) {
+      return `${sign}${Math.floor(tenths / 10)}.${tenths % 10}`;
+    }
+  }
+  return `${sign}${Math.floor(value + 0.5)}`;
+}
+
+/** The unit `bytes` is written in: the largest whose rounded number stays below 1024. */
+function unitOf(bytes: number): number {
+  let unit = 0;
+  while (
+    unit < UNITS.length - 1 &&
+    Math.floor(Math.abs(bytes) / 1024 ** unit + 0.5) >= 1024
+  ) {
+    unit++;
+  }
+  return unit;
+}
+
+/** `79.6 GiB`, `480 MiB`, `1.5 KiB`, `17 B`. */
 export function formatBytes(bytes: number | null | undefined): string {
   if (!isNumber(bytes)) {
     return MISSING;
   }
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = Math.abs(bytes);
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  const digits = unit === 0 || value >= 100 ? 0 : 1;
-  return `${bytes < 0 ? '-' : ''}${value.toFixed(digits)} ${units[unit]}`;
+  const unit = unitOf(bytes);
+  return `${amount(bytes, unit)} ${UNITS[unit]}`;
 }
 
-/** `12.3/80 GiB`: used and total in GiB, the total rounded as a datasheet would. */
+/** `12.3/79.6 GiB`: used and total in one unit, the total's (the larger one's). */
 export function formatMemoryPair(
   used: number | null | undefined,
   total: number | null | undefined
 ): string {
   if (!isNumber(used) || !isNumber(total)) {
-    return `${isNumber(used) ? formatBytes(used) : MISSING} / ${formatBytes(total)}`;
+    return `${formatBytes(used)} / ${formatBytes(total)}`;
   }
-  const usedGib = used / GIB;
-  const totalGib = total / GIB;
-  const totalText =
-    totalGib >= 10 ? totalGib.toFixed(0) : trimZero(totalGib.toFixed(1));
-  return `${usedGib.toFixed(1)}/${totalText} GiB`;
+  const unit = unitOf(Math.max(Math.abs(used), Math.abs(total)));
+  return `${amount(used, unit)}/${amount(total, unit)} ${UNITS[unit]}`;
 }
 
 /** `1.2 GiB/s`. */
@@ -171,7 +195,7 @@ export function aggregate(gpus: readonly IGpu[]): IAggregate {
   };
 }
 
-/** The status bar text, e.g. `GPU 45% · 12.3/80 GiB` (the tooltip lists each GPU). */
+/** The status bar text, e.g. `GPU 45% · 12.3/79.6 GiB` (the tooltip lists each GPU). */
 export function statusBarText(agg: IAggregate): string {
   const parts = [`GPU ${formatPercent(agg.utilization)}`];
   if (agg.used !== null && agg.total !== null) {

@@ -89,6 +89,7 @@ const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
     const area = service.settings.area;
     app.shell.add(panel, area, { rank: 600, type: 'GPU' });
     restorer?.add(panel, 'gpu-devbox');
+    void app.restored.then(() => panel.fitOpenSections());
 
     let checksLoaded = false;
     let benchLoaded = false;

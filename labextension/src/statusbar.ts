@@ -5,7 +5,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { DevboxConnection } from './connection';
-import { h, setHidden, setText, toggleClass } from './dom';
+import { h, setAttr, setHidden, setText, toggleClass } from './dom';
 import {
   aggregate,
   formatMemoryPair,
@@ -83,7 +83,8 @@ export class GpuStatusItem extends Widget {
     this._text = h('span', { className: 'jp-GpuDevbox-status-text' });
     this._sim = h('span', {
       className: 'jp-GpuDevbox-status-sim',
-      text: 'sim'
+      text: 'sim',
+      title: 'Simulated GPUs'
     });
     this.node.append(this._text, this._sim);
     this.node.addEventListener('click', onClick);
@@ -98,11 +99,17 @@ export class GpuStatusItem extends Widget {
     }
     const content = statusItemContent(this._connection, this._settings());
     setText(this._text, content.text);
-    this.node.title = content.tooltip;
-    this.node.setAttribute('aria-label', content.tooltip.split('\n')[0]);
+    const simulated = !!this._connection.status?.simulated;
+    setAttr(this.node, 'title', content.tooltip);
+    // the visible text, prefixed so the button says what it is; the tooltip describes it
+    setAttr(
+      this.node,
+      'aria-label',
+      `GPU status: ${content.text}${simulated ? ' (simulated GPUs)' : ''}`
+    );
     toggleClass(this.node, 'jp-mod-warning', content.warning);
     toggleClass(this.node, 'jp-mod-stale', content.stale);
-    setHidden(this._sim, !this._connection.status?.simulated);
+    setHidden(this._sim, !simulated);
   }
 
   protected onAfterShow(): void {

@@ -286,15 +286,28 @@ describe('BenchSection', () => {
     const model = new BenchModel(api);
     const section = new BenchSection(model, connection);
     const device = section.node.querySelector(
-      'select[aria-label="Device"]'
+      'select[name="device"]'
     ) as HTMLSelectElement;
+    // its visible label names it
+    expect(device.labels).toHaveLength(1);
+    expect(device.labels[0].firstChild!.textContent).toBe('Device');
     expect(Array.from(device.options).map(o => o.value)).toEqual([
       '0',
       '1',
       'all',
       'cpu'
     ]);
+    // labels short enough for a side bar; the full name in the tooltip
+    expect(Array.from(device.options).map(o => o.text)).toEqual([
+      'GPU 0 · H100 80GB HBM3',
+      'GPU 1 · H100 80GB HBM3',
+      'All GPUs (one by one)',
+      'CPU (NumPy)'
+    ]);
+    expect(device.title).toMatch(/^GPU 0 · NVIDIA H100 80GB HBM3 · GPU-/);
     device.value = '1';
+    device.dispatchEvent(new Event('change'));
+    expect(device.title).toMatch(/^GPU 1 · NVIDIA H100 80GB HBM3 · GPU-/);
     await section.run('quick');
     expect(api.started).toEqual([['quick', [1]]]);
 
@@ -317,9 +330,8 @@ describe('BenchSection', () => {
     expect(
       section.node.querySelector('[data-measurement="matmul_fp8"]')!.textContent
     ).toContain('not measured: torch has no fp8 matmul here');
-    expect(
-      section.node.querySelector('.jp-GpuDevbox-run-state')!.textContent
-    ).toBe('Finished');
+    const state = section.node.querySelector('[role="status"]')!;
+    expect(state.textContent).toBe('Finished');
     section.dispose();
     model.dispose();
     connection.dispose();
@@ -333,7 +345,7 @@ describe('BenchSection', () => {
     const model = new BenchModel(new FakeBenchApi());
     const section = new BenchSection(model, connection);
     const device = section.node.querySelector(
-      'select[aria-label="Device"]'
+      'select[name="device"]'
     ) as HTMLSelectElement;
     expect(Array.from(device.options).map(o => o.value)).toEqual(['cpu']);
     expect(section.node.textContent).toContain('The GPUs are simulated');

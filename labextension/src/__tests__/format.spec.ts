@@ -12,16 +12,39 @@ import {
   MISSING,
   statusBarText
 } from '../format';
+import cases from '../../../tests/fixtures/memory_format_cases.json';
 import { GIB, H100_TOTAL, makeGpu } from './fixtures';
 
+/** The cases the CLI's tests read too (tests/test_cli_format.py): one rule on both sides. */
+const CASES = cases as unknown as {
+  bytes: Array<[number | null, string]>;
+  rates: Array<[number | null, string]>;
+  memory_pairs: Array<[number | null, number | null, string]>;
+};
+
+/** A case's expected text with the panel's mark for a missing value. */
+function expected(text: string): string {
+  return text.split('{missing}').join(MISSING);
+}
+
+describe('memory amounts: the rule shared with the CLI', () => {
+  it.each(CASES.bytes)('%p bytes are %p', (bytes, text) => {
+    expect(formatBytes(bytes)).toBe(expected(text));
+  });
+
+  it.each(CASES.rates)('%p bytes per second are %p', (rate, text) => {
+    expect(formatRate(rate)).toBe(expected(text));
+  });
+
+  it.each(CASES.memory_pairs)('%p used of %p is %p', (used, total, text) => {
+    expect(formatMemoryPair(used, total)).toBe(expected(text));
+  });
+});
+
 describe('formatting', () => {
-  it('shows bytes in binary units with one decimal below 100', () => {
-    expect(formatBytes(0)).toBe('0 B');
-    expect(formatBytes(1023)).toBe('1023 B');
-    expect(formatBytes(1536)).toBe('1.5 KiB');
-    expect(formatBytes(480 * 1024 * 1024)).toBe('480 MiB');
-    expect(formatBytes(12.34 * GIB)).toBe('12.3 GiB');
+  it('writes an H100 as nvidia-smi users know it: 81559 MiB is 79.6 GiB', () => {
     expect(formatBytes(H100_TOTAL)).toBe('79.6 GiB');
+    expect(formatMemoryPair(12.34 * GIB, H100_TOTAL)).toBe('12.3/79.6 GiB');
   });
 
   it('shows a dash for values the GPU does not report', () => {
@@ -31,12 +54,6 @@ describe('formatting', () => {
     expect(formatPower(null, 700)).toBe(MISSING);
     expect(formatRate(NaN)).toBe(MISSING);
     expect(formatMeasure(null, 'TFLOP/s')).toBe(MISSING);
-  });
-
-  it('rounds a memory total as a datasheet would', () => {
-    expect(formatMemoryPair(12.3 * GIB, H100_TOTAL)).toBe('12.3/80 GiB');
-    expect(formatMemoryPair(0.5 * GIB, 4 * GIB)).toBe('0.5/4 GiB');
-    expect(formatMemoryPair(null, H100_TOTAL)).toBe(`${MISSING} / 79.6 GiB`);
   });
 
   it('formats the other units', () => {
@@ -77,6 +94,10 @@ describe('aggregate', () => {
     expect(agg.total).toBe(160 * GIB);
     expect(agg.memoryFraction).toBe(0.25);
     expect(statusBarText(agg)).toBe('GPU 45% · 40.0/160 GiB');
+    // two H100s: the sum is rounded by the same rule as each card's total
+    expect(statusBarText(aggregate([makeGpu(0), makeGpu(1)]))).toBe(
+      'GPU 0% · 0.0/159 GiB'
+    );
   });
 
   it('ignores GPUs that do not report a value instead of counting them as zero', () => {
@@ -111,7 +132,7 @@ describe('aggregate', () => {
     expect(agg.total).toBe(10 * GIB);
     expect(agg.used).toBe(9.5 * GIB);
     expect(agg.utilization).toBeNull();
-    expect(statusBarText(agg)).toBe(`GPU ${MISSING} · 9.5/10 GiB`);
+    expect(statusBarText(agg)).toBe(`GPU ${MISSING} · 9.5/10.0 GiB`);
   });
 
   it('says nothing about memory when no GPU reports it', () => {

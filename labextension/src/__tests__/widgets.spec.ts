@@ -72,9 +72,18 @@ describe('GpuSection', () => {
       'GPU 0 · NVIDIA H100 80GB HBM3',
       'GPU 1 · NVIDIA H100 80GB HBM3'
     ]);
+    // each card is a region named by its heading; each metric row a group named by its label
+    const heading = cards[0].querySelector('h4')!;
+    expect(cards[0].getAttribute('aria-labelledby')).toBe(heading.id);
+    const power = cards[0].querySelector('[data-metric="power"]')!;
+    expect(power.getAttribute('role')).toBe('group');
+    expect(
+      power.querySelector(`#${power.getAttribute('aria-labelledby')}`)!
+        .textContent
+    ).toBe('Power');
     expect(text(cards[0], '.jp-GpuDevbox-chip')).toEqual(['sm 9.0']);
     expect(text(cards[0], '.jp-GpuDevbox-bar-text')).toEqual([
-      '12.3/80 GiB (15%)'
+      '12.3/80.0 GiB (15%)'
     ]);
     expect(
       text(cards[0], '[data-metric="utilization"] .jp-GpuDevbox-value')
@@ -269,11 +278,11 @@ describe('statusItemContent', () => {
     });
     const { connection } = await connected(makeStatus(), makeGpus(1, [full]));
     const content = statusItemContent(connection, DEFAULT_SETTINGS);
-    expect(content.text).toBe('GPU 90% · 75.0/80 GiB');
+    expect(content.text).toBe('GPU 90% · 75.0/80.0 GiB');
     expect(content.warning).toBe(true);
     expect(content.stale).toBe(false);
     expect(content.tooltip).toContain(
-      'GPU 0 NVIDIA H100 80GB HBM3: 90%, 75.0/80 GiB'
+      'GPU 0 NVIDIA H100 80GB HBM3: 90%, 75.0/80.0 GiB'
     );
     expect(
       statusItemContent(connection, {

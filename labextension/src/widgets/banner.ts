@@ -6,7 +6,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { DevboxConnection } from '../connection';
-import { h, setHidden, setText } from '../dom';
+import { h, setAttr, setHidden, setText, uniqueId } from '../dom';
 import { formatAge } from '../format';
 
 /** What the banner says: a level, a headline, details and whether "Retry now" makes sense. */
@@ -107,6 +107,13 @@ export function bannerContent(
   return null;
 }
 
+/** The banner's icon per level, and what it says to assistive technology. */
+const LEVELS: Record<IBannerContent['level'], [string, string]> = {
+  info: ['ℹ', 'Information'],
+  warning: ['▲', 'Warning'],
+  error: ['✖', 'Error']
+};
+
 /** The header widget. */
 export class Banner extends Widget {
   constructor(
@@ -121,7 +128,12 @@ export class Banner extends Widget {
       title:
         'These GPUs are simulated (GPUDevbox.backend = "simulated"): the numbers are made up.'
     });
-    this._title = h('div', { className: 'jp-GpuDevbox-banner-title' });
+    const titleId = uniqueId('banner');
+    this._icon = h('span', {
+      className: 'jp-GpuDevbox-banner-icon',
+      attrs: { role: 'img' }
+    });
+    this._title = h('span', { attrs: { id: titleId } });
     this._lines = h('div', { className: 'jp-GpuDevbox-banner-lines' });
     this._retry = h('button', {
       className: 'jp-Button jp-mod-styled jp-mod-reject jp-GpuDevbox-retry',
@@ -130,8 +142,16 @@ export class Banner extends Widget {
     this._retry.addEventListener('click', () => this._connection.retryNow());
     this._banner = h(
       'div',
-      { className: 'jp-GpuDevbox-banner', attrs: { role: 'alert' } },
-      this._title,
+      {
+        className: 'jp-GpuDevbox-banner',
+        attrs: { role: 'alert', 'aria-labelledby': titleId }
+      },
+      h(
+        'div',
+        { className: 'jp-GpuDevbox-banner-title' },
+        this._icon,
+        this._title
+      ),
       this._lines,
       this._retry
     );
@@ -139,7 +159,7 @@ export class Banner extends Widget {
       h(
         'div',
         { className: 'jp-GpuDevbox-heading' },
-        h('span', { text: 'GPU Devbox' }),
+        h('h2', { text: 'GPU Devbox', attrs: { id: this.headingId } }),
         this._badge
       ),
       this._banner
@@ -156,6 +176,9 @@ export class Banner extends Widget {
       return false;
     }
     this._banner.dataset.level = content.level;
+    const [icon, name] = LEVELS[content.level];
+    setText(this._icon, icon);
+    setAttr(this._icon, 'aria-label', name);
     setText(this._title, content.title);
     this._lines.replaceChildren(
       ...content.lines.map(line => h('p', { text: line }))
@@ -164,8 +187,11 @@ export class Banner extends Widget {
     return content.retry;
   }
 
+  /** The id of the panel's heading ("GPU Devbox"), which names the panel. */
+  readonly headingId = uniqueId('heading');
   private _badge: HTMLElement;
   private _banner: HTMLElement;
+  private _icon: HTMLElement;
   private _title: HTMLElement;
   private _lines: HTMLElement;
   private _retry: HTMLButtonElement;

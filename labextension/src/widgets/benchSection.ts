@@ -3,6 +3,7 @@
  * results as measured vs datasheet peak with percent bars, and the history of past runs.
  */
 import {
+  caretDownEmptyIcon,
   PanelWithToolbar,
   refreshIcon,
   ToolbarButton
@@ -18,7 +19,7 @@ import {
   progressText
 } from '../bench';
 import { DevboxConnection } from '../connection';
-import { h, setHidden, setText } from '../dom';
+import { h, setAttr, setHidden, setText, uniqueId } from '../dom';
 import { formatDuration, formatPercent } from '../format';
 
 const STATE_LABELS: Record<string, string> = {
@@ -47,12 +48,15 @@ export class BenchSection extends PanelWithToolbar {
     );
     this._suite = h('select', {
       className: 'jp-mod-styled',
-      attrs: { 'aria-label': 'Suite' }
+      attrs: { name: 'suite' }
     });
     this._device = h('select', {
       className: 'jp-mod-styled',
-      attrs: { 'aria-label': 'Device' }
+      attrs: { name: 'device' }
     });
+    for (const select of [this._suite, this._device]) {
+      select.addEventListener('change', () => describeChoice(select));
+    }
     this._run = h('button', {
       className: 'jp-Button jp-mod-styled jp-mod-accept',
       text: 'Run'
@@ -69,16 +73,37 @@ export class BenchSection extends PanelWithToolbar {
       attrs: { role: 'alert' }
     });
     this._progressFill = h('div', { className: 'jp-GpuDevbox-bar-fill' });
+    this._progressBar = h(
+      'div',
+      {
+        className: 'jp-GpuDevbox-bar',
+        attrs: {
+          role: 'progressbar',
+          'aria-label': 'Benchmark progress',
+          'aria-valuemin': '0',
+          'aria-valuemax': '100'
+        }
+      },
+      this._progressFill
+    );
     this._progressText = h('div', { className: 'jp-GpuDevbox-progress-text' });
     this._progress = h(
       'div',
       { className: 'jp-GpuDevbox-progress' },
-      h(
-        'div',
-        { className: 'jp-GpuDevbox-bar', attrs: { role: 'progressbar' } },
-        this._progressFill
-      ),
+      this._progressBar,
       this._progressText
+    );
+    // the run's state is a live region: "Running", then "Finished" is announced
+    this._runState = h('span', {
+      className: 'jp-GpuDevbox-run-state',
+      attrs: { role: 'status' }
+    });
+    this._runMeta = h('span', { className: 'jp-GpuDevbox-muted' });
+    this._runHead = h(
+      'div',
+      { className: 'jp-GpuDevbox-run-head' },
+      this._runState,
+      this._runMeta
     );
     this._result = h('div', { className: 'jp-GpuDevbox-result' });
     this._history = h('details', { className: 'jp-GpuDevbox-history' });
@@ -89,14 +114,19 @@ export class BenchSection extends PanelWithToolbar {
         h(
           'div',
           { className: 'jp-GpuDevbox-controls' },
-          this._suite,
-          this._device,
-          this._run,
-          this._cancel
+          field('Suite', this._suite),
+          field('Device', this._device),
+          h(
+            'div',
+            { className: 'jp-GpuDevbox-buttons' },
+            this._run,
+            this._cancel
+          )
         ),
         this._note,
         this._error,
         this._progress,
+        this._runHead,
         this._result,
         this._history
       )
@@ -124,18 +154,44 @@ export class BenchSection extends PanelWithToolbar {
     const running = run?.state === 'running';
     setHidden(this._progress, !running);
     if (run && running) {
-      this._progressFill.style.width = `${(100 * run.progress.fraction).toFixed(1)}%`;
-      setText(
-        this._progressText,
-        `${progressText(run.progress)} · ${formatDuration(run.duration)}`
-      );
+      const percent = (100 * run.progress.fraction).toFixed(1);
+      const text = `${progressText(run.progress)} · ${formatDuration(run.duration)}`;
+      this._progressFill.style.width = `${percent}%`;
+      setAttr(this._progressBar, 'aria-valuenow', percent);
+      setAttr(this._progressBar, 'aria-valuetext', text);
+      setText(this._progressText, text);
     }
+    this._renderHead(run);
     const key = run ? JSON.stringify(run) : '';
     if (key !== this._resultKey) {
       this._resultKey = key;
       this._result.replaceChildren(...(run ? renderRun(run) : []));
     }
     this._renderHistory();
+  }
+
+  private _renderHead(run: IBenchRun | null): void {
+    setHidden(this._runHead, !run);
+    if (!run) {
+      return;
+    }
+    setAttr(this._runHead, 'data-state', run.state);
+    setText(this._runState, STATE_LABELS[run.state] ?? run.state);
+    const env = run.environment;
+    const versions =
+      env.backend && env.versions[env.backend]
+        ? ` ${env.versions[env.backend]}`
+        : '';
+    setText(
+      this._runMeta,
+      [
+        `${run.suite} suite`,
+        env.backend ? `${env.backend}${versions}` : '',
+        formatDuration(run.duration)
+      ]
+        .filter(Boolean)
+        .join(' · ')
+    );
   }
 
   private _renderControls(): void {
@@ -154,12 +210,16 @@ export class BenchSection extends PanelWithToolbar {
       for (const gpu of gpus) {
         options.push([
           String(gpu.index),
-          `GPU ${gpu.index} · ${gpu.name}`,
-          gpu.uuid
+          `GPU ${gpu.index} · ${shortGpuName(gpu.name)}`,
+          `GPU ${gpu.index} · ${gpu.name} · ${gpu.uuid}`
         ]);
       }
       if (gpus.length > 1) {
-        options.push(['all', 'All GPUs, one after the other', '']);
+        options.push([
+          'all',
+          'All GPUs (one by one)',
+          'Every GPU shown above, one after the other'
+        ]);
       }
     }
     options.push([
@@ -238,7 +298,11 @@ export class BenchSection extends PanelWithToolbar {
   private _note: HTMLElement;
   private _error: HTMLElement;
   private _progress: HTMLElement;
+  private _progressBar: HTMLElement;
   private _progressFill: HTMLElement;
+  private _runHead: HTMLElement;
+  private _runState: HTMLElement;
+  private _runMeta: HTMLElement;
   private _progressText: HTMLElement;
   private _result: HTMLElement;
   private _history: HTMLDetailsElement;
@@ -265,6 +329,39 @@ function syncOptions(
   if (options.some(([value]) => value === previous)) {
     select.value = previous;
   }
+  describeChoice(select);
+}
+
+/** A select's tooltip: the chosen option in full (its label may be shortened to fit). */
+function describeChoice(select: HTMLSelectElement): void {
+  const option = select.selectedOptions[0];
+  setAttr(select, 'title', option ? option.title || option.text : '');
+}
+
+/** A picker and its visible label (which also names the picker for assistive technology). */
+function field(label: string, select: HTMLSelectElement): HTMLElement {
+  return h(
+    'label',
+    { className: 'jp-GpuDevbox-field' },
+    h('span', { className: 'jp-GpuDevbox-label', text: label }),
+    h(
+      'span',
+      { className: 'jp-GpuDevbox-select' },
+      select,
+      caretDownEmptyIcon.element({
+        tag: 'span',
+        className: 'jp-GpuDevbox-select-caret'
+      })
+    )
+  );
+}
+
+/**
+ * A GPU's name for the device picker, which must fit a side bar: without the vendor every GPU
+ * here shares ("NVIDIA H100 80GB HBM3" is "H100 80GB HBM3"); the option's tooltip has it all.
+ */
+export function shortGpuName(name: string): string {
+  return name.replace(/^NVIDIA\s+/, '') || name;
 }
 
 function when(unixSeconds: number): string {
@@ -287,30 +384,7 @@ function deviceNames(run: IBenchRun): string {
 }
 
 function renderRun(run: IBenchRun): HTMLElement[] {
-  const env = run.environment;
-  const versions =
-    env.backend && env.versions[env.backend]
-      ? ` ${env.versions[env.backend]}`
-      : '';
-  const header = h(
-    'div',
-    { className: 'jp-GpuDevbox-run-head', attrs: { 'data-state': run.state } },
-    h('span', {
-      className: 'jp-GpuDevbox-run-state',
-      text: STATE_LABELS[run.state] ?? run.state
-    }),
-    h('span', {
-      className: 'jp-GpuDevbox-muted',
-      text: [
-        `${run.suite} suite`,
-        env.backend ? `${env.backend}${versions}` : '',
-        formatDuration(run.duration)
-      ]
-        .filter(Boolean)
-        .join(' · ')
-    })
-  );
-  const parts: HTMLElement[] = [header];
+  const parts: HTMLElement[] = [];
   if (run.error) {
     parts.push(
       h('p', {
@@ -340,7 +414,7 @@ function renderDevice(device: IBenchDevice): HTMLElement {
   return h(
     'div',
     { className: 'jp-GpuDevbox-run-device' },
-    h('div', { className: 'jp-GpuDevbox-card-name', text: title.trim() }),
+    h('h4', { className: 'jp-GpuDevbox-card-name', text: title.trim() }),
     h('div', {
       className: 'jp-GpuDevbox-muted',
       text: sheet,
@@ -351,16 +425,23 @@ function renderDevice(device: IBenchDevice): HTMLElement {
 }
 
 function renderMeasurement(m: IBenchMeasurement): HTMLElement {
+  const labelId = uniqueId('measure');
   const row = h('div', {
     className: 'jp-GpuDevbox-measure',
     attrs: {
       'data-measurement': m.id,
       'data-status': m.status,
+      role: 'group',
+      'aria-labelledby': labelId,
       ...(m.flag ? { 'data-flag': m.flag } : {})
     }
   });
   row.append(
-    h('span', { className: 'jp-GpuDevbox-measure-label', text: m.label })
+    h('span', {
+      className: 'jp-GpuDevbox-measure-label',
+      text: m.label,
+      attrs: { id: labelId }
+    })
   );
   if (m.status !== 'ok') {
     row.append(

@@ -3,7 +3,7 @@
  * sparkline), clocks, processes, and one small card per MIG instance. Built once, then updated
  * in place on every sample.
  */
-import { h, setAttr, setHidden, setText, toggleClass } from '../dom';
+import { h, setAttr, setHidden, setText, toggleClass, uniqueId } from '../dom';
 import {
   formatBytes,
   formatClock,
@@ -45,23 +45,30 @@ const LABELS: Record<ChartMetric, string> = {
 export class MemoryBar {
   readonly node: HTMLElement;
   private _fill: HTMLElement;
+  private _meter: HTMLElement;
   private _text: HTMLElement;
 
   constructor(label: string) {
     this._fill = h('div', { className: 'jp-GpuDevbox-bar-fill' });
     this._text = h('span', { className: 'jp-GpuDevbox-bar-text' });
+    this._meter = h(
+      'div',
+      {
+        className: 'jp-GpuDevbox-bar',
+        attrs: {
+          role: 'meter',
+          'aria-label': `${label} used`,
+          'aria-valuemin': '0',
+          'aria-valuemax': '100'
+        }
+      },
+      this._fill
+    );
     this.node = h(
       'div',
       { className: 'jp-GpuDevbox-memory' },
       h('span', { className: 'jp-GpuDevbox-label', text: label }),
-      h(
-        'div',
-        {
-          className: 'jp-GpuDevbox-bar',
-          attrs: { role: 'meter', 'aria-label': `${label} used` }
-        },
-        this._fill
-      ),
+      this._meter,
       this._text
     );
   }
@@ -74,18 +81,18 @@ export class MemoryBar {
     if (this._fill.style.transform !== scale) {
       this._fill.style.transform = scale;
     }
-    setAttr(this.node.children[1], 'aria-valuenow', percent.toFixed(0));
+    const text =
+      fraction === null
+        ? formatMemoryPair(used, total)
+        : `${formatMemoryPair(used, total)} (${formatPercent(fraction * 100)})`;
+    setAttr(this._meter, 'aria-valuenow', percent.toFixed(0));
+    setAttr(this._meter, 'aria-valuetext', text);
     toggleClass(
       this.node,
       'jp-mod-warning',
       fraction !== null && fraction >= warning
     );
-    setText(
-      this._text,
-      fraction === null
-        ? formatMemoryPair(used, total)
-        : `${formatMemoryPair(used, total)} (${formatPercent(fraction * 100)})`
-    );
+    setText(this._text, text);
   }
 }
 
@@ -96,10 +103,17 @@ class MigCard {
   private _title: HTMLElement;
 
   constructor() {
-    this._title = h('div', { className: 'jp-GpuDevbox-mig-title' });
+    const id = uniqueId('mig');
+    this._title = h('div', {
+      className: 'jp-GpuDevbox-mig-title',
+      attrs: { id }
+    });
     this.node = h(
       'div',
-      { className: 'jp-GpuDevbox-mig', attrs: { 'data-kind': 'mig' } },
+      {
+        className: 'jp-GpuDevbox-mig',
+        attrs: { 'data-kind': 'mig', role: 'group', 'aria-labelledby': id }
+      },
       this._title,
       this._bar.node
     );
@@ -119,7 +133,8 @@ class MigCard {
 /** A GPU's card. */
 export class GpuCard {
   readonly node: HTMLElement;
-  private _title: HTMLElement;
+  private _index: HTMLElement;
+  private _model: HTMLElement;
   private _cc: HTMLElement;
   private _memory = new MemoryBar('Memory');
   private _rows: IRow[] = [];
@@ -130,7 +145,17 @@ export class GpuCard {
   private _migCards: MigCard[] = [];
 
   constructor() {
-    this._title = h('span', { className: 'jp-GpuDevbox-card-name' });
+    // "GPU 0 · " then the model as one box: in a narrow panel the model moves to a line of
+    // its own, whole, instead of being cut or broken in the middle
+    this._index = h('span', { className: 'jp-GpuDevbox-card-index' });
+    this._model = h('span', { className: 'jp-GpuDevbox-card-model' });
+    const titleId = uniqueId('gpu');
+    const title = h(
+      'h4',
+      { className: 'jp-GpuDevbox-card-name', attrs: { id: titleId } },
+      this._index,
+      this._model
+    );
     this._cc = h('span', {
       className: 'jp-GpuDevbox-chip',
       title: 'CUDA compute capability'
@@ -139,10 +164,22 @@ export class GpuCard {
     for (const metric of Object.keys(LABELS) as ChartMetric[]) {
       const value = h('span', { className: 'jp-GpuDevbox-value' });
       const spark = new Sparkline(`${LABELS[metric]} history`);
+      const labelId = uniqueId('metric');
       const row = h(
         'div',
-        { className: 'jp-GpuDevbox-row', attrs: { 'data-metric': metric } },
-        h('span', { className: 'jp-GpuDevbox-label', text: LABELS[metric] }),
+        {
+          className: 'jp-GpuDevbox-row',
+          attrs: {
+            'data-metric': metric,
+            role: 'group',
+            'aria-labelledby': labelId
+          }
+        },
+        h('span', {
+          className: 'jp-GpuDevbox-label',
+          text: LABELS[metric],
+          attrs: { id: labelId }
+        }),
         value,
         spark.node
       );
@@ -154,13 +191,11 @@ export class GpuCard {
     this._migBox = h('div', { className: 'jp-GpuDevbox-migs' });
     this.node = h(
       'section',
-      { className: 'jp-GpuDevbox-card', attrs: { 'data-kind': 'gpu' } },
-      h(
-        'header',
-        { className: 'jp-GpuDevbox-card-header' },
-        this._title,
-        this._cc
-      ),
+      {
+        className: 'jp-GpuDevbox-card',
+        attrs: { 'data-kind': 'gpu', 'aria-labelledby': titleId }
+      },
+      h('header', { className: 'jp-GpuDevbox-card-header' }, this._cc, title),
       this._memory.node,
       metrics,
       this._clocks,
@@ -186,13 +221,13 @@ export class GpuCard {
     window: IWindow,
     settings: IPanelSettings
   ): void {
-    setText(this._title, `GPU ${gpu.index} · ${gpu.name}`);
+    setText(this._index, `GPU ${gpu.index} · `);
+    setText(this._model, gpu.name);
     setAttr(
       this.node,
       'title',
       `${gpu.uuid}${gpu.pci_bus_id ? ` · PCI ${gpu.pci_bus_id}` : ''}`
     );
-    setAttr(this.node, 'aria-label', `GPU ${gpu.index} ${gpu.name}`);
     setText(
       this._cc,
       gpu.compute_capability ? `sm ${gpu.compute_capability}` : 'sm ?'
@@ -251,7 +286,11 @@ export class GpuCard {
       );
       return;
     }
-    const list = h('ul', { className: 'jp-GpuDevbox-proc-list' });
+    const labelId = uniqueId('procs');
+    const list = h('ul', {
+      className: 'jp-GpuDevbox-proc-list',
+      attrs: { 'aria-labelledby': labelId }
+    });
     for (const proc of procs) {
       list.append(
         h(
@@ -263,7 +302,11 @@ export class GpuCard {
       );
     }
     this._procs.append(
-      h('span', { className: 'jp-GpuDevbox-label', text: 'Processes' }),
+      h('span', {
+        className: 'jp-GpuDevbox-label',
+        text: 'Processes',
+        attrs: { id: labelId }
+      }),
       list
     );
   }

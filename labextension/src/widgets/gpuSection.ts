@@ -5,7 +5,7 @@
 import { PanelWithToolbar } from '@jupyterlab/ui-components';
 
 import { DevboxConnection } from '../connection';
-import { h, setHidden, setText } from '../dom';
+import { h, setHidden, setText, uniqueId } from '../dom';
 import { IPanelSettings } from '../settings';
 import { IStatus } from '../tokens';
 import { GpuCard, IWindow } from './gpuCard';
@@ -17,7 +17,11 @@ export class GpuSection extends PanelWithToolbar {
     this.addClass('jp-GpuDevbox-gpus');
     this.title.label = 'GPUs';
     this._driver = h('div', { className: 'jp-GpuDevbox-driver' });
-    this._reasonTitle = h('div', { className: 'jp-GpuDevbox-notice-title' });
+    const titleId = uniqueId('notice');
+    this._reasonTitle = h('div', {
+      className: 'jp-GpuDevbox-notice-title',
+      attrs: { id: titleId }
+    });
     this._reason = h('p', { className: 'jp-GpuDevbox-reason' });
     this._remedy = h('p', { className: 'jp-GpuDevbox-remedy' });
     this._code = h('p', { className: 'jp-GpuDevbox-muted' });
@@ -25,7 +29,7 @@ export class GpuSection extends PanelWithToolbar {
       'div',
       {
         className: 'jp-GpuDevbox-notice jp-GpuDevbox-nogpu',
-        attrs: { role: 'status' }
+        attrs: { role: 'status', 'aria-labelledby': titleId }
       },
       this._reasonTitle,
       this._reason,

@@ -14,7 +14,7 @@ import {
   groupChecks,
   STATUS_LABELS
 } from '../checks';
-import { h, setHidden, setText, toggleClass } from '../dom';
+import { h, setHidden, setText, toggleClass, uniqueId } from '../dom';
 import { formatAge } from '../format';
 import { ICheck } from '../tokens';
 
@@ -23,6 +23,14 @@ const ICONS: Record<ICheck['status'], string> = {
   warn: '▲',
   pass: '✔',
   skip: '○'
+};
+
+/** What each icon says to assistive technology (the colour and shape say it to the eye). */
+const ICON_NAMES: Record<ICheck['status'], string> = {
+  fail: 'Failed',
+  warn: 'Warning',
+  pass: 'Passed',
+  skip: 'Skipped'
 };
 
 export class HealthSection extends PanelWithToolbar {
@@ -41,7 +49,7 @@ export class HealthSection extends PanelWithToolbar {
     );
     this._summary = h('div', {
       className: 'jp-GpuDevbox-summary',
-      attrs: { 'aria-live': 'polite' }
+      attrs: { role: 'status' }
     });
     this._error = h('div', { className: 'jp-GpuDevbox-error' });
     this._list = h('div', { className: 'jp-GpuDevbox-checks' });
@@ -87,14 +95,19 @@ export class HealthSection extends PanelWithToolbar {
     this._key = key;
     this._list.replaceChildren(
       ...groupChecks(checks).map(group => {
+        const summaryId = uniqueId('checks');
         const details = h(
           'details',
           {
             className: 'jp-GpuDevbox-group',
-            attrs: { 'data-status': group.status }
+            attrs: {
+              'data-status': group.status,
+              'aria-labelledby': summaryId
+            }
           },
           h('summary', {
-            text: `${STATUS_LABELS[group.status]} (${group.checks.length})`
+            text: `${STATUS_LABELS[group.status]} (${group.checks.length})`,
+            attrs: { id: summaryId }
           }),
           ...group.checks.map(renderCheck)
         );
@@ -111,15 +124,20 @@ export class HealthSection extends PanelWithToolbar {
 }
 
 function renderCheck(check: ICheck): HTMLElement {
+  const titleId = uniqueId('check');
   const head = h(
     'div',
     { className: 'jp-GpuDevbox-check-head' },
     h('span', {
       className: 'jp-GpuDevbox-check-icon',
       text: ICONS[check.status],
-      attrs: { 'aria-hidden': 'true' }
+      attrs: { role: 'img', 'aria-label': ICON_NAMES[check.status] }
     }),
-    h('span', { className: 'jp-GpuDevbox-check-title', text: check.title })
+    h('span', {
+      className: 'jp-GpuDevbox-check-title',
+      text: check.title,
+      attrs: { id: titleId }
+    })
   );
   if (check.environment) {
     head.append(
@@ -134,7 +152,12 @@ function renderCheck(check: ICheck): HTMLElement {
     'div',
     {
       className: 'jp-GpuDevbox-check',
-      attrs: { 'data-status': check.status, 'data-check': check.id },
+      attrs: {
+        'data-status': check.status,
+        'data-check': check.id,
+        role: 'group',
+        'aria-labelledby': titleId
+      },
       title: check.source ? `Source: ${check.source}` : ''
     },
     head

@@ -13,6 +13,9 @@ import { IPanelSettings } from '../settings';
 import { Banner } from './banner';
 import { GpuSection } from './gpuSection';
 
+/** Below this fraction of the panel's height an open section counts as having no room. */
+const MIN_SHARE = 0.05;
+
 export interface IGpuPanelOptions {
   connection: DevboxConnection;
   settings: () => IPanelSettings;
@@ -32,6 +35,9 @@ export class GpuPanel extends SidePanel {
     this.connection = options.connection;
     this._settings = options.settings;
     this._banner = new Banner(options.connection, options.version);
+    // a landmark named by the panel's heading ("GPU Devbox")
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-labelledby', this._banner.headingId);
     this.header.addWidget(this._banner);
     this.gpuSection = new GpuSection();
     this.addWidget(this.gpuSection);
@@ -42,12 +48,7 @@ export class GpuPanel extends SidePanel {
     const accordion = this.content as AccordionPanel;
     options.sections.forEach((_, i) => accordion.collapse(i + 1));
     // A section opened later gets a fair share of the height, not the sliver left over.
-    accordion.expansionToggled.connect(() => {
-      const open = accordion.widgets.map(w => (w.isHidden ? 0 : 1));
-      if (open.some(Boolean)) {
-        accordion.setRelativeSizes(open);
-      }
-    });
+    accordion.expansionToggled.connect(() => this._shareHeight());
     this.connection.changed.connect(this._onChanged, this);
     this.connection.sampled.connect(this._onSampled, this);
   }
@@ -63,6 +64,22 @@ export class GpuPanel extends SidePanel {
   /** Duration (ms) of the last GPU render, for the render benchmark. */
   get lastRenderMs(): number {
     return this._lastRenderMs;
+  }
+
+  /**
+   * Give the open sections a fair share of the height again if one of them has none. JupyterLab
+   * restores a side panel's sections as open with the sizes it saved, which can leave an open
+   * section 0 px high after a reload; call this once the layout is restored.
+   */
+  fitOpenSections(): void {
+    const accordion = this.content as AccordionPanel;
+    const sizes = accordion.relativeSizes();
+    const starved = accordion.widgets.some(
+      (widget, i) => !widget.isHidden && (sizes[i] ?? 0) < MIN_SHARE
+    );
+    if (starved) {
+      this._shareHeight();
+    }
   }
 
   /** Redraw everything now. */
@@ -95,6 +112,14 @@ export class GpuPanel extends SidePanel {
     super.onAfterHide(msg);
     this._stopTicker();
     this._visibilityChanged.emit(false);
+  }
+
+  private _shareHeight(): void {
+    const accordion = this.content as AccordionPanel;
+    const open = accordion.widgets.map(w => (w.isHidden ? 0 : 1));
+    if (open.some(Boolean)) {
+      accordion.setRelativeSizes(open);
+    }
   }
 
   private _onChanged(): void {

@@ -2,11 +2,15 @@
  * The Benchmark section: simulated GPUs cannot be measured, so the server's benchmark runs on
  * the CPU (NumPy) — a real worker process, start to finish.
  */
+import type { Locator } from '@playwright/test';
+
 import {
+  collapseSection,
   expandSection,
   openFromIcon,
   runFromPalette,
   saveScreenshot,
+  section,
   widenPanel
 } from './helpers';
 import { expect, test } from './fixtures';
@@ -21,35 +25,32 @@ test.describe('Benchmark', () => {
       'cpu'
     );
     await expect(
-      bench.locator('.jp-GpuDevbox-muted', { hasText: 'simulated' })
+      bench.getByText(
+        'The GPUs are simulated, so the benchmark measures the CPU instead.'
+      )
     ).toBeVisible();
     const before = await historyCount(bench);
     await bench.getByRole('combobox', { name: 'Suite' }).selectOption('quick');
     await bench.getByRole('button', { name: 'Run' }).click();
-    await expect(bench.locator('.jp-GpuDevbox-run-state')).toHaveText(
-      'Running'
-    );
+    // the run's state is a live region
+    await expect(bench.getByRole('status')).toHaveText('Running');
     await expect(bench.getByRole('button', { name: 'Cancel' })).toBeVisible();
-    await expect(bench.locator('.jp-GpuDevbox-run-state')).toHaveText(
-      'Finished',
-      { timeout: 60_000 }
-    );
-    const matmul = bench.locator(
-      '.jp-GpuDevbox-measure[data-measurement="matmul_fp32"]'
-    );
-    await expect(matmul.locator('.jp-GpuDevbox-measure-value')).toHaveText(
-      /^\d+(\.\d+)? [GM]FLOP\/s$/
-    );
+    await expect(bench.getByRole('status')).toHaveText('Finished', {
+      timeout: 60_000
+    });
+    await expect(bench.getByRole('heading', { name: /^CPU · / })).toBeVisible();
     await expect(
-      bench.locator(
-        '.jp-GpuDevbox-measure[data-measurement="memory_copy"] .jp-GpuDevbox-measure-value'
-      )
-    ).toHaveText(/B\/s$/);
+      bench
+        .getByRole('group', { name: /^matmul fp32/ })
+        .getByText(/^\d+(\.\d+)? [GM]FLOP\/s$/)
+    ).toBeVisible();
     await expect(
-      bench.locator('.jp-GpuDevbox-run-device .jp-GpuDevbox-muted').first()
-    ).toContainText('No datasheet peak');
+      bench.getByRole('group', { name: /^memory copy/ }).getByText(/B\/s$/)
+    ).toBeVisible();
+    await expect(bench.getByText(/^No datasheet peak/)).toBeVisible();
     await expect(bench.getByRole('button', { name: 'Cancel' })).toBeHidden();
     await expect.poll(() => historyCount(bench)).toBe(before + 1);
+    await collapseSection(page, 'GPUs'); // room for the whole section
     await widenPanel(page);
     await saveScreenshot(bench, 'benchmark-cpu.png');
   });
@@ -63,14 +64,20 @@ test.describe('Benchmark', () => {
     const bench = await expandSection(page, 'Benchmark');
     await bench.getByRole('combobox', { name: 'Suite' }).selectOption('full');
     await bench.getByRole('button', { name: 'Run' }).click();
-    await expect(bench.locator('.jp-GpuDevbox-progress-text')).toHaveText(
+    const progress = bench.getByRole('progressbar', {
+      name: 'Benchmark progress'
+    });
+    await expect(progress).toHaveAttribute(
+      'aria-valuetext',
       /^Step \d+ of \d+/,
-      { timeout: 20_000 }
+      {
+        timeout: 20_000
+      }
     );
+    await expect(bench.getByText(/^Step \d+ of \d+/)).toBeVisible();
     await bench.getByRole('button', { name: 'Cancel' }).click();
-    await expect(bench.locator('.jp-GpuDevbox-run-state')).toHaveText(
-      'Cancelled'
-    );
+    await expect(bench.getByRole('status')).toHaveText('Cancelled');
+    await expect(progress).toBeHidden();
     await expect(bench.getByRole('button', { name: 'Run' })).toBeEnabled();
     const listing = await (
       await request.get(`${baseURL}/gpu-devbox/api/benchmarks`)
@@ -81,23 +88,17 @@ test.describe('Benchmark', () => {
 
   test('the palette command runs the quick suite', async ({ page }) => {
     await runFromPalette(page, 'Run GPU Benchmark (quick)');
-    const bench = page.locator('#gpu-devbox-panel .jp-GpuDevbox-bench');
-    await expect(bench.locator('.jp-GpuDevbox-run-state')).toHaveText(
-      'Running'
-    );
-    await expect(bench.locator('.jp-GpuDevbox-run-state')).toHaveText(
-      'Finished',
-      { timeout: 60_000 }
-    );
+    const bench = section(page, 'Benchmark');
+    await expect(bench.getByRole('status')).toHaveText('Running');
+    await expect(bench.getByRole('status')).toHaveText('Finished', {
+      timeout: 60_000
+    });
   });
 });
 
-async function historyCount(
-  bench: import('@playwright/test').Locator
-): Promise<number> {
+async function historyCount(bench: Locator): Promise<number> {
   const summary =
-    (await bench.locator('.jp-GpuDevbox-history > summary').textContent()) ??
-    '';
+    (await bench.getByText(/^History \(\d+ runs?\)$/).textContent()) ?? '';
   const match = summary.match(/\((\d+) runs?\)/);
   return match ? Number(match[1]) : -1;
 }

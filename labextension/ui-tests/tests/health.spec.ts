@@ -8,25 +8,23 @@ test.describe('Health checks', () => {
   }) => {
     await openFromIcon(page);
     const health = await expandSection(page, 'Health');
-    const nvml = health.locator('.jp-GpuDevbox-check[data-check="nvml"]');
-    await expect(nvml).toHaveAttribute('data-status', 'warn');
-    await expect(nvml.locator('.jp-GpuDevbox-check-title')).toHaveText(
-      'NVML facts come from the simulated backend'
-    );
-    await expect(nvml.locator('.jp-GpuDevbox-remedy')).toHaveText(
+    // a check is a group named by its title, its status an icon with a name
+    const nvml = health.getByRole('group', {
+      name: 'NVML facts come from the simulated backend'
+    });
+    await expect(nvml.getByRole('img', { name: 'Warning' })).toBeVisible();
+    await expect(nvml.getByText(/^Fix: /)).toHaveText(
       'Fix: Use the nvml backend to check real GPUs.'
     );
-    await expect(health.locator('.jp-GpuDevbox-summary')).toHaveText(
+    await expect(health.getByRole('status')).toHaveText(
       /^1 warning · \d+ passed · \d+ skipped · facts gathered \d+ (s|min) ago$/
     );
-    // warnings are open, passed checks folded away
-    await expect(health.locator('details[data-status="warn"]')).toHaveAttribute(
-      'open',
-      ''
-    );
-    await expect(
-      health.locator('details[data-status="pass"]')
-    ).not.toHaveAttribute('open', '');
+    // warnings are open, passed checks folded away (a folded check is not shown, so not found)
+    const warnings = health.getByRole('group', { name: 'Warnings (1)' });
+    await expect(warnings.getByRole('group')).toHaveCount(1);
+    const passed = health.getByRole('group', { name: /^Passed \(\d+\)$/ });
+    await expect(passed).toBeVisible();
+    await expect(passed.getByRole('group')).toHaveCount(0);
   });
 
   test('the refresh button and the palette command check again', async ({
@@ -34,7 +32,7 @@ test.describe('Health checks', () => {
   }) => {
     await openFromIcon(page);
     const health = await expandSection(page, 'Health');
-    await expect(health.locator('.jp-GpuDevbox-check').first()).toBeVisible();
+    await expect(health.getByRole('img', { name: 'Warning' })).toBeVisible();
     const refreshed = page.waitForResponse(
       r =>
         r.url().includes('gpu-devbox/api/checks') &&
@@ -54,7 +52,9 @@ test.describe('Health checks', () => {
     await runFromPalette(page, 'Run GPU Health Checks');
     expect((await again).status()).toBe(200);
     await expect(
-      health.locator('.jp-GpuDevbox-check[data-check="nvml"]')
+      health.getByRole('group', {
+        name: 'NVML facts come from the simulated backend'
+      })
     ).toBeVisible();
   });
 });

@@ -5,11 +5,19 @@ import * as path from 'path';
 import type { IJupyterLabPageFixture } from '@jupyterlab/galata';
 import { expect, Locator } from '@playwright/test';
 
-export const PANEL_ID = 'gpu-devbox-panel';
+/**
+ * The panel and its parts are found as a user (or a screen reader) finds them: by role and
+ * accessible name, not by CSS class.
+ */
 
-/** The panel. */
+/** The panel: a region named by its heading. */
 export function panel(page: IJupyterLabPageFixture): Locator {
-  return page.locator(`#${PANEL_ID}`);
+  return page.getByRole('region', { name: 'GPU Devbox', exact: true });
+}
+
+/** The panel's tab in the side bar (an icon; "GPUs" is its tooltip and name). */
+export function panelTab(page: IJupyterLabPageFixture): Locator {
+  return page.getByRole('tab', { name: 'GPUs', exact: true });
 }
 
 /** Open the panel by clicking its icon in the side bar (a click on an open panel's icon closes it). */
@@ -17,7 +25,7 @@ export async function openFromIcon(
   page: IJupyterLabPageFixture
 ): Promise<Locator> {
   if (!(await panel(page).isVisible())) {
-    await page.locator(`.lm-TabBar-tab[data-id="${PANEL_ID}"]`).click();
+    await panelTab(page).click();
   }
   await expect(panel(page)).toBeVisible();
   return panel(page);
@@ -29,31 +37,70 @@ export async function runFromPalette(
   label: string
 ): Promise<void> {
   await page.keyboard.press('Control+Shift+C');
-  const input = page.locator('#modal-command-palette input');
+  const palette = page.getByRole('region', { name: 'Command Palette Section' });
+  const input = palette.getByRole('textbox');
   await expect(input).toBeVisible();
   await input.fill(label);
-  await page
-    .locator('#modal-command-palette .lm-CommandPalette-item', {
-      hasText: label
-    })
+  // a command with a toggle (Show GPU Status ...) is a menuitemcheckbox
+  await palette
+    .getByRole('menuitem', { name: label, exact: true })
+    .or(palette.getByRole('menuitemcheckbox', { name: label, exact: true }))
     .first()
     .click();
 }
 
-/** Expand an accordion section of the panel by its title. */
+/** The accordion's name for a section of the panel ("GPUs Section" in JupyterLab 4). */
+function sectionName(title: string): RegExp {
+  return new RegExp(`^${title}( Section)?$`);
+}
+
+/** A section of the panel (GPUs, Health, Benchmark), open or not. */
+export function section(page: IJupyterLabPageFixture, title: string): Locator {
+  return panel(page).getByRole('region', { name: sectionName(title) });
+}
+
+/** Expand a section of the panel by its title; returns the section. */
 export async function expandSection(
   page: IJupyterLabPageFixture,
   title: string
 ): Promise<Locator> {
-  const header = panel(page).locator('.jp-AccordionPanel-title', {
-    hasText: title
+  const header = panel(page).getByRole('heading', {
+    name: sectionName(title)
   });
   if ((await header.getAttribute('aria-expanded')) !== 'true') {
     await header.click();
   }
-  return panel(page).locator(
-    `.jp-GpuDevbox-${title === 'Health' ? 'health' : title === 'Benchmark' ? 'bench' : 'gpus'}`
-  );
+  await expect(header).toHaveAttribute('aria-expanded', 'true');
+  return section(page, title);
+}
+
+/** Fold a section of the panel away (the open ones share its height). */
+export async function collapseSection(
+  page: IJupyterLabPageFixture,
+  title: string
+): Promise<void> {
+  const header = panel(page).getByRole('heading', {
+    name: sectionName(title)
+  });
+  if ((await header.getAttribute('aria-expanded')) === 'true') {
+    await header.click();
+  }
+  await expect(header).toHaveAttribute('aria-expanded', 'false');
+}
+
+/** The GPU cards in `scope`: regions named by their heading, "GPU 0 · NVIDIA H100 80GB HBM3". */
+export function gpuCards(scope: Locator): Locator {
+  return scope.getByRole('region', { name: /^GPU \d+ · / });
+}
+
+/** A metric's row of a card ("Temperature"): its label, value and chart. */
+export function metric(card: Locator, name: string): Locator {
+  return card.getByRole('group', { name, exact: true });
+}
+
+/** The status bar item: a button named "GPU status: <what it shows>". */
+export function statusItem(page: IJupyterLabPageFixture): Locator {
+  return page.getByRole('button', { name: /^GPU status: / });
 }
 
 /** Give the side bar room and hide the left one, so a screenshot shows the panel at ease. */

@@ -4,36 +4,42 @@
  */
 import {
   expandSection,
+  gpuCards,
   openFromIcon,
   saveScreenshot,
+  section,
+  statusItem,
   widenPanel
 } from './helpers';
 import { expect, test } from './fixtures';
 
 test('no GPU: the panel shows why and what to do', async ({ page }) => {
-  const gpus = await openFromIcon(page);
-  const notice = gpus.locator('.jp-GpuDevbox-nogpu');
+  const root = await openFromIcon(page);
+  const gpus = section(page, 'GPUs');
+  // the notice is a status named by its headline
+  const notice = gpus.getByRole('status', {
+    name: 'No GPU: NVML is not usable'
+  });
   await expect(notice).toBeVisible();
-  await expect(notice.locator('.jp-GpuDevbox-notice-title')).toHaveText(
-    'No GPU: NVML is not usable'
-  );
-  await expect(notice.locator('.jp-GpuDevbox-reason')).toHaveText(
-    /^NVML library not found: libnvidia-ml\.so\.1/
-  );
-  await expect(notice.locator('.jp-GpuDevbox-remedy')).toHaveText(
-    /^What to do: Start the container with GPU access/
-  );
+  await expect(
+    notice.getByText(/^NVML library not found: libnvidia-ml\.so\.1/)
+  ).toBeVisible();
+  await expect(
+    notice.getByText(/^What to do: Start the container with GPU access/)
+  ).toBeVisible();
   await expect(notice).toContainText('reason: library_not_found');
-  await expect(gpus.locator('.jp-GpuDevbox-card')).toHaveCount(0);
-  await expect(gpus.locator('.jp-GpuDevbox-badge')).toBeHidden();
-  const item = page.locator('.jp-GpuDevbox-status');
-  await expect(item.locator('.jp-GpuDevbox-status-text')).toHaveText('No GPU');
+  await expect(gpuCards(gpus)).toHaveCount(0);
+  await expect(root.getByText('Simulated', { exact: true })).toBeHidden();
+  const item = statusItem(page);
+  await expect(item).toHaveText('No GPU', { useInnerText: true });
+  await expect(item).toHaveAccessibleName('GPU status: No GPU');
   await expect(item).toHaveAttribute('title', /NVML library not found/);
   // the doctor agrees, with its own remedy
   const health = await expandSection(page, 'Health');
-  const nvml = health.locator('.jp-GpuDevbox-check[data-check="nvml"]');
-  await expect(nvml).toHaveAttribute('data-status', 'fail');
-  await expect(nvml.locator('.jp-GpuDevbox-remedy')).toHaveText(/^Fix: /);
+  const failed = health.getByRole('group', { name: 'Failed (1)' });
+  const nvml = failed.getByRole('group', { name: 'NVML library not found' });
+  await expect(nvml.getByRole('img', { name: 'Failed' })).toBeVisible();
+  await expect(nvml.getByText(/^Fix: /)).toBeVisible();
   await widenPanel(page);
-  await saveScreenshot(gpus, 'panel-no-gpu.png');
+  await saveScreenshot(root, 'panel-no-gpu.png');
 });

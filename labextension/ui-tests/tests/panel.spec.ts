@@ -4,11 +4,14 @@
  */
 import {
   drawnColumns,
+  gpuCards,
+  metric,
   openFromIcon,
   panel,
-  PANEL_ID,
+  panelTab,
   runFromPalette,
   saveScreenshot,
+  statusItem,
   widenPanel
 } from './helpers';
 import { expect, test } from './fixtures';
@@ -18,27 +21,33 @@ test.describe('GPU panel', () => {
     page
   }) => {
     const gpus = await openFromIcon(page);
-    const cards = gpus.locator('.jp-GpuDevbox-card');
+    const cards = gpuCards(gpus);
     await expect(cards).toHaveCount(2);
-    await expect(cards.nth(0).locator('.jp-GpuDevbox-card-name')).toHaveText(
+    await expect(cards.nth(0).getByRole('heading')).toHaveText(
       'GPU 0 · NVIDIA H100 80GB HBM3'
     );
-    await expect(cards.nth(1).locator('.jp-GpuDevbox-card-name')).toHaveText(
+    await expect(cards.nth(1).getByRole('heading')).toHaveText(
       'GPU 1 · NVIDIA H100 80GB HBM3'
     );
-    await expect(cards.nth(0).locator('.jp-GpuDevbox-chip')).toHaveText(
+    await expect(cards.nth(0).getByTitle('CUDA compute capability')).toHaveText(
       'sm 9.0'
     );
-    await expect(gpus.locator('.jp-GpuDevbox-badge')).toHaveText('Simulated');
-    await expect(cards.nth(0).locator('.jp-GpuDevbox-bar-text')).toHaveText(
-      /^\d+\.\d\/80 GiB \(\d+%\)$/
+    await expect(gpus.getByText('Simulated', { exact: true })).toBeVisible();
+    // memory as nvidia-smi users know it: an H100's 81559 MiB is 79.6 GiB
+    const memory = cards.nth(0).getByRole('meter', { name: 'Memory used' });
+    await expect(memory).toHaveAttribute(
+      'aria-valuetext',
+      /^\d+\.\d\/79\.6 GiB \(\d+%\)$/
     );
     await expect(
-      cards.nth(0).locator('[data-metric="temperature"] .jp-GpuDevbox-value')
-    ).toHaveText(/^\d+ °C$/);
+      cards.nth(0).getByText(/^\d+\.\d\/79\.6 GiB \(\d+%\)$/)
+    ).toBeVisible();
     await expect(
-      cards.nth(0).locator('[data-metric="power"] .jp-GpuDevbox-value')
-    ).toHaveText(/^\d+ \/ 700 W$/);
+      metric(cards.nth(0), 'Temperature').getByText(/^\d+ °C$/)
+    ).toBeVisible();
+    await expect(
+      metric(cards.nth(0), 'Power').getByText(/^\d+ \/ 700 W$/)
+    ).toBeVisible();
     // The history came from the server at once: it holds samples from before this page loaded.
     const oldest = await page.evaluate(() => {
       const app = (window as any).jupyterapp;
@@ -53,7 +62,9 @@ test.describe('GPU panel', () => {
     expect(oldest.first).toBeLessThan(loaded - 1);
     expect(oldest.samples).toBeGreaterThan(4);
     // and the chart shows it: the utilization line spans many pixel columns
-    const chart = cards.nth(0).locator('[data-metric="utilization"] canvas');
+    const chart = cards
+      .nth(0)
+      .getByRole('img', { name: 'Utilization history' });
     expect(await drawnColumns(chart)).toBeGreaterThan(3);
   });
 
@@ -61,22 +72,18 @@ test.describe('GPU panel', () => {
     await expect(panel(page)).toBeHidden();
     await runFromPalette(page, 'Open GPU Panel');
     await expect(panel(page)).toBeVisible();
-    await expect(panel(page).locator('.jp-GpuDevbox-card')).toHaveCount(2);
+    await expect(gpuCards(panel(page))).toHaveCount(2);
   });
 
   test('values change over time', async ({ page }) => {
     const gpus = await openFromIcon(page);
-    const card = gpus.locator('.jp-GpuDevbox-card').first();
+    const card = gpuCards(gpus).first();
     const read = async () =>
       [
+        await metric(card, 'Utilization').textContent(),
+        await metric(card, 'Power').textContent(),
         await card
-          .locator('[data-metric="utilization"] .jp-GpuDevbox-value')
-          .textContent(),
-        await card
-          .locator('[data-metric="power"] .jp-GpuDevbox-value')
-          .textContent(),
-        await card
-          .locator('[data-metric="utilization"] canvas')
+          .getByRole('img', { name: 'Utilization history' })
           .evaluate((c: HTMLCanvasElement) => c.toDataURL())
       ].join('|');
     const before = await read();
@@ -86,11 +93,17 @@ test.describe('GPU panel', () => {
   test('the status bar item shows utilization and memory, updates, and opens the panel', async ({
     page
   }) => {
-    const item = page.locator('.jp-GpuDevbox-status');
-    await expect(item.locator('.jp-GpuDevbox-status-text')).toHaveText(
-      /^GPU \d+% · \d+\.\d\/159 GiB$/
+    const item = statusItem(page);
+    // two H100s: their 159.3 GiB by the rule of each card's total, whole from 100 on, one
+    // decimal below (the used memory too: 99.5 or 101)
+    const memory = '(\\d{1,2}\\.\\d|\\d{3})\\/159 GiB';
+    await expect(
+      item.getByText(new RegExp(`^GPU \\d+% · ${memory}$`))
+    ).toBeVisible();
+    await expect(item.getByText('sim', { exact: true })).toBeVisible();
+    await expect(item).toHaveAccessibleName(
+      new RegExp(`^GPU status: GPU \\d+% · ${memory} \\(simulated GPUs\\)$`)
     );
-    await expect(item.locator('.jp-GpuDevbox-status-sim')).toBeVisible();
     const before = await item.getAttribute('title');
     expect(before).toContain('GPU 0 NVIDIA H100 80GB HBM3');
     await expect
@@ -120,12 +133,12 @@ test.describe('GPU panel', () => {
       await openFromIcon(page);
       // the status bar item is on: the stream (opened at page load) keeps running
       await runFromPalette(page, 'Show GPU Status in the Status Bar');
-      await expect(page.locator('.jp-GpuDevbox-status')).toBeHidden();
+      await expect(statusItem(page)).toBeHidden();
       // panel visible: still streaming
       await page.waitForTimeout(1000);
       expect(closed).toHaveLength(0);
       // hide the panel too: the stream must close
-      await page.locator(`.lm-TabBar-tab[data-id="${PANEL_ID}"]`).click();
+      await panelTab(page).click();
       await expect(panel(page)).toBeHidden();
       await expect
         .poll(() => closed.length, { timeout: 5000 })
@@ -138,9 +151,9 @@ test.describe('GPU panel', () => {
       await expect
         .poll(() => opened.length, { timeout: 5000 })
         .toBeGreaterThan(before);
-      await expect(panel(page).locator('.jp-GpuDevbox-card')).toHaveCount(2);
+      await expect(gpuCards(panel(page))).toHaveCount(2);
       await runFromPalette(page, 'Show GPU Status in the Status Bar');
-      await expect(page.locator('.jp-GpuDevbox-status')).toBeVisible();
+      await expect(statusItem(page)).toBeVisible();
     });
   });
 
@@ -150,7 +163,7 @@ test.describe('GPU panel', () => {
     test('the panel in the light and the dark theme', async ({ page }) => {
       await openFromIcon(page);
       await widenPanel(page);
-      await expect(panel(page).locator('.jp-GpuDevbox-card')).toHaveCount(2);
+      await expect(gpuCards(panel(page))).toHaveCount(2);
       await page.waitForTimeout(2500); // a few more points on the sparklines
       await saveScreenshot(panel(page), 'panel-light.png');
       await page.theme.setDarkTheme();
@@ -159,7 +172,7 @@ test.describe('GPU panel', () => {
       await page.waitForTimeout(1000);
       await saveScreenshot(panel(page), 'panel-dark.png');
       await saveScreenshot(
-        page.locator('#jp-main-statusbar'),
+        page.getByRole('contentinfo', { name: 'Bottom Panel' }),
         'statusbar-dark.png'
       );
       await page.theme.setLightTheme();
