@@ -141,7 +141,8 @@ def _read_regular_file(source: str) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while size <= MAX_CATALOG_BYTES:  # the file may grow while we read it
-            chunk = os.read(fd, MAX_CATALOG_BYTES + 1 - size)
+            # ask for what fstat said (plus one, to see growth), not the whole cap at once
+            chunk = os.read(fd, min(MAX_CATALOG_BYTES + 1 - size, info.st_size + 65536))
             if not chunk:
                 break
             chunks.append(chunk)
