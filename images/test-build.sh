@@ -2,12 +2,15 @@
 # A real build of the CPU image from images/Dockerfile, then the smoke test inside it.
 #
 # There is no Docker engine or registry on gpu-devbox's CI machine, so the base image comes from
-# Debian's archive: debootstrap makes a bookworm root filesystem, `podman import` turns it into
-# localhost/gpu-devbox-debian:bookworm, and images/build.sh builds the catalog's CPU image on
-# it with podman (same Dockerfile and arguments; only BASE_IMAGE and PYTHON_VERSION differ:
-# bookworm packages Python 3.11). Then, in the built image: images/smoke_test.py --image, an
-# arbitrary UID with GID 0, the HEALTHCHECK against the default command, the labels, and a
-# rebuild after a gpu-devbox change that must reuse every layer before gpu-devbox's.
+# Debian's archive: debootstrap makes a trixie root filesystem, `podman import` turns it into
+# localhost/gpu-devbox-debian:trixie, and images/build.sh builds the catalog's CPU image on it
+# with podman (same Dockerfile, arguments and lock; only BASE_IMAGE and PYTHON_VERSION differ:
+# trixie packages Python 3.13, which the universal lock covers). Then, in the built image:
+# its size against the catalog's size_budget (per layer group), images/smoke_test.py --image
+# (a notebook through nbclient, the Lab extension for real), the same smoke test failing once
+# the Lab extension is disabled, the Kernel Gateway mode, an arbitrary UID with GID 0, the git
+# sync helper, the HEALTHCHECK against the default command, the labels, and a rebuild after a
+# gpu-devbox change that must reuse every layer before gpu-devbox's.
 #
 # Needs root (debootstrap, rootful podman) and installs podman, buildah, runc and debootstrap
 # with apt-get when they are missing. Without them it prints SKIPPED and exits 0; any failure
@@ -17,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
 SCRATCH="$ROOT/.scratch/test-build"
-BASE=localhost/gpu-devbox-debian:bookworm
+BASE=localhost/gpu-devbox-debian:trixie
 IMAGE=localhost/base-notebook:cpu
 HOST_CA=/etc/ssl/certs/ca-certificates.crt
 
@@ -65,13 +68,16 @@ read -ra limits <<<"$LIMITS"
 
 # -- the base image ----------------------------------------------------------------------------
 if ! "${podman[@]}" image exists "$BASE"; then
-  rootfs_tar="$SCRATCH/debian-bookworm-rootfs.tar"
+  # An earlier run's base (bookworm) is of no more use: drop it with its layers.
+  "${podman[@]}" rmi -f localhost/gpu-devbox-debian:bookworm >/dev/null 2>&1 || true
+  rm -f "$SCRATCH/debian-bookworm-rootfs.tar"
+  rootfs_tar="$SCRATCH/debian-trixie-rootfs.tar"
   if [ ! -s "$rootfs_tar" ]; then
-    say "debootstrap bookworm (minbase)"
+    say "debootstrap trixie (minbase)"
     rm -rf "$SCRATCH/rootfs"
     # This machine's own Debian mirror (debootstrap's default when it has none).
     mirror=$(apt-cache policy | awk '/ Packages$/ && $3 ~ /\/main$/ && $2 ~ /\/debian\/?$/ && !found { print $2; found = 1 }')
-    timeout 600 debootstrap --variant=minbase bookworm "$SCRATCH/rootfs" \
+    timeout 600 debootstrap --variant=minbase trixie "$SCRATCH/rootfs" \
       ${mirror:+"$mirror"} >"$SCRATCH/debootstrap.log" 2>&1 ||
       fail "debootstrap failed; see $SCRATCH/debootstrap.log"
     tar -C "$SCRATCH/rootfs" -cf "$rootfs_tar.part" . && mv "$rootfs_tar.part" "$rootfs_tar"
@@ -84,7 +90,7 @@ fi
 # -- the build ---------------------------------------------------------------------------------
 build() {
   local flags="--network host $LIMITS"
-  local args="BASE_IMAGE=$BASE PYTHON_VERSION=3.11"
+  local args="BASE_IMAGE=$BASE PYTHON_VERSION=3.13"
   if [ -f "$HOST_CA" ]; then
     # Builds reach PyPI through the host's TLS-intercepting proxy here: trust its CA bundle.
     flags="$flags --volume $HOST_CA:/etc/gpu-devbox-host-ca.pem:ro"
@@ -137,11 +143,51 @@ PY
 ) || fail "the image's metadata is wrong"
 echo "image size: $size bytes ($((size / 1000 / 1000)) MB)"
 
+say "size per layer group, against the catalog's budget"
+rm -rf "$SCRATCH/oci"
+"${podman[@]}" save --format oci-dir --compress -o "$SCRATCH/oci" "$IMAGE" >/dev/null ||
+  fail "podman save failed"
+gpu-devbox images size cpu --oci "$SCRATCH/oci" | tee "$SCRATCH/size.md" ||
+  fail "the CPU image is over its size budget"
+rm -rf "$SCRATCH/oci"
+
 run() { "${podman[@]}" run --rm --network none --no-healthcheck "${limits[@]}" "$@"; }
+SMOKE=(-v "$ROOT/images/smoke_test.py:/tmp/smoke_test.py:ro")
 
 say "smoke test inside the image"
-run -v "$ROOT/images/smoke_test.py:/tmp/smoke_test.py:ro" "$IMAGE" \
-  python /tmp/smoke_test.py --image || fail "the smoke test failed in the image"
+run "${SMOKE[@]}" "$IMAGE" python /tmp/smoke_test.py --image ||
+  fail "the smoke test failed in the image"
+
+say "the smoke test fails when the Lab extension is disabled"
+# shellcheck disable=SC2016 # expanded in the container
+if out=$(run "${SMOKE[@]}" "$IMAGE" bash -c '
+  jupyter labextension disable --level=user gpu-devbox >/dev/null 2>&1
+  python /tmp/smoke_test.py --image' 2>&1); then
+  fail "the smoke test passed with the Lab extension disabled"
+fi
+grep -E "^FAIL  lab extension: gpu-devbox is not enabled and OK: gpu-devbox v.* disabled" <<<"$out" ||
+  fail "the smoke test failed, but not on the disabled Lab extension: $(tail -3 <<<"$out")"
+
+say "Kernel Gateway mode (GPU_DEVBOX_JUPYTER_CMD=kernelgateway)"
+gateway="gpu-devbox-test-gateway-$$"
+trap '"${podman[@]}" rm -f "$gateway" >/dev/null 2>&1 || true' EXIT
+"${podman[@]}" run -d --name "$gateway" --network none --no-healthcheck "${limits[@]}" "${SMOKE[@]}" \
+  -e GPU_DEVBOX_JUPYTER_CMD=kernelgateway -e KG_AUTH_TOKEN=test-build-token "$IMAGE" >/dev/null
+"${podman[@]}" exec "$gateway" python /tmp/smoke_test.py --gateway http://127.0.0.1:8888 ||
+  fail "the Kernel Gateway did not run code; logs: $("${podman[@]}" logs "$gateway" 2>&1 | tail -5)"
+"${podman[@]}" rm -f "$gateway" >/dev/null
+
+say "the git sync helper (gpu-devbox-sync, nbgitpuller) in the image"
+# shellcheck disable=SC2016 # expanded in the container
+run "$IMAGE" bash -c '
+  set -e
+  git init -q -b main /tmp/upstream
+  git -C /tmp/upstream -c user.name=t -c user.email=t@t commit -q --allow-empty -m "first"
+  echo "print(1)" >/tmp/upstream/a.py
+  git -C /tmp/upstream add a.py
+  git -C /tmp/upstream -c user.name=t -c user.email=t@t commit -q -m "a notebook"
+  gpu-devbox-sync file:///tmp/upstream course
+  test -f "$HOME/course/a.py"' || fail "gpu-devbox-sync did not clone a repository in the image"
 
 say "an arbitrary UID with GID 0 (OpenShift)"
 # --passwd=false: podman would add the passwd entry itself; Docker and Kubernetes do not.

@@ -25,8 +25,8 @@ def on_cuda_12_6(tmp_path: Path) -> Path:
     text = (
         default_catalog_text()
         .replace(
-            "nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04",
-            "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04",
+            "nvidia/cuda:12.9.1-runtime-ubuntu24.04",
+            "nvidia/cuda:12.6.3-runtime-ubuntu24.04",
         )
         .replace('cuda: "12.9"', 'cuda: "12.6"')
         .replace("cuda-12.9", "cuda-12.6")
@@ -121,11 +121,15 @@ def test_the_audit_and_the_doctor_agree_on_every_release_and_month() -> None:
 
 def test_the_shipped_catalog_passes_its_own_audit_when_the_tables_were_written() -> None:
     as_of = day(tables.load("cuda_containers").as_of)
-    statuses = {s.release: s for s in audit.audit(default_catalog(), as_of)}
-    assert set(statuses) == {"12.9.1", "13.0.2"}  # the CPU image has no nvidia/cuda base
+    statuses = {s.base: s for s in audit.audit(default_catalog(), as_of)}
+    # The CPU image has no nvidia/cuda base; PyTorch's flavors build on the -base variant.
+    assert {base: s.images for base, s in statuses.items()} == {
+        "nvidia/cuda:12.9.1-runtime-ubuntu24.04": ("cuda12-base",),
+        "nvidia/cuda:12.9.1-base-ubuntu24.04": ("cuda12-pytorch",),
+        "nvidia/cuda:13.0.2-runtime-ubuntu24.04": ("cuda13-base",),
+        "nvidia/cuda:13.0.2-base-ubuntu24.04": ("cuda13-pytorch", "cuda13-finetune"),
+    }
     assert {s.state for s in statuses.values()} == {"supported"}
-    assert statuses["13.0.2"].images == ("cuda13-base", "cuda13-pytorch")
-    assert statuses["12.9.1"].images == ("cuda12-base", "cuda12-pytorch")
 
 
 def test_a_catalog_on_an_end_of_life_base_fails(tmp_path: Path) -> None:
@@ -152,11 +156,11 @@ def test_cli_fails_past_end_of_life_and_passes_before(tmp_path: Path) -> None:
     lines = late.stdout.splitlines()
     assert lines[0].startswith(f"nvidia/cuda bases of {path}")
     assert any(
-        line.startswith("x nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 (cuda12-base, ")
+        line.startswith("x nvidia/cuda:12.6.3-runtime-ubuntu24.04 (cuda12-base)")
         and "END OF LIFE since 2026-06-01; deletion due 2026-12-01" in line
         for line in lines
     )
-    assert lines[-1] == "audit FAILED: 1 base(s) past end of life"
+    assert lines[-1] == "audit FAILED: 2 base(s) past end of life"
     early = cli("--catalog", path, "--today", "2026-01-15")
     assert early.returncode == 0, early.stdout
     assert early.stdout.splitlines()[-1] == "audit passed: none past end of life"
@@ -173,7 +177,8 @@ def test_the_shipped_catalog_fails_once_its_bases_reach_end_of_life() -> None:
     assert cli("--today", "2028-05-31").returncode == 0
     late = cli("--today", "2028-06-01")
     assert late.returncode == 1
-    assert "x nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04" in late.stdout
+    assert "x nvidia/cuda:13.0.2-runtime-ubuntu24.04" in late.stdout
+    assert "x nvidia/cuda:13.0.2-base-ubuntu24.04 (cuda13-pytorch, cuda13-finetune)" in late.stdout
 
 
 def test_cli_json(tmp_path: Path) -> None:
@@ -192,15 +197,16 @@ def test_cli_json(tmp_path: Path) -> None:
 def test_the_shipped_catalog_passes_today() -> None:
     result = cli("--today", "2026-11-22")
     assert result.returncode == 0, result.stdout
-    assert "+ nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04" in result.stdout
+    assert "+ nvidia/cuda:12.9.1-runtime-ubuntu24.04" in result.stdout
 
 
 def test_an_old_point_release_is_reported_but_does_not_fail(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text(default_catalog_text().replace("13.0.2-cudnn", "13.0.1-cudnn"))
+    path.write_text(default_catalog_text().replace("13.0.2-runtime", "13.0.1-runtime"))
     result = cli("--catalog", str(path), "--today", "2026-01-15")
     assert result.returncode == 0
-    assert "! nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04" in result.stdout
+    assert "! nvidia/cuda:13.0.1-runtime-ubuntu24.04" in result.stdout
+    assert "! nvidia/cuda:13.0.1-base-ubuntu24.04" in result.stdout
     assert "not the latest point release; latest is 13.0.2" in result.stdout
 
 
