@@ -88,12 +88,18 @@ def test_the_fine_tuning_profile_offers_the_fine_tuning_image() -> None:
     assert profile.default_image == "cuda13-finetune"
     assert catalog.image("cuda13-finetune").flavor == "finetune"
     assert (profile.gpu.count, profile.gpu.max_count) == (1, 2)
-    assert profile.gpu.min_memory is not None and profile.gpu.min_memory >= 40 * 2**30
+    assert profile.gpu.min_memory is not None
+    assert profile.gpu.min_memory >= 40 * 2**30
     default = catalog.profile("gpu-1")
-    assert profile.cpu.limit and default.cpu.limit and profile.cpu.limit > default.cpu.limit
-    assert profile.memory.limit and default.memory.limit
+    assert profile.cpu.limit
+    assert default.cpu.limit
+    assert profile.cpu.limit > default.cpu.limit
+    assert profile.memory.limit
+    assert default.memory.limit
     assert profile.memory.limit > default.memory.limit
-    assert profile.shm and default.shm and profile.shm > default.shm
+    assert profile.shm
+    assert default.shm
+    assert profile.shm > default.shm
 
 
 def test_a_line_may_narrow_the_platforms() -> None:
@@ -101,7 +107,8 @@ def test_a_line_may_narrow_the_platforms() -> None:
     assert build is not None
     assert set(build.platforms) == {"linux/amd64", "linux/arm64"}
     cu12 = build.base_for("12.9")
-    assert cu12 is not None and cu12.platforms == ("linux/amd64",)
+    assert cu12 is not None
+    assert cu12.platforms == ("linux/amd64",)
 
 
 def test_with_variant_keeps_the_release_and_drops_a_digest() -> None:

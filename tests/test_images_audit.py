@@ -160,7 +160,7 @@ def test_cli_fails_past_end_of_life_and_passes_before(tmp_path: Path) -> None:
         and "END OF LIFE since 2026-06-01; deletion due 2026-12-01" in line
         for line in lines
     )
-    assert lines[-1] == "audit FAILED: 2 base(s) past end of life"
+    assert lines[-1] == "audit FAILED: 2 base(s) past end of life or deprecated"
     early = cli("--catalog", path, "--today", "2026-01-15")
     assert early.returncode == 0, early.stdout
     assert early.stdout.splitlines()[-1] == "audit passed: none past end of life"
@@ -224,3 +224,70 @@ def test_bad_input(args: list[str], words: str) -> None:
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert words in result.stderr
+
+
+# -- what the images say about themselves (--pull) and the table's age -----------------------------
+
+NOTICE_OUTPUT = """
+==========
+== CUDA ==
+==========
+
+CUDA Version 12.9.1
+
+********************************
+** DEPRECATION NOTICE! **
+********************************
+THIS IMAGE IS DEPRECATED and is scheduled for DELETION.
+    https://gitlab.com/nvidia/container-images/cuda/blob/master/doc/support-policy.md
+
+WARNING: The NVIDIA Driver was not detected.
+"""
+
+
+def test_the_notice_is_read_from_what_an_image_prints() -> None:
+    from gpu_devbox.images import pulled
+
+    assert pulled.notice_lines(NOTICE_OUTPUT) == (
+        "DEPRECATION NOTICE!",
+        "THIS IMAGE IS DEPRECATED and is scheduled for DELETION.",
+        "https://gitlab.com/nvidia/container-images/cuda/blob/master/doc/support-policy.md",
+    )
+    clean = NOTICE_OUTPUT.split("*****")[0]
+    assert pulled.notice_lines(clean) == ()
+
+
+def test_the_audit_warns_when_its_table_is_old() -> None:
+    as_of = day(tables.load("cuda_containers").as_of)
+    fresh = cli("--today", (as_of + datetime.timedelta(days=90)).isoformat())
+    assert "warning" not in fresh.stderr
+    old_day = as_of + datetime.timedelta(days=91)
+    stale = cli("--today", old_day.isoformat(), "--json")
+    assert stale.stderr.strip() == (
+        f"warning: the audit's table is from {as_of.isoformat()}, 91 days before "
+        f"{old_day.isoformat()} (more than 90): NVIDIA may have changed its dates since; "
+        "update gpu-devbox, and run the audit with --pull to ask the images themselves"
+    )
+    assert json.loads(stale.stdout)["tables_stale"] is True
+    assert stale.returncode == 0  # a warning, not a failure
+
+
+def test_pull_without_a_container_runtime_is_one_line() -> None:
+    result = cli("--pull", "--runtime", "no-such-container-tool")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "gpu-devbox images: error: --runtime 'no-such-container-tool': no such command"
+    )
+
+
+def test_a_base_that_cannot_be_pulled_fails_the_audit(tmp_path: Path) -> None:
+    """A runtime that cannot pull (here: a stand-in that always fails, as an offline docker
+    does) makes --pull fail, saying which image and why, never a pass."""
+    fake = tmp_path / "offline-docker"
+    fake.write_text("#!/bin/sh\necho 'Error: registry unreachable' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    result = cli("--pull", "--runtime", str(fake), "--today", "2026-11-22")
+    assert result.returncode == 2, result.stdout
+    assert "cannot pull it: Error: registry unreachable" in result.stdout
+    assert result.stdout.splitlines()[-1] == "audit FAILED: 4 base(s) could not be inspected"

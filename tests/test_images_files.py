@@ -309,6 +309,52 @@ def test_the_workflow_builds_the_generated_matrix() -> None:
     assert triggers["push"]["tags"] == ["v*"]
 
 
+def steps_of(workflow: dict[str, object], job: str) -> list[dict[str, object]]:
+    jobs = workflow["jobs"]
+    assert isinstance(jobs, dict)
+    steps: list[dict[str, object]] = jobs[job]["steps"]
+    return steps
+
+
+def test_every_action_is_pinned_by_its_commit() -> None:
+    text = (ROOT / ".github/workflows/images.yml").read_text()
+    uses = re.findall(r"uses: (\S+)(.*)", text)
+    assert len(uses) >= 10
+    for action, comment in uses:
+        _, _, ref = action.partition("@")
+        assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{action} is not pinned by a commit"
+        assert re.fullmatch(r" # v\d+\.\d+\.\d+", comment), f"{action}: say the release it is"
+
+
+def test_the_workflow_scans_attests_and_builds_arm64() -> None:
+    workflow = yaml.safe_load((ROOT / ".github/workflows/images.yml").read_text())
+    build = steps_of(workflow, "build")
+    trivy = [s for s in build if str(s.get("uses", "")).startswith("aquasecurity/trivy-action")]
+    gate = trivy[0]["with"]
+    assert isinstance(gate, dict)
+    # Fails on CRITICAL findings that have a fix; everything else is reported, not fatal.
+    assert (gate["severity"], gate["ignore-unfixed"], gate["exit-code"]) == ("CRITICAL", True, "1")
+    report = trivy[1]["with"]
+    assert isinstance(report, dict)
+    assert report["exit-code"] == "0"
+    assert "LOW" in str(report["severity"])
+    assert any(isinstance(s.get("with"), dict) and s["with"].get("format") == "cyclonedx"
+               for s in trivy)  # fmt: skip
+    push = next(s for s in build if "Push every tag" in str(s.get("name")))
+    assert isinstance(push["with"], dict)
+    assert push["with"]["sbom"] is True
+    assert push["with"]["provenance"] == "mode=max"
+    assert any(str(s.get("uses", "")).startswith("docker/setup-qemu-action") for s in build)
+    text = json.dumps(workflow)
+    assert "gpu-devbox images size" in text  # the size budget, checked
+    assert "gpu-devbox images lock --check" in text
+    assert "GPU_DEVBOX_JUPYTER_CMD=kernelgateway" in text
+    assert "audit --pull" in text
+    # The catalog decides which lines get arm64; the matrix carries it.
+    builds = plan.plan(default_catalog())
+    assert {"linux/arm64" in b.platforms for b in builds} == {True, False}
+
+
 def test_the_dev_container_uses_the_base_image_with_gpus() -> None:
     config = json.loads((ROOT / ".devcontainer/devcontainer.json").read_text())
     builds = plan.plan(default_catalog())

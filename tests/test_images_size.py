@@ -22,15 +22,16 @@ from gpu_devbox.images import size
 
 EXE = shutil.which("gpu-devbox") or ""
 
+# As BuildKit records the steps (COPY with its sources) and, for the base, as buildah does.
 STEPS = [
     ("/bin/sh -c #(nop) ADD file:abc in / ", 300_000),
-    ("COPY images/install.sh /usr/local/lib/gpu-devbox/install.sh", 5_000),
-    ("RUN /usr/local/lib/gpu-devbox/install.sh system", 200_000),
-    ("COPY images/locks/cpu.txt /tmp/gpu-devbox/lock.txt", 2_000),
+    ("COPY images/install.sh /usr/local/lib/gpu-devbox/install.sh # buildkit", 5_000),
+    ("RUN /usr/local/lib/gpu-devbox/install.sh system # buildkit", 200_000),
+    ("COPY images/locks/cpu.txt /tmp/gpu-devbox/lock.txt # buildkit", 2_000),
     ("RUN /usr/local/lib/gpu-devbox/install.sh python /tmp/gpu-devbox/lock.txt", 900_000),
-    ("COPY images/wheels/gpu_devbox-*.whl /tmp/gpu-devbox/", 50_000),
+    ("/bin/sh -c #(nop) COPY file:0a1b in /tmp/gpu-devbox/ ", 50_000),  # buildah: the wheel
     ("RUN /usr/local/lib/gpu-devbox/install.sh gpu-devbox /tmp/gpu-devbox", 60_000),
-    ("COPY images/examples/ /opt/gpu-devbox/examples/", 3_000),
+    ("/bin/sh -c #(nop) COPY dir:2c3d in /opt/gpu-devbox/examples/ ", 3_000),
 ]
 
 

@@ -107,7 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--oci",
         metavar="DIR",
         required=True,
-        help="the image as an OCI layout directory (podman save --format oci-dir --compress)",
+        help="the image saved to a directory: an OCI layout (an unpacked docker save) or "
+        "podman save --format docker-dir --compress",
     )
     size.add_argument("--json", action="store_true", help="print the sizes as JSON")
 
@@ -125,6 +126,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="report an end of life this many days ahead (default 90)",
     )
     audit.add_argument("--json", action="store_true", help="print the findings as JSON")
+    audit.add_argument(
+        "--pull",
+        action="store_true",
+        help="also pull each base (unless present) and start it once: an image printing "
+        "NVIDIA's deprecation notice fails the audit",
+    )
+    audit.add_argument(
+        "--runtime",
+        metavar="CMD",
+        help="the container command for --pull (default: docker, else podman), e.g. "
+        "'podman --root DIR'",
+    )
+    audit.add_argument(
+        "--run-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an extra option for the run of --pull, repeatable (--run-arg=--ulimit=nofile=1024)",
+    )
 
     docs = command("docs", "print the README's 'which image for which driver' table (Markdown)")
     docs.add_argument(
@@ -150,7 +170,12 @@ def run(args: argparse.Namespace) -> int:
             from gpu_devbox.images import audit
 
             return audit.main(
-                catalog, today=args.today, warn_days=args.warn_days, as_json=args.json
+                catalog,
+                today=args.today,
+                warn_days=args.warn_days,
+                as_json=args.json,
+                runtime=_runtime(args.runtime) if args.pull else None,
+                run_args=args.run_arg,
             )
         everything = plan.plan(catalog, registry=getattr(args, "registry", None))
         builds = everything
@@ -187,6 +212,22 @@ def run(args: argparse.Namespace) -> int:
     except plan.ImagesError as exc:
         raise CliError(str(exc)) from None
     return 0
+
+
+def _runtime(command: str | None) -> list[str]:
+    """The container command for ``audit --pull``."""
+    import shlex
+    import shutil
+
+    if command is not None:
+        argv = shlex.split(command)
+        if not argv or shutil.which(argv[0]) is None:
+            raise CliError(f"--runtime {command!r}: no such command")
+        return argv
+    for name in ("docker", "podman"):
+        if shutil.which(name) is not None:
+            return [name]
+    raise CliError("--pull needs docker or podman (or --runtime CMD)")
 
 
 def _lock(builds: tuple[ImageBuild, ...], args: argparse.Namespace) -> int:
@@ -251,7 +292,7 @@ def _docs(builds: tuple[ImageBuild, ...], update: str | None) -> int:
     from gpu_devbox.images import docs
 
     if update is None:
-        sys.stdout.write(docs.table(builds))
+        sys.stdout.write(docs.table(builds) + "\n" + docs.matrix(builds))
         return 0
     path = Path(update)
     try:

@@ -1,11 +1,12 @@
 """How big a built image is, per group of layers, and whether it keeps to its budget.
 
-Reads an image in an OCI layout directory (``podman save --format oci-dir --compress``, or a
-``docker save`` archive unpacked): the manifest gives each layer's compressed size, the layer
-blobs give the uncompressed size (gunzipped as a stream, never held in memory), and the config's
-history says which Dockerfile step made each layer. Layers are grouped by the step that made
-them (:data:`GROUPS`), so the table says what the bytes are for, and the total is judged against
-the catalog image's ``size_budget`` (uncompressed, as ``docker images`` shows it).
+Reads an image saved to a directory: an OCI layout (``index.json``; a ``docker save`` archive
+unpacked, ``skopeo copy ... oci:DIR``) or the ``dir`` transport's layout (``manifest.json``;
+``podman save --format docker-dir --compress``). The manifest gives each layer's compressed
+size, the layer blobs give the uncompressed size (gunzipped as a stream, never held in memory),
+and the config's history says which Dockerfile step made each layer. Layers are grouped by the
+step that made them (:data:`GROUPS`), so the table says what the bytes are for, and the total is
+judged against the catalog image's ``size_budget`` (uncompressed, as ``docker images`` shows).
 """
 
 from __future__ import annotations
@@ -26,8 +27,16 @@ GROUPS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("OS packages", re.compile(r"install\.sh system")),
     ("Python environment (lock: base)", re.compile(r"install\.sh python")),
     ("Frameworks (lock: pytorch, finetune)", re.compile(r"install\.sh flavors")),
-    ("gpu-devbox and examples", re.compile(r"gpu_devbox-.*\.whl|install\.sh gpu-devbox|examples")),
+    (
+        "gpu-devbox and examples",
+        # BuildKit records the COPY's sources; buildah only its destination (/tmp/gpu-devbox/).
+        re.compile(
+            r"gpu_devbox-.*\.whl|install\.sh gpu-devbox|/opt/gpu-devbox|/tmp/gpu-devbox/\s*$"
+        ),
+    ),
 )
+#: The first step of images/Dockerfile (COPY of install.sh): the layers before it are the base's.
+FIRST_STEP = re.compile(r"/usr/local/lib/gpu-devbox/install\.sh")
 BASE_GROUP = "Base image"
 OTHER_GROUP = "Scripts and the lock"
 _CHUNK = 1 << 20
@@ -91,7 +100,9 @@ def _blob(root: Path, digest: str) -> Path:
     algorithm, _, value = digest.partition(":")
     if not re.fullmatch(r"[a-z0-9]+", algorithm) or not re.fullmatch(r"[0-9a-f]+", value):
         raise ImagesError(f"{root}: {digest!r} is not a digest")
-    return root / "blobs" / algorithm / value
+    if (root / "index.json").is_file():
+        return root / "blobs" / algorithm / value
+    return root / value  # the dir transport: blobs by their hex digest, side by side
 
 
 def _uncompressed(path: Path, media_type: str) -> int:
@@ -122,11 +133,14 @@ def measure(layout: str | Path) -> ImageSize:
         ImagesError: the directory is not an OCI layout of one image.
     """
     root = Path(layout)
-    index = _json(root / "index.json")
-    manifests = index.get("manifests") if isinstance(index, dict) else None
-    if not isinstance(manifests, list) or len(manifests) != 1:
-        raise ImagesError(f"{root}: expected an OCI layout with one image in index.json")
-    manifest = _json(_blob(root, manifests[0]["digest"]))
+    if not (root / "index.json").is_file() and (root / "manifest.json").is_file():
+        manifest = _json(root / "manifest.json")
+    else:
+        index = _json(root / "index.json")
+        manifests = index.get("manifests") if isinstance(index, dict) else None
+        if not isinstance(manifests, list) or len(manifests) != 1:
+            raise ImagesError(f"{root}: expected an OCI layout with one image in index.json")
+        manifest = _json(_blob(root, manifests[0]["digest"]))
     if "manifests" in manifest:  # an image index (a docker save of one platform)
         manifest = _json(_blob(root, manifest["manifests"][0]["digest"]))
     config = _json(_blob(root, manifest["config"]["digest"]))
@@ -135,12 +149,9 @@ def measure(layout: str | Path) -> ImageSize:
     if len(history) != len(layers):
         history = [{"created_by": ""}] * (len(layers) - len(history)) + history
     first = next(
-        (i for i, h in enumerate(history) if "install.sh system" in h.get("created_by", "")),
+        (i for i, h in enumerate(history) if FIRST_STEP.search(h.get("created_by", ""))),
         len(history),
     )
-    # Our Dockerfile's COPY steps before `install.sh system` are ours, not the base's.
-    while first > 0 and "images/" in history[first - 1].get("created_by", ""):
-        first -= 1
     out = []
     for i, (layer, step) in enumerate(zip(layers, history, strict=True)):
         created_by = str(step.get("created_by", ""))
