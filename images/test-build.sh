@@ -133,6 +133,9 @@ build() {
     BUILD_ARGS="$args" PLATFORM="$PLATFORM" timeout "${BUILD_TIMEOUT:-900}" images/build.sh cpu
 }
 
+# The commit the build labels the image with (later commits do not change what was built).
+REVISION="$(git rev-parse HEAD 2>/dev/null || true)"
+
 say "images/build.sh cpu (podman)"
 start=$(date +%s)
 if ! build >"$SCRATCH/build.log" 2>&1; then
@@ -145,7 +148,7 @@ echo "build: $(($(date +%s) - start)) s"
 # -- the built image ---------------------------------------------------------------------------
 say "image metadata"
 "${podman[@]}" image inspect "$IMAGE" >"$SCRATCH/inspect.json"
-size=$(python3 - "$SCRATCH/inspect.json" "$BASE" "$(git rev-parse HEAD 2>/dev/null || echo)" \
+size=$(python3 - "$SCRATCH/inspect.json" "$BASE" "$REVISION" \
   "${ARCH:-$(dpkg --print-architecture)}" <<'PY'
 import json, sys
 
@@ -196,7 +199,7 @@ run "${SMOKE[@]}" "$IMAGE" python /tmp/smoke_test.py --image ||
 if [ -n "$ARCH" ]; then
   # The rest exercises the same files on any architecture; emulated, it would take long.
   "${podman[@]}" rmi -f "$IMAGE" "$REGISTRY/base-notebook:cpu-latest" \
-    "$REGISTRY/base-notebook:cpu-$(git rev-parse --short=7 HEAD 2>/dev/null)" >/dev/null 2>&1 || true
+    "$REGISTRY/base-notebook:cpu-${REVISION:0:7}" >/dev/null 2>&1 || true
   for _ in 1 2 3; do "${podman[@]}" image prune -f >/dev/null || true; done
   echo "test-build: PASSED for $PLATFORM (built, metadata, size budget, smoke test under QEMU)"
   exit 0
@@ -359,7 +362,7 @@ PY
 # Keep the storage from growing run after run: untag the builds of earlier commits (cpu-<sha7>)
 # and drop the image branches nothing is built on any more (the layers under the current image
 # stay, as the next run's cache).
-current="$(git rev-parse --short=7 HEAD 2>/dev/null || echo none)"
+current="${REVISION:0:7}"
 "${podman[@]}" images --format '{{.Repository}}:{{.Tag}}' |
   grep -E "^${IMAGE%:*}:cpu-[0-9a-f]{7}$" | grep -v ":cpu-$current$" |
   xargs -r "${podman[@]}" rmi >/dev/null 2>&1 || true

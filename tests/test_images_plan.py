@@ -356,6 +356,19 @@ def test_a_catalog_that_builds_nothing_says_so(tmp_path: Path) -> None:
     one_line_error(cli("bake", "--catalog", str(path)), "builds no images", "build: true")
 
 
+def test_a_commit_tag_is_an_allowed_reference_for_rollback() -> None:
+    text = default_catalog_text().replace(
+        "pytorch-notebook:cuda-13.0\n", "pytorch-notebook:cuda-13.0-1a2b3c4\n", 1
+    )
+    builds = plan.plan(parse_catalog_text(text))
+    assert plan.find(builds, "cuda13-pytorch").reference.endswith(":cuda-13.0-1a2b3c4")
+    bad = default_catalog_text().replace(
+        "pytorch-notebook:cuda-13.0\n", "pytorch-notebook:cuda-13.0-main\n", 1
+    )
+    with pytest.raises(plan.ImagesError, match=r"cuda-13\.0-<sha7>"):
+        plan.plan(parse_catalog_text(bad))
+
+
 def test_a_release_tag_is_an_allowed_reference() -> None:
     text = default_catalog_text().replace(
         "pytorch-notebook:cuda-13.0", "pytorch-notebook:v1.2.0-cuda-13.0"
@@ -371,7 +384,8 @@ def test_the_readme_table_is_what_the_generator_prints(tmp_path: Path) -> None:
         "images/README.md's driver table is stale: run "
         "`gpu-devbox images docs --update images/README.md`"
     )
-    assert cli("docs").stdout == docs.table(builds)
+    assert docs.matrix_block(builds) in readme
+    assert cli("docs").stdout == docs.table(builds) + "\n" + docs.matrix(builds)
     # --update rewrites only the marked block.
     stale = tmp_path / "README.md"
     stale.write_text(f"# Title\n\n{docs.BEGIN}\nold table\n{docs.END}\n\nAfter.\n")
@@ -392,6 +406,24 @@ def test_the_driver_table_rows_come_from_the_cuda_tables() -> None:
     assert ">= 525.60.13" in rows["cuda12-base"]  # the 12.x minor-version floor
     assert "CPU only" in rows["cpu"]
     assert "sm_50" in rows["cuda12-pytorch"]
+
+
+def test_the_compatibility_matrix_rows() -> None:
+    rows = {
+        line.split("|")[1].strip(" *"): [cell.strip() for cell in line.split("|")[2:-1]]
+        for line in docs.matrix(plan.plan(default_catalog())).splitlines()
+        if "| **" in line
+    }
+    base, torch, vision, cupy, driver, platforms = rows["cuda13-pytorch"]
+    assert base == "`nvidia/cuda:13.0.2-base-ubuntu24.04`"
+    assert (torch, vision) == ("2.14.x (cu130)", "0.29.x")
+    assert cupy == "`cupy-cuda13x[ctk]`"  # the -base image has no CUDA libraries of its own
+    assert driver == "580.65.06"
+    assert platforms == "amd64, arm64"
+    assert rows["cuda12-base"][3] == "`cupy-cuda12x`"
+    assert rows["cuda12-base"][4] == "575.51.03 (525.60.13 with MVC)"
+    assert rows["cuda12-pytorch"][5] == "amd64"
+    assert rows["cpu"][1:5] == ["-", "-", "-", "none"]
 
 
 def test_bake_and_matrix_in_process_agree_with_the_cli() -> None:

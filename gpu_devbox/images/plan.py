@@ -208,10 +208,15 @@ def plan(
     for build in builds:
         tag = split_reference(build.image.reference)[1] or ""
         allowed = moving_tags(build, builds)
-        if tag not in allowed and not _is_release_tag(tag, build.line_tag):
+        if (
+            tag not in allowed
+            and not _is_release_tag(tag, build.line_tag)
+            and not _is_commit_tag(tag, build.line_tag)
+        ):
             raise ImagesError(
                 f"{catalog.source}: image {build.name!r}: its reference tag {tag!r} is not one the "
-                f"build pushes; use {' or '.join(allowed)} (or a release tag vV-{build.line_tag})"
+                f"build pushes; use {' or '.join(allowed)} (or a pinned tag "
+                f"{build.line_tag}-<sha7> or vV-{build.line_tag})"
             )
     if cuda is not None:
         wanted = None if cuda == "cpu" else cuda
@@ -230,6 +235,13 @@ def _is_release_tag(tag: str, line_tag: str) -> bool:
     return (
         tag.startswith("v") and tag.endswith(suffix) and bool(_VERSION.match(tag[1 : -len(suffix)]))
     )
+
+
+def _is_commit_tag(tag: str, line_tag: str) -> bool:
+    """Whether ``tag`` is ``<line_tag>-<sha7>``: the immutable build of one commit (a rollback
+    pins the catalog to it)."""
+    prefix = f"{line_tag}-"
+    return tag.startswith(prefix) and re.fullmatch(r"[0-9a-f]{7}", tag[len(prefix) :]) is not None
 
 
 def _line_key(line: str) -> tuple[int, ...]:
