@@ -70,7 +70,18 @@ print(f"{wheels[0].name}: with the Lab extension", file=sys.stderr)
 PY
 }
 
+# The build options, checked before anything is installed: a refusal costs no build time.
+check_options() {
+  local arch="${TARGETARCH:-$(dpkg --print-architecture 2>/dev/null || uname -m)}"
+  if [ "${WITH_NSYS:-0}" = 1 ]; then
+    [ "$arch" = amd64 ] || die "WITH_NSYS=1: the Nsight Systems CLI option is amd64 only; build linux/$arch without it"
+    [ -n "${CUDA_VERSION:-}" ] || die "WITH_NSYS=1: Nsight Systems needs a CUDA image (this base sets no CUDA_VERSION)"
+  fi
+  case "${WITH_ZSH:-0}" in 0 | 1) ;; *) die "WITH_ZSH must be 0 or 1, not '${WITH_ZSH}'" ;; esac
+}
+
 step_system() {
+  check_options
   need NB_USER
   need NB_UID
   need NB_GID
@@ -85,12 +96,10 @@ step_system() {
     . /etc/os-release
     die "Python ${PYTHON_VERSION} is not packaged by ${PRETTY_NAME:-this base image}; set the catalog's build.python to its Python"
   fi
-  local arch="${TARGETARCH:-$(dpkg --print-architecture)}" extra=()
+  local extra=()
   read -ra extra <<<"${APT_PACKAGES:-}"
   [ "${WITH_ZSH:-0}" != 1 ] || extra+=(zsh)
   if [ "${WITH_NSYS:-0}" = 1 ]; then
-    [ "$arch" = amd64 ] || die "WITH_NSYS=1: the Nsight Systems CLI option is amd64 only; build linux/$arch without it"
-    [ -n "${CUDA_VERSION:-}" ] || die "WITH_NSYS=1: Nsight Systems needs a CUDA image (this base sets no CUDA_VERSION)"
     # NVIDIA's CUDA repository is configured in nvidia/cuda images: its package for this line.
     extra+=("cuda-nsight-systems-$(cut -d. -f1 <<<"$CUDA_VERSION")-$(cut -d. -f2 <<<"$CUDA_VERSION")")
   fi

@@ -113,6 +113,37 @@ def test_the_lock_has_what_the_image_needs_besides_the_wheel() -> None:
 
 
 @pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"WITH_NSYS": "1", "TARGETARCH": "arm64", "CUDA_VERSION": "13.0.2"},
+            (
+                "WITH_NSYS=1: the Nsight Systems CLI option is amd64 only; "
+                "build linux/arm64 without it"
+            ),
+        ),
+        (
+            {"WITH_NSYS": "1", "TARGETARCH": "amd64"},
+            "WITH_NSYS=1: Nsight Systems needs a CUDA image (this base sets no CUDA_VERSION)",
+        ),
+        ({"WITH_ZSH": "yes"}, "WITH_ZSH must be 0 or 1, not 'yes'"),
+    ],
+)
+def test_the_dockerfile_refuses_a_build_option_in_one_line(
+    env: dict[str, str], message: str
+) -> None:
+    """Checked first in the image's first RUN step, before apt or any other change."""
+    full = {k: v for k, v in os.environ.items() if k not in ("CUDA_VERSION", "TARGETARCH")}
+    full.update(env)
+    result = subprocess.run(
+        [str(IMAGES / "install.sh"), "system"],
+        capture_output=True, text=True, timeout=30, env=full, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"install.sh system: error: {message}"
+
+
+@pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["bogus"], "unknown step 'bogus'"),
