@@ -77,6 +77,8 @@ nproc=$(at_most "$(ulimit -Hu)" 32768) # podman lowers its own hard NPROC limit 
 LIMITS="--ulimit nofile=$nofile:$nofile --ulimit nproc=$nproc:$nproc"
 read -ra limits <<<"$LIMITS"
 "${podman[@]}" info >/dev/null 2>&1 || skip "podman does not work here: $("${podman[@]}" info 2>&1 | tail -1)"
+# Working containers an interrupted build left behind hold their layers: remove them.
+buildah --root "$SCRATCH/storage" --runroot "$SCRATCH/run" rm --all >/dev/null 2>&1 || true
 
 # -- another architecture: QEMU through binfmt_misc ----------------------------------------------
 if [ -n "$ARCH" ]; then

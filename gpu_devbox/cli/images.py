@@ -1,6 +1,6 @@
 """Build the notebook images from the catalog: the CI matrix, the tags, the bake file, the
-base-image lifecycle audit and the README's driver table, all generated from the catalog's
-"build: true" images (see images/README.md).
+locks, the size check, the base-image lifecycle audit and the README's tables, all generated
+from the catalog's "build: true" images (see images/README.md).
 
   gpu-devbox images matrix                       the build matrix as JSON (CI)
   gpu-devbox images tags cuda13-pytorch --sha S  every tag of one image, one per line
@@ -10,11 +10,12 @@ base-image lifecycle audit and the README's driver table, all generated from the
   gpu-devbox images size IMAGE --oci DIR         a built image's size per layer group, and its
                                                  budget (exit 1 when over it)
   gpu-devbox images audit [--pull]               are the nvidia/cuda bases still supported?
-  gpu-devbox images docs                         the "which image for which driver" table
+  gpu-devbox images docs                         the driver table and compatibility matrix
 
 Exit status: 0 on success, 1 when the audit finds a base past end of life (or showing NVIDIA's
 deprecation notice) or a lock is stale or missing, 2 on bad input (an unreadable or invalid
-catalog, an unknown image, a bad --sha/--version/--registry/--option).
+catalog, an unknown image, a bad --sha/--version/--registry/--option) or when audit --pull
+cannot pull or start a base.
 """
 
 from __future__ import annotations
