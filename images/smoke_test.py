@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 RESULTS: list[dict[str, str]] = []
+#: Multiplies every time limit: GPU_DEVBOX_SMOKE_SLOW=10 for an image run under emulation (QEMU).
+SLOW = max(1.0, float(os.environ.get("GPU_DEVBOX_SMOKE_SLOW") or 1))
 
 
 def report(name: str, status: str, detail: str) -> None:
@@ -54,6 +56,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 def run(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run a command (colours stripped); a missing program or a timeout gives code 127 or 124."""
+    timeout *= SLOW
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
         result.stdout, result.stderr = ANSI.sub("", result.stdout), ANSI.sub("", result.stderr)
@@ -176,7 +179,7 @@ def free_port() -> int:
 def get_json(url: str, token: str) -> tuple[int, Any]:
     request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - local server
+        with urllib.request.urlopen(request, timeout=5 * SLOW) as response:  # noqa: S310 - local
             return int(response.status), json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return int(exc.code), None
@@ -201,7 +204,7 @@ def check_server(version: str | None, in_image: bool) -> dict[str, Any] | None:
             server = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
             status, document = 0, None
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + 90 * SLOW
             while time.monotonic() < deadline and server.poll() is None:
                 status, document = get_json(f"http://127.0.0.1:{port}/gpu-devbox/api/status", token)
                 if status == 200:
@@ -241,7 +244,7 @@ def check_healthcheck(env: dict[str, str], in_image: bool) -> None:
         return
     try:
         result = subprocess.run(
-            [exe], capture_output=True, text=True, timeout=30, env=env, check=False
+            [exe], capture_output=True, text=True, timeout=30 * SLOW, env=env, check=False
         )
     except subprocess.TimeoutExpired:
         report("healthcheck", "fail", "gpu-devbox-healthcheck did not answer within 30 s")
@@ -288,7 +291,11 @@ def check_notebook(in_image: bool) -> None:
     notebook = new_notebook(cells=[new_code_cell(src) for src in sources])
     with tempfile.TemporaryDirectory(prefix="gpu-devbox-nb-") as tmp:
         client = NotebookClient(
-            notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": tmp}}
+            notebook,
+            timeout=int(180 * SLOW),
+            startup_timeout=int(60 * SLOW),
+            kernel_name="python3",
+            resources={"metadata": {"path": tmp}},
         )
         try:
             client.execute()
@@ -324,7 +331,7 @@ def check_gateway(url: str, token: str) -> None:
             f"{base}{path}", data=body, method=method, headers=headers
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=30 * SLOW) as response:  # noqa: S310
                 text = response.read()
                 return int(response.status), json.loads(text) if text else None
         except urllib.error.HTTPError as exc:
@@ -332,7 +339,7 @@ def check_gateway(url: str, token: str) -> None:
         except (OSError, ValueError) as exc:
             return 0, str(exc)
 
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 90 * SLOW
     status, specs = call("GET", "/api/kernelspecs")
     while status == 0 and time.monotonic() < deadline:
         time.sleep(1)
@@ -361,7 +368,7 @@ def check_gateway(url: str, token: str) -> None:
         }))  # fmt: skip
         printed = ""
         while True:
-            raw = await asyncio.wait_for(conn.read_message(), timeout=60)
+            raw = await asyncio.wait_for(conn.read_message(), timeout=60 * SLOW)
             if raw is None:
                 raise ConnectionError("the gateway closed the websocket")
             msg = json.loads(raw)
@@ -482,9 +489,11 @@ def check_finetune() -> None:
 
 def check_image() -> None:
     try:
-        init = Path("/proc/1/cmdline").read_bytes().split(b"\0")[0].decode()
+        argv = Path("/proc/1/cmdline").read_bytes().decode().split("\0")
     except OSError:
-        init = ""
+        argv = [""]
+    # Under QEMU's binfmt handler the emulator is the process; the program follows it.
+    init = argv[1] if Path(argv[0]).name.startswith("qemu-") and len(argv) > 1 else argv[0]
     report("PID 1", "pass" if Path(init).name.startswith("tini") else "fail", f"PID 1 is {init!r}")
     uid = os.getuid()
     report("user", "pass" if uid != 0 else "fail", f"uid {uid}, gid {os.getgid()}")
