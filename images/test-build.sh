@@ -202,8 +202,8 @@ run "${SMOKE[@]}" "$IMAGE" python /tmp/smoke_test.py --image ||
 
 if [ -n "$ARCH" ]; then
   # The rest exercises the same files on any architecture; emulated, it would take long.
-  "${podman[@]}" rmi -f "$IMAGE" "$REGISTRY/base-notebook:cpu-latest" \
-    "$REGISTRY/base-notebook:cpu-${REVISION:0:7}" >/dev/null 2>&1 || true
+  "${podman[@]}" images --format '{{.Repository}}:{{.Tag}}' | grep "^$REGISTRY/base-notebook:" |
+    xargs -r "${podman[@]}" rmi -f >/dev/null 2>&1 || true
   for _ in 1 2 3; do "${podman[@]}" image prune -f >/dev/null || true; done
   echo "test-build: PASSED for $PLATFORM (built, metadata, size budget, smoke test under QEMU)"
   exit 0
