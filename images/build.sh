@@ -10,7 +10,10 @@
 #   BUILDER     docker (docker buildx bake) or podman (default: docker when `docker buildx`
 #               works, else podman)
 #   BUILD_ARGS  space-separated NAME=VALUE build arguments that override the catalog's,
-#               e.g. "BASE_IMAGE=localhost/my-base:1 PYTHON_VERSION=3.11"
+#               e.g. "BASE_IMAGE=localhost/my-base:1 PYTHON_VERSION=3.13"
+#   OPTIONS     space-separated build options: zsh, nsys (gpu-devbox images bake --option)
+#   PLATFORM    podman only: build for this platform (linux/arm64 through QEMU); default: this
+#               machine's
 #   PODMAN      the podman command (default: podman), e.g. "podman --root DIR --runtime runc"
 #   PODMAN_BUILD_FLAGS  extra `podman build` flags, e.g. "--network host"
 #   GPU_DEVBOX  the gpu-devbox command (default: gpu-devbox; `pip install -e .` provides it)
@@ -44,15 +47,25 @@ scratch=.scratch/images
 mkdir -p "$scratch"
 bake_file="$scratch/bake.json"
 # Check the catalog and the line before the (slower) wheel build.
-"${GPU_DEVBOX_CMD[@]}" images bake "${catalog[@]}" "${filter[@]}" "${sha_arg[@]}" \
-  --registry "$REGISTRY" >"$bake_file"
+options=()
+for option in ${OPTIONS:-}; do options+=(--option "$option"); done
+case "$(uname -m)" in aarch64 | arm64) native=linux/arm64 ;; *) native=linux/amd64 ;; esac
+platform="${PLATFORM:-$native}"
+"${GPU_DEVBOX_CMD[@]}" images bake "${catalog[@]}" "${filter[@]}" "${sha_arg[@]}" "${options[@]}" \
+  --platform "$platform" --registry "$REGISTRY" >"$bake_file"
+
+# Each image installs its lock: a stale or missing one fails here, not after a long build.
+mapfile -t names < <(python3 -c '
+import json, sys
+print("\n".join(json.load(open(sys.argv[1]))["group"]["default"]["targets"]))' "$bake_file")
+"${GPU_DEVBOX_CMD[@]}" images lock --check "${catalog[@]}" "${names[@]}" >&2 ||
+  { echo "build.sh: the locks above are not current (gpu-devbox images lock IMAGE)" >&2; exit 2; }
 
 echo "build.sh: building gpu-devbox's wheel from this checkout (outside the image)" >&2
 images/install.sh wheel images/wheels
 
 if [ "$BUILDER" = docker ]; then
   # --load takes one platform: this machine's (CI pushes every platform of the catalog).
-  case "$(uname -m)" in aarch64 | arm64) platform=linux/arm64 ;; *) platform=linux/amd64 ;; esac
   overrides=(--set "*.platform=$platform")
   for arg in ${BUILD_ARGS:-}; do overrides+=(--set "*.args.$arg"); done
   exec docker buildx bake --file "$bake_file" --load "${overrides[@]}"
@@ -74,6 +87,7 @@ for item in overrides:
         sys.exit(f"build.sh: BUILD_ARGS item {item!r} is not NAME=VALUE")
     args[key] = value
 out = ["--file", target["dockerfile"], "--target", target["target"], "--format", "docker"]
+out += ["--platform", target["platforms"][0]]
 out += [part for key, value in args.items() for part in ("--build-arg", f"{key}={value}")]
 out += [part for tag in target["tags"] for part in ("--tag", tag)]
 out.append(target["context"])

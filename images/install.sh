@@ -2,16 +2,22 @@
 # Installs the pieces of a gpu-devbox notebook image. images/Dockerfile runs each step in its own
 # layer; images/build.sh, images/test-build.sh and CI run the `wheel` step on the host first.
 #
-#   install.sh wheel OUTDIR          (host) build gpu-devbox's wheel from this checkout into OUTDIR,
-#                                    with OUTDIR/requirements.txt: what the image needs besides it
+#   install.sh wheel OUTDIR          (host) build gpu-devbox's wheel, with its Lab extension, from
+#                                    this checkout into OUTDIR
 #   install.sh system                (root) OS packages, the jovyan user, writable directories
-#   install.sh python REQUIREMENTS   (jovyan) the venv with JupyterLab, jupyterhub and the deps
-#   install.sh torch INDEX [VERSION] (jovyan) PyTorch from a wheel index (.../whl/cu130)
-#   install.sh gpu-devbox DIR        (jovyan) the wheel in DIR, then check the extension is on
+#   install.sh python LOCK           (jovyan) the venv with the lock's base section: JupyterLab,
+#                                    jupyterhub, gpu-devbox's requirements, the scientific stack
+#   install.sh flavors LOCK "base pytorch ..." [INDEX]
+#                                    (jovyan) every other flavor's section of the lock, in order
+#                                    (PyTorch from INDEX, .../whl/cu130); a missing one fails
+#   install.sh gpu-devbox DIR        (jovyan) the wheel in DIR (no dependencies: the lock has
+#                                    them), then check the server and Lab extensions are on
 #   install.sh fix-permissions DIR.. (root) make DIRs writable by the owner and by group 0
 #
 # Environment (set by the Dockerfile): NB_USER, NB_UID, NB_GID, HOME, VIRTUAL_ENV,
-# PYTHON_VERSION; PIP_CERT (optional) a CA bundle for pip behind an intercepting proxy.
+# PYTHON_VERSION; PIP_CERT (optional) a CA bundle for pip behind an intercepting proxy;
+# for `system`: APT_PACKAGES (the flavors' OS packages), WITH_ZSH=1 (zsh), WITH_NSYS=1 (Nsight
+# Systems CLI; CUDA images on amd64 only), TARGETARCH (amd64, arm64; set by BuildKit).
 set -euo pipefail
 
 say() { printf 'install.sh %s: %s\n' "$STEP" "$*" >&2; }
@@ -46,34 +52,36 @@ step_wheel() {
   mkdir -p "$out"
   rm -f "$out"/gpu_devbox-*.whl "$out/requirements.txt"
   python3 -m pip wheel --quiet --no-deps --wheel-dir "$out" "$root"
-  # The wheel's runtime requirements, plus the `lab` extra and jupyterhub (for
-  # jupyterhub-singleuser) from the `hub` extra; the spawner's Kubernetes packages stay out.
+  # The images serve the GPU panel: a wheel without the Lab extension (built where Node.js is
+  # missing) would make an image whose smoke test fails after a long build. Say so now.
   python3 - "$out" <<'PY'
-import email.parser, pathlib, re, sys, zipfile
+import pathlib, sys, zipfile
 
 out = pathlib.Path(sys.argv[1])
 wheels = sorted(out.glob("gpu_devbox-*.whl"))
 if len(wheels) != 1:
     sys.exit(f"install.sh wheel: expected one gpu-devbox wheel in {out}, found {len(wheels)}")
 with zipfile.ZipFile(wheels[0]) as wheel:
-    name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
-    metadata = email.parser.Parser().parsestr(wheel.read(name).decode())
-lines = []
-for requirement in metadata.get_all("Requires-Dist") or []:
-    spec, _, marker = requirement.partition(";")
-    extra = re.search(r"""extra\s*==\s*['"]([^'"]+)['"]""", marker)
-    if extra is None:
-        lines.append(requirement.strip())
-    elif extra.group(1) == "lab" or (
-        extra.group(1) == "hub" and re.match(r"jupyterhub\b(?!-)", spec.strip())
-    ):
-        lines.append(spec.strip())
-(out / "requirements.txt").write_text("".join(f"{line}\n" for line in lines))
-print(f"{wheels[0].name}: {len(lines)} requirements", file=sys.stderr)
+    names = wheel.namelist()
+if not any(n.endswith("/share/jupyter/labextensions/gpu-devbox/package.json") for n in names):
+    sys.exit(f"install.sh wheel: {wheels[0].name} carries no Lab extension; build it where "
+             "Node.js is installed (pip builds labextension/ with jlpm)")
+print(f"{wheels[0].name}: with the Lab extension", file=sys.stderr)
 PY
 }
 
+# The build options, checked before anything is installed: a refusal costs no build time.
+check_options() {
+  local arch="${TARGETARCH:-$(dpkg --print-architecture 2>/dev/null || uname -m)}"
+  if [ "${WITH_NSYS:-0}" = 1 ]; then
+    [ "$arch" = amd64 ] || die "WITH_NSYS=1: the Nsight Systems CLI option is amd64 only; build linux/$arch without it"
+    [ -n "${CUDA_VERSION:-}" ] || die "WITH_NSYS=1: Nsight Systems needs a CUDA image (this base sets no CUDA_VERSION)"
+  fi
+  case "${WITH_ZSH:-0}" in 0 | 1) ;; *) die "WITH_ZSH must be 0 or 1, not '${WITH_ZSH}'" ;; esac
+}
+
 step_system() {
+  check_options
   need NB_USER
   need NB_UID
   need NB_GID
@@ -88,8 +96,20 @@ step_system() {
     . /etc/os-release
     die "Python ${PYTHON_VERSION} is not packaged by ${PRETTY_NAME:-this base image}; set the catalog's build.python to its Python"
   fi
+  local extra=()
+  read -ra extra <<<"${APT_PACKAGES:-}"
+  [ "${WITH_ZSH:-0}" != 1 ] || extra+=(zsh)
+  if [ "${WITH_NSYS:-0}" = 1 ]; then
+    # NVIDIA's CUDA repository is configured in nvidia/cuda images: its package for this line.
+    extra+=("cuda-nsight-systems-$(cut -d. -f1 <<<"$CUDA_VERSION")-$(cut -d. -f2 <<<"$CUDA_VERSION")")
+  fi
   apt-get install -y -q --no-install-recommends \
-    ca-certificates tini "python${PYTHON_VERSION}" "python${PYTHON_VERSION}-venv"
+    ca-certificates tini "python${PYTHON_VERSION}" "python${PYTHON_VERSION}-venv" "${extra[@]}"
+  if [ "${WITH_NSYS:-0}" = 1 ]; then
+    nsys_bin=$(find /opt/nvidia /usr/local/cuda* -path '*/bin/nsys' -type f 2>/dev/null | head -1)
+    [ -n "$nsys_bin" ] || die "WITH_NSYS=1: the package installed no nsys"
+    ln -sf "$nsys_bin" /usr/local/bin/nsys
+  fi
   apt-get clean
   rm -rf /var/lib/apt/lists/*
   # Ubuntu 24.04 images ship a user `ubuntu` with UID 1000: jovyan takes the UID.
@@ -105,27 +125,51 @@ step_system() {
   chmod g+w /etc/passwd
 }
 
+# The requirement lines of one section of a lock (images/locks/IMAGE.txt), on stdout.
+lock_section() {
+  local lock="$1" name="$2"
+  awk -v want="# [section $name]" '
+    /^# \[section / { on = (index($0, want) == 1); next }
+    on && !/^#/ && NF { print }' "$lock"
+}
+
+pip_install_lock() {
+  local lock="$1" name="$2" index="${3:-}" part
+  part="$(mktemp)"
+  lock_section "$lock" "$name" >"$part"
+  [ -s "$part" ] || die "$lock has no '$name' section: run 'gpu-devbox images lock' for this image"
+  local argv=(--quiet --require-hashes --no-deps --only-binary=:all: --requirement "$part")
+  [ -z "$index" ] || argv+=(--extra-index-url "$index")
+  "$VIRTUAL_ENV/bin/python" -m pip install "${argv[@]}"
+  rm -f "$part"
+}
+
 step_python() {
-  local requirements="${1:-}"
+  local lock="${1:-}"
   need VIRTUAL_ENV
   need PYTHON_VERSION
-  [ -f "$requirements" ] || die "usage: install.sh python REQUIREMENTS (no file ${requirements:-given})"
+  [ -f "$lock" ] || die "usage: install.sh python LOCK (no file ${lock:-given})"
   umask 0002
   "python${PYTHON_VERSION}" -m venv "$VIRTUAL_ENV"
   fix_permissions "$VIRTUAL_ENV" # venv writes its activate scripts without group write
   "$VIRTUAL_ENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VIRTUAL_ENV/bin/python" -m pip install --quiet --requirement "$requirements"
+  pip_install_lock "$lock" base
   "$VIRTUAL_ENV/bin/python" -m pip check
 }
 
-step_torch() {
-  local index="${1:-}" version="${2:-}" spec=torch
-  [ -n "$index" ] || die "usage: install.sh torch INDEX [VERSION]"
+step_flavors() {
+  local lock="${1:-}" flavors="${2:-}" index="${3:-}" flavor
+  [ -f "$lock" ] && [ -n "$flavors" ] || die 'usage: install.sh flavors LOCK "base pytorch ..." [INDEX]'
   need VIRTUAL_ENV
-  [ -z "$version" ] || spec="torch==${version}.*"
   umask 0002
-  "$VIRTUAL_ENV/bin/python" -m pip install --quiet --index-url "$index" "$spec"
-  "$VIRTUAL_ENV/bin/python" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)'
+  for flavor in $flavors; do
+    [ "$flavor" != base ] || continue
+    pip_install_lock "$lock" "$flavor" "$index"
+  done
+  "$VIRTUAL_ENV/bin/python" -m pip check
+  if [[ " $flavors " == *" pytorch "* ]]; then
+    "$VIRTUAL_ENV/bin/python" -c 'import torch, torchvision, torchaudio; print("torch", torch.__version__, "CUDA", torch.version.cuda, "torchvision", torchvision.__version__, "torchaudio", torchaudio.__version__)'
+  fi
 }
 
 step_gpu_devbox() {
@@ -136,9 +180,15 @@ step_gpu_devbox() {
   [ -f "${wheels[0]}" ] || die "no gpu_devbox-*.whl in $dir: run 'images/install.sh wheel images/wheels' on the host first"
   [ "${#wheels[@]}" = 1 ] || die "more than one gpu-devbox wheel in $dir: ${wheels[*]}"
   umask 0002
-  "$VIRTUAL_ENV/bin/python" -m pip install --quiet "${wheels[0]}"
+  # --no-deps: the lock installed its requirements; pip check proves none is missing.
+  "$VIRTUAL_ENV/bin/python" -m pip install --quiet --no-deps "${wheels[0]}"
+  "$VIRTUAL_ENV/bin/python" -m pip check
   "$VIRTUAL_ENV/bin/jupyter" server extension list 2>&1 | grep -E "gpu_devbox .*OK" >/dev/null ||
     die "the gpu_devbox server extension is not enabled after the install"
+  # (jupyter colours "enabled" and "OK" even into a pipe: strip the escapes first)
+  "$VIRTUAL_ENV/bin/jupyter" labextension list 2>&1 | sed 's/\x1b\[[0-9;]*m//g' |
+    grep -E "^[[:space:]]+gpu-devbox v[^ ]+ enabled OK" >/dev/null ||
+    die "the gpu-devbox Lab extension (the GPU panel) is not installed and enabled: build the wheel where Node.js is installed"
 }
 
 STEP="${1:-}"
@@ -147,12 +197,12 @@ case "$STEP" in
   wheel) step_wheel "$@" ;;
   system) step_system ;;
   python) step_python "$@" ;;
-  torch) step_torch "$@" ;;
+  flavors) step_flavors "$@" ;;
   gpu-devbox) step_gpu_devbox "$@" ;;
   fix-permissions) fix_permissions "$@" ;;
   *)
     unknown="$STEP"
     STEP=usage
-    die "unknown step '${unknown}'; steps: wheel, system, python, torch, gpu-devbox, fix-permissions"
+    die "unknown step '${unknown}'; steps: wheel, system, python, flavors, gpu-devbox, fix-permissions"
     ;;
 esac

@@ -25,8 +25,8 @@ def on_cuda_12_6(tmp_path: Path) -> Path:
     text = (
         default_catalog_text()
         .replace(
-            "nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04",
-            "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04",
+            "nvidia/cuda:12.9.1-runtime-ubuntu24.04",
+            "nvidia/cuda:12.6.3-runtime-ubuntu24.04",
         )
         .replace('cuda: "12.9"', 'cuda: "12.6"')
         .replace("cuda-12.9", "cuda-12.6")
@@ -121,11 +121,15 @@ def test_the_audit_and_the_doctor_agree_on_every_release_and_month() -> None:
 
 def test_the_shipped_catalog_passes_its_own_audit_when_the_tables_were_written() -> None:
     as_of = day(tables.load("cuda_containers").as_of)
-    statuses = {s.release: s for s in audit.audit(default_catalog(), as_of)}
-    assert set(statuses) == {"12.9.1", "13.0.2"}  # the CPU image has no nvidia/cuda base
+    statuses = {s.base: s for s in audit.audit(default_catalog(), as_of)}
+    # The CPU image has no nvidia/cuda base; PyTorch's flavors build on the -base variant.
+    assert {base: s.images for base, s in statuses.items()} == {
+        "nvidia/cuda:12.9.1-runtime-ubuntu24.04": ("cuda12-base",),
+        "nvidia/cuda:12.9.1-base-ubuntu24.04": ("cuda12-pytorch",),
+        "nvidia/cuda:13.0.2-runtime-ubuntu24.04": ("cuda13-base",),
+        "nvidia/cuda:13.0.2-base-ubuntu24.04": ("cuda13-pytorch", "cuda13-finetune"),
+    }
     assert {s.state for s in statuses.values()} == {"supported"}
-    assert statuses["13.0.2"].images == ("cuda13-base", "cuda13-pytorch")
-    assert statuses["12.9.1"].images == ("cuda12-base", "cuda12-pytorch")
 
 
 def test_a_catalog_on_an_end_of_life_base_fails(tmp_path: Path) -> None:
@@ -152,11 +156,11 @@ def test_cli_fails_past_end_of_life_and_passes_before(tmp_path: Path) -> None:
     lines = late.stdout.splitlines()
     assert lines[0].startswith(f"nvidia/cuda bases of {path}")
     assert any(
-        line.startswith("x nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 (cuda12-base, ")
+        line.startswith("x nvidia/cuda:12.6.3-runtime-ubuntu24.04 (cuda12-base)")
         and "END OF LIFE since 2026-06-01; deletion due 2026-12-01" in line
         for line in lines
     )
-    assert lines[-1] == "audit FAILED: 1 base(s) past end of life"
+    assert lines[-1] == "audit FAILED: 2 base(s) past end of life or deprecated"
     early = cli("--catalog", path, "--today", "2026-01-15")
     assert early.returncode == 0, early.stdout
     assert early.stdout.splitlines()[-1] == "audit passed: none past end of life"
@@ -173,7 +177,8 @@ def test_the_shipped_catalog_fails_once_its_bases_reach_end_of_life() -> None:
     assert cli("--today", "2028-05-31").returncode == 0
     late = cli("--today", "2028-06-01")
     assert late.returncode == 1
-    assert "x nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04" in late.stdout
+    assert "x nvidia/cuda:13.0.2-runtime-ubuntu24.04" in late.stdout
+    assert "x nvidia/cuda:13.0.2-base-ubuntu24.04 (cuda13-pytorch, cuda13-finetune)" in late.stdout
 
 
 def test_cli_json(tmp_path: Path) -> None:
@@ -192,15 +197,16 @@ def test_cli_json(tmp_path: Path) -> None:
 def test_the_shipped_catalog_passes_today() -> None:
     result = cli("--today", "2026-11-22")
     assert result.returncode == 0, result.stdout
-    assert "+ nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04" in result.stdout
+    assert "+ nvidia/cuda:12.9.1-runtime-ubuntu24.04" in result.stdout
 
 
 def test_an_old_point_release_is_reported_but_does_not_fail(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text(default_catalog_text().replace("13.0.2-cudnn", "13.0.1-cudnn"))
+    path.write_text(default_catalog_text().replace("13.0.2-runtime", "13.0.1-runtime"))
     result = cli("--catalog", str(path), "--today", "2026-01-15")
     assert result.returncode == 0
-    assert "! nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04" in result.stdout
+    assert "! nvidia/cuda:13.0.1-runtime-ubuntu24.04" in result.stdout
+    assert "! nvidia/cuda:13.0.1-base-ubuntu24.04" in result.stdout
     assert "not the latest point release; latest is 13.0.2" in result.stdout
 
 
@@ -218,3 +224,70 @@ def test_bad_input(args: list[str], words: str) -> None:
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert words in result.stderr
+
+
+# -- what the images say about themselves (--pull) and the table's age -----------------------------
+
+NOTICE_OUTPUT = """
+==========
+== CUDA ==
+==========
+
+CUDA Version 12.9.1
+
+********************************
+** DEPRECATION NOTICE! **
+********************************
+THIS IMAGE IS DEPRECATED and is scheduled for DELETION.
+    https://gitlab.com/nvidia/container-images/cuda/blob/master/doc/support-policy.md
+
+WARNING: The NVIDIA Driver was not detected.
+"""
+
+
+def test_the_notice_is_read_from_what_an_image_prints() -> None:
+    from gpu_devbox.images import pulled
+
+    assert pulled.notice_lines(NOTICE_OUTPUT) == (
+        "DEPRECATION NOTICE!",
+        "THIS IMAGE IS DEPRECATED and is scheduled for DELETION.",
+        "https://gitlab.com/nvidia/container-images/cuda/blob/master/doc/support-policy.md",
+    )
+    clean = NOTICE_OUTPUT.split("*****")[0]
+    assert pulled.notice_lines(clean) == ()
+
+
+def test_the_audit_warns_when_its_table_is_old() -> None:
+    as_of = day(tables.load("cuda_containers").as_of)
+    fresh = cli("--today", (as_of + datetime.timedelta(days=90)).isoformat())
+    assert "warning" not in fresh.stderr
+    old_day = as_of + datetime.timedelta(days=91)
+    stale = cli("--today", old_day.isoformat(), "--json")
+    assert stale.stderr.strip() == (
+        f"warning: the audit's table is from {as_of.isoformat()}, 91 days before "
+        f"{old_day.isoformat()} (more than 90): NVIDIA may have changed its dates since; "
+        "update gpu-devbox, and run the audit with --pull to ask the images themselves"
+    )
+    assert json.loads(stale.stdout)["tables_stale"] is True
+    assert stale.returncode == 0  # a warning, not a failure
+
+
+def test_pull_without_a_container_runtime_is_one_line() -> None:
+    result = cli("--pull", "--runtime", "no-such-container-tool")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "gpu-devbox images: error: --runtime 'no-such-container-tool': no such command"
+    )
+
+
+def test_a_base_that_cannot_be_pulled_fails_the_audit(tmp_path: Path) -> None:
+    """A runtime that cannot pull (here: a stand-in that always fails, as an offline docker
+    does) makes --pull fail, saying which image and why, never a pass."""
+    fake = tmp_path / "offline-docker"
+    fake.write_text("#!/bin/sh\necho 'Error: registry unreachable' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    result = cli("--pull", "--runtime", str(fake), "--today", "2026-11-22")
+    assert result.returncode == 2, result.stdout
+    assert "cannot pull it: Error: registry unreachable" in result.stdout
+    assert result.stdout.splitlines()[-1] == "audit FAILED: 4 base(s) could not be inspected"

@@ -52,8 +52,10 @@ def test_every_dockerfile_is_hadolint_clean() -> None:
 
 
 def test_the_image_scripts_are_shellcheck_clean() -> None:
-    scripts = sorted([*IMAGES.glob("*.sh"), *(ROOT / "gpu-tests").glob("*.sh")])
-    assert len(scripts) >= 7
+    scripts = sorted(
+        [*IMAGES.glob("*.sh"), IMAGES / "gpu-devbox-sync", *(ROOT / "gpu-tests").glob("*.sh")]
+    )
+    assert len(scripts) >= 8
     result = subprocess.run(
         [tool("shellcheck"), *map(str, scripts)],
         capture_output=True, text=True, timeout=60, check=False,
@@ -78,27 +80,75 @@ def test_nothing_but_the_catalog_names_cuda_versions() -> None:
             assert not versions.search(line), f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
 
 
-def test_the_wheel_step_builds_the_wheel_and_its_requirements(tmp_path: Path) -> None:
+def test_the_wheel_step_builds_the_wheel_with_the_panel(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(IMAGES / "install.sh"), "wheel", str(tmp_path)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
+    built = (ROOT / "gpu_devbox" / "labextension" / "static" / "style.js").is_file()
+    if not built and os.environ.get("SKIP_JUPYTER_BUILDER"):
+        # A Python-only build ships no panel: the step refuses it before any image build.
+        assert result.returncode != 0
+        assert "carries no Lab extension" in result.stderr
+        return
     assert result.returncode == 0, result.stderr
     wheels = list(tmp_path.glob("gpu_devbox-*.whl"))
     assert len(wheels) == 1
-    requirements = (tmp_path / "requirements.txt").read_text().splitlines()
-    names = {re.split(r"[<>=!~ ;\[]", line)[0].lower() for line in requirements}
+    assert "with the Lab extension" in result.stderr
+    import zipfile
+
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        names = wheel.namelist()
+    assert any(n.endswith("labextensions/gpu-devbox/package.json") for n in names)
+
+
+def test_the_lock_has_what_the_image_needs_besides_the_wheel() -> None:
+    """The images install gpu-devbox without dependencies: its lock carries them."""
+    from gpu_devbox.images import lock
+
+    names = {re.split(r"[<>=!~ ;\[]", line)[0].lower() for line in lock.image_requirements()}
     assert {"jupyter-server", "nvidia-ml-py", "jupyterlab", "jupyterhub"} <= names
     # The spawner's Kubernetes packages stay out of notebook images.
     assert not names & {"jupyterhub-kubespawner", "kubernetes-asyncio", "pytest"}
 
 
 @pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"WITH_NSYS": "1", "TARGETARCH": "arm64", "CUDA_VERSION": "13.0.2"},
+            (
+                "WITH_NSYS=1: the Nsight Systems CLI option is amd64 only; "
+                "build linux/arm64 without it"
+            ),
+        ),
+        (
+            {"WITH_NSYS": "1", "TARGETARCH": "amd64"},
+            "WITH_NSYS=1: Nsight Systems needs a CUDA image (this base sets no CUDA_VERSION)",
+        ),
+        ({"WITH_ZSH": "yes"}, "WITH_ZSH must be 0 or 1, not 'yes'"),
+    ],
+)
+def test_the_dockerfile_refuses_a_build_option_in_one_line(
+    env: dict[str, str], message: str
+) -> None:
+    """Checked first in the image's first RUN step, before apt or any other change."""
+    full = {k: v for k, v in os.environ.items() if k not in ("CUDA_VERSION", "TARGETARCH")}
+    full.update(env)
+    result = subprocess.run(
+        [str(IMAGES / "install.sh"), "system"],
+        capture_output=True, text=True, timeout=30, env=full, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"install.sh system: error: {message}"
+
+
+@pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["bogus"], "unknown step 'bogus'"),
-        (["python", "/nonexistent"], "usage: install.sh python REQUIREMENTS"),
-        (["torch"], "usage: install.sh torch INDEX"),
+        (["python", "/nonexistent"], "usage: install.sh python LOCK"),
+        (["flavors", "/nonexistent"], "usage: install.sh flavors LOCK"),
         (["gpu-devbox", "/nonexistent"], "usage: install.sh gpu-devbox DIR"),
         (["fix-permissions", "/nonexistent"], "/nonexistent is not a directory"),
     ],
@@ -202,6 +252,7 @@ def test_the_smoke_test_passes_here_with_the_gpu_parts_skipped() -> None:
     status = {r["check"]: r["status"] for r in document["results"]}
     assert document["ok"] is True
     assert status["import"] == status["server extension"] == status["server"] == "pass"
+    assert status["notebook"] == "pass"  # a notebook ran end to end through nbclient
     # This machine has no GPU: those parts are skipped, and say why.
     details = {r["check"]: r["detail"] for r in document["results"]}
     gpu_parts = [name for name in status if name.startswith("torch")]
@@ -210,6 +261,7 @@ def test_the_smoke_test_passes_here_with_the_gpu_parts_skipped() -> None:
     # The Lab extension is checked strictly as soon as this build ships one.
     shipped = (ROOT / "gpu_devbox" / "labextension" / "package.json").is_file()
     assert status["lab extension"] == ("pass" if shipped else "skip")
+    assert "kernel gateway" not in status  # only with --gateway URL
 
 
 @pytest.mark.slow
@@ -288,6 +340,52 @@ def test_the_workflow_builds_the_generated_matrix() -> None:
     assert triggers["push"]["tags"] == ["v*"]
 
 
+def steps_of(workflow: dict[str, object], job: str) -> list[dict[str, object]]:
+    jobs = workflow["jobs"]
+    assert isinstance(jobs, dict)
+    steps: list[dict[str, object]] = jobs[job]["steps"]
+    return steps
+
+
+def test_every_action_is_pinned_by_its_commit() -> None:
+    text = (ROOT / ".github/workflows/images.yml").read_text()
+    uses = re.findall(r"uses: (\S+)(.*)", text)
+    assert len(uses) >= 10
+    for action, comment in uses:
+        _, _, ref = action.partition("@")
+        assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{action} is not pinned by a commit"
+        assert re.fullmatch(r" # v\d+\.\d+\.\d+", comment), f"{action}: say the release it is"
+
+
+def test_the_workflow_scans_attests_and_builds_arm64() -> None:
+    workflow = yaml.safe_load((ROOT / ".github/workflows/images.yml").read_text())
+    build = steps_of(workflow, "build")
+    trivy = [s for s in build if str(s.get("uses", "")).startswith("aquasecurity/trivy-action")]
+    gate = trivy[0]["with"]
+    assert isinstance(gate, dict)
+    # Fails on CRITICAL findings that have a fix; everything else is reported, not fatal.
+    assert (gate["severity"], gate["ignore-unfixed"], gate["exit-code"]) == ("CRITICAL", True, "1")
+    report = trivy[1]["with"]
+    assert isinstance(report, dict)
+    assert report["exit-code"] == "0"
+    assert "LOW" in str(report["severity"])
+    assert any(isinstance(s.get("with"), dict) and s["with"].get("format") == "cyclonedx"
+               for s in trivy)  # fmt: skip
+    push = next(s for s in build if "Push every tag" in str(s.get("name")))
+    assert isinstance(push["with"], dict)
+    assert push["with"]["sbom"] is True
+    assert push["with"]["provenance"] == "mode=max"
+    assert any(str(s.get("uses", "")).startswith("docker/setup-qemu-action") for s in build)
+    text = json.dumps(workflow)
+    assert "gpu-devbox images size" in text  # the size budget, checked
+    assert "gpu-devbox images lock --check" in text
+    assert "GPU_DEVBOX_JUPYTER_CMD=kernelgateway" in text
+    assert "audit --pull" in text
+    # The catalog decides which lines get arm64; the matrix carries it.
+    builds = plan.plan(default_catalog())
+    assert {"linux/arm64" in b.platforms for b in builds} == {True, False}
+
+
 def test_the_dev_container_uses_the_base_image_with_gpus() -> None:
     config = json.loads((ROOT / ".devcontainer/devcontainer.json").read_text())
     builds = plan.plan(default_catalog())
@@ -309,7 +407,7 @@ def test_build_sh_bakes_the_catalogs_images_with_docker(tmp_path: Path) -> None:
         BUILD_ARGS="BASE_IMAGE=mirror.example/nvidia/cuda:x PIP_CERT=/ca.pem",
     )
     result = subprocess.run(
-        [str(IMAGES / "build.sh"), "13.0"],
+        [str(IMAGES / "build.sh"), "cpu"],
         capture_output=True, text=True, timeout=300, env=env, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -322,9 +420,19 @@ def test_build_sh_bakes_the_catalogs_images_with_docker(tmp_path: Path) -> None:
         "--set", "*.args.PIP_CERT=/ca.pem",
     ]  # fmt: skip
     bake = json.loads((ROOT / ".scratch/images/bake.json").read_text())
-    assert bake["group"]["default"]["targets"] == ["cuda13-base", "cuda13-pytorch"]
+    assert bake["group"]["default"]["targets"] == ["cpu"]
+    assert bake["target"]["cpu"]["platforms"] == [platform]
     assert all(tag.startswith("localhost/") for t in bake["target"].values() for tag in t["tags"])
     assert list((IMAGES / "wheels").glob("gpu_devbox-*.whl"))
+    # An image whose lock is missing stops before the wheel and the build: the PyTorch locks
+    # need PyTorch's wheel index (not reachable on this machine), so 13.0's are missing here.
+    stale = subprocess.run(
+        [str(IMAGES / "build.sh"), "13.0"],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert stale.returncode == 2
+    assert "missing  images/locks/cuda13-pytorch.txt" in stale.stderr
+    assert "the locks above are not current" in stale.stderr
     # A line the catalog does not build stops before any work.
     bad = subprocess.run(
         [str(IMAGES / "build.sh"), "11.8"],

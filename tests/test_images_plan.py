@@ -41,7 +41,7 @@ def one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> Non
 WITH_13_2 = default_catalog_text().replace(
     "    - cuda: null                 # the CPU image",
     '    - cuda: "13.2"\n'
-    "      image: nvidia/cuda:13.2.2-cudnn-runtime-ubuntu24.04\n"
+    "      image: nvidia/cuda:13.2.2-runtime-ubuntu24.04\n"
     "    - cuda: null                 # the CPU image",
 ) + (
     ""  # the images: appended to the images list below
@@ -56,6 +56,7 @@ WITH_13_2 = WITH_13_2.replace(
     flavor: pytorch
     frameworks:
       - {name: torch, version: "2.14", cuda: "13.2"}
+      - {name: torchvision, version: "0.29"}
 
 profiles:
 """,
@@ -63,7 +64,7 @@ profiles:
 )
 
 
-def test_the_shipped_catalog_plans_its_five_images() -> None:
+def test_the_shipped_catalog_plans_its_six_images() -> None:
     builds = plan.plan(default_catalog())
     assert [(b.name, b.target, b.cuda) for b in builds] == [
         ("cpu", "base", None),
@@ -71,12 +72,23 @@ def test_the_shipped_catalog_plans_its_five_images() -> None:
         ("cuda12-pytorch", "pytorch", "12.9"),
         ("cuda13-base", "base", "13.0"),
         ("cuda13-pytorch", "pytorch", "13.0"),
+        ("cuda13-finetune", "finetune", "13.0"),
     ]
     by_name = {b.name: b for b in builds}
     assert by_name["cuda12-pytorch"].torch_index == "https://download.pytorch.org/whl/cu126"
     assert by_name["cuda13-pytorch"].torch_index == "https://download.pytorch.org/whl/cu130"
+    assert by_name["cuda13-finetune"].torch_index == "https://download.pytorch.org/whl/cu130"
     assert by_name["cuda13-pytorch"].torch_version == "2.14"
+    assert by_name["cuda13-pytorch"].torch_packages == (
+        "torch==2.14.*", "torchvision==0.29.*", "torchaudio==2.11.*"
+    )  # fmt: skip
     assert by_name["cuda13-base"].torch_index is None
+    assert by_name["cuda13-finetune"].flavors == ("base", "pytorch", "finetune")
+    assert by_name["cuda13-finetune"].lock == "images/locks/cuda13-finetune.txt"
+    # PyTorch's cu126 wheels exist for x86_64 only: the catalog builds that line for amd64.
+    assert by_name["cuda12-pytorch"].platforms == ("linux/amd64",)
+    assert by_name["cuda13-pytorch"].platforms == ("linux/amd64", "linux/arm64")
+    assert by_name["cpu"].platforms == ("linux/amd64", "linux/arm64")
     # What pods pull is exactly a tag the build pushes.
     for build in builds:
         assert build.reference == build.image.reference
@@ -124,9 +136,11 @@ def test_adding_a_cuda_line_is_editing_the_catalog_only(tmp_path: Path) -> None:
     path = tmp_path / "catalog.yaml"
     path.write_text(WITH_13_2)
     matrix = json.loads(cli("matrix", "--catalog", str(path)).stdout)
-    assert [e["cuda"] for e in matrix["include"]] == ["cpu", "12.9", "12.9", "13.0", "13.0", "13.2"]
+    assert [e["cuda"] for e in matrix["include"]] == [
+        "cpu", "12.9", "12.9", "13.0", "13.0", "13.0", "13.2"
+    ]  # fmt: skip
     new = matrix["include"][-1]
-    assert new["base_image"] == "nvidia/cuda:13.2.2-cudnn-runtime-ubuntu24.04"
+    assert new["base_image"] == "nvidia/cuda:13.2.2-base-ubuntu24.04"
     # `latest` moves to the new line; the old one keeps its own tags.
     newest = cli("tags", "cuda13-2-pytorch", "--catalog", str(path), "--sha", SHA).stdout
     assert "ghcr.io/gpu-devbox/pytorch-notebook:latest" in newest.splitlines()
@@ -158,7 +172,7 @@ def test_the_matrix_is_what_a_workflow_takes() -> None:
         "base_image": "ubuntu:24.04",
         "repository": "ghcr.io/a-fork/base-notebook",
         "reference": "ghcr.io/a-fork/base-notebook:cpu",
-        "platforms": "linux/amd64",
+        "platforms": "linux/amd64,linux/arm64",
     }
     only = json.loads(cli("matrix", "--cuda", "12.9").stdout)
     assert {e["cuda"] for e in only["include"]} == {"12.9"}
@@ -199,7 +213,8 @@ def test_the_bake_file_passes_exactly_the_dockerfiles_arguments() -> None:
         # silently ignored, and PIP_CERT is the only one left to the person building.
         declared = stages[""] | stages[target["target"]]
         assert set(target["args"]) <= declared
-        assert declared - set(target["args"]) == {"PIP_CERT"}
+        # PIP_CERT is left to the person building, TARGETARCH to BuildKit.
+        assert declared - set(target["args"]) == {"PIP_CERT", "TARGETARCH"}
         assert target["tags"] == plan.references(build, builds, sha=SHA, version="1.2.0")
         args = target["args"]
         assert args["BASE_IMAGE"] == build.base.image
@@ -211,12 +226,35 @@ def test_the_bake_file_passes_exactly_the_dockerfiles_arguments() -> None:
     cuda13 = document["target"]["cuda13-pytorch"]["args"]
     assert (cuda13["CUDA_VERSION"], cuda13["CUDNN_FLAVOR"], cuda13["UBUNTU_VERSION"]) == (
         "13.0.2",
-        "cudnn-runtime",
+        "base",
         "24.04",
     )
-    assert cuda13["TORCH_VERSION"] == "2.14"
+    assert cuda13["BASE_IMAGE"] == "nvidia/cuda:13.0.2-base-ubuntu24.04"
+    assert cuda13["FLAVORS"] == "base pytorch"
+    assert (cuda13["WITH_ZSH"], cuda13["WITH_NSYS"]) == ("0", "0")
+    assert "git" in cuda13["APT_PACKAGES"].split()
+    assert document["target"]["cuda13-finetune"]["args"]["FLAVORS"] == "base pytorch finetune"
     cpu = document["target"]["cpu"]["args"]
     assert (cpu["BASE_IMAGE"], cpu["CUDA_VERSION"], cpu["CUDNN_FLAVOR"]) == ("ubuntu:24.04", "", "")
+    assert (cpu["FLAVORS"], cpu["TORCH_INDEX"]) == ("base", "")
+
+
+def test_build_options_and_platforms() -> None:
+    zsh = json.loads(cli("bake", "--option", "zsh", "--cuda", "cpu").stdout)
+    assert zsh["target"]["cpu"]["args"]["WITH_ZSH"] == "1"
+    # Nsight Systems: CUDA images only, and amd64 only.
+    refused = cli("bake", "--option", "nsys")
+    one_line_error(refused, "--option nsys", "amd64 only", "--platform linux/amd64")
+    nsys = json.loads(cli("bake", "--option", "nsys", "--platform", "linux/amd64").stdout)
+    for name, target in nsys["target"].items():
+        assert target["platforms"] == ["linux/amd64"]
+        assert target["args"]["WITH_NSYS"] == ("0" if name == "cpu" else "1")
+    # The CPU image alone may have nsys asked for on arm64: it never gets it.
+    cpu = json.loads(cli("bake", "--option", "nsys", "--cuda", "cpu").stdout)
+    assert cpu["target"]["cpu"]["args"]["WITH_NSYS"] == "0"
+    arm = json.loads(cli("bake", "--platform", "linux/arm64").stdout)
+    assert "cuda12-pytorch" not in arm["target"]  # built for amd64 only
+    assert arm["target"]["cpu"]["platforms"] == ["linux/arm64"]
 
 
 def test_the_dockerfile_has_a_stage_per_buildable_flavor() -> None:
@@ -269,6 +307,8 @@ def test_docker_buildx_bake_reads_the_bake_file(tmp_path: Path) -> None:
         (["bake", "--created", "2026-11-22T10:00:00"], ["with a zone"]),
         (["matrix", "--catalog", "/nonexistent/catalog.yaml"], ["cannot read the catalog"]),
         (["frobnicate"], ["invalid choice"]),
+        (["bake", "--option", "emacs"], ["--option 'emacs'", "zsh, nsys"]),
+        (["bake", "--platform", "linux/s390x"], ["--platform 'linux/s390x'"]),
         ([], ["required"]),
     ],
 )
@@ -316,6 +356,19 @@ def test_a_catalog_that_builds_nothing_says_so(tmp_path: Path) -> None:
     one_line_error(cli("bake", "--catalog", str(path)), "builds no images", "build: true")
 
 
+def test_a_commit_tag_is_an_allowed_reference_for_rollback() -> None:
+    text = default_catalog_text().replace(
+        "pytorch-notebook:cuda-13.0\n", "pytorch-notebook:cuda-13.0-1a2b3c4\n", 1
+    )
+    builds = plan.plan(parse_catalog_text(text))
+    assert plan.find(builds, "cuda13-pytorch").reference.endswith(":cuda-13.0-1a2b3c4")
+    bad = default_catalog_text().replace(
+        "pytorch-notebook:cuda-13.0\n", "pytorch-notebook:cuda-13.0-main\n", 1
+    )
+    with pytest.raises(plan.ImagesError, match=r"cuda-13\.0-<sha7>"):
+        plan.plan(parse_catalog_text(bad))
+
+
 def test_a_release_tag_is_an_allowed_reference() -> None:
     text = default_catalog_text().replace(
         "pytorch-notebook:cuda-13.0", "pytorch-notebook:v1.2.0-cuda-13.0"
@@ -331,7 +384,8 @@ def test_the_readme_table_is_what_the_generator_prints(tmp_path: Path) -> None:
         "images/README.md's driver table is stale: run "
         "`gpu-devbox images docs --update images/README.md`"
     )
-    assert cli("docs").stdout == docs.table(builds)
+    assert docs.matrix_block(builds) in readme
+    assert cli("docs").stdout == docs.table(builds) + "\n" + docs.matrix(builds)
     # --update rewrites only the marked block.
     stale = tmp_path / "README.md"
     stale.write_text(f"# Title\n\n{docs.BEGIN}\nold table\n{docs.END}\n\nAfter.\n")
@@ -352,6 +406,24 @@ def test_the_driver_table_rows_come_from_the_cuda_tables() -> None:
     assert ">= 525.60.13" in rows["cuda12-base"]  # the 12.x minor-version floor
     assert "CPU only" in rows["cpu"]
     assert "sm_50" in rows["cuda12-pytorch"]
+
+
+def test_the_compatibility_matrix_rows() -> None:
+    rows = {
+        line.split("|")[1].strip(" *"): [cell.strip() for cell in line.split("|")[2:-1]]
+        for line in docs.matrix(plan.plan(default_catalog())).splitlines()
+        if "| **" in line
+    }
+    base, torch, vision, cupy, driver, platforms = rows["cuda13-pytorch"]
+    assert base == "`nvidia/cuda:13.0.2-base-ubuntu24.04`"
+    assert (torch, vision) == ("2.14.x (cu130)", "0.29.x")
+    assert cupy == "`cupy-cuda13x[ctk]`"  # the -base image has no CUDA libraries of its own
+    assert driver == "580.65.06"
+    assert platforms == "amd64, arm64"
+    assert rows["cuda12-base"][3] == "`cupy-cuda12x`"
+    assert rows["cuda12-base"][4] == "575.51.03 (525.60.13 with MVC)"
+    assert rows["cuda12-pytorch"][5] == "amd64"
+    assert rows["cpu"][1:5] == ["-", "-", "-", "none"]
 
 
 def test_bake_and_matrix_in_process_agree_with_the_cli() -> None:

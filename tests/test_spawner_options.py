@@ -156,4 +156,6 @@ def test_text_is_escaped_and_templates_can_be_replaced(tmp_path: Any) -> None:
     view = build_form(offers(), None, ["<script>alert(1)</script>"])
     assert "<script>alert(1)</script>" not in render_form(view)
     (tmp_path / "form.html").write_text("{{ form.profiles | length }} profiles")
-    assert render_form(view, make_environment([str(tmp_path)])) == "5 profiles"
+    assert (
+        render_form(view, make_environment([str(tmp_path)])) == f"{len(CATALOG.profiles)} profiles"
+    )

@@ -9,9 +9,12 @@ Read by the loader with the same located, one-line errors as every other field::
       bases:
         - {cuda: "13.0", image: nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04}
         - {cuda: null, image: "ubuntu:24.04"}
+      flavors:                                         # optional: what each flavor adds
+        base: {apt: [git, curl], packages: ["numpy==2.4.*"]}
+        pytorch: {cuda_variant: base}
 
 and then checked against the images: each ``build: true`` image needs a base of its own CUDA
-line, a flavor ``images/Dockerfile`` has a stage for, and (pytorch) a torch entry.
+line, a flavor ``images/Dockerfile`` has a stage for, and (pytorch, finetune) a torch entry.
 """
 
 from __future__ import annotations
@@ -21,9 +24,13 @@ from typing import Any, Protocol
 from gpu_devbox.catalog.model import (
     BUILD_FLAVORS,
     CUDA_BASE_TAG,
+    CUDA_VARIANTS,
+    FLAVOR_PARENT,
+    TORCH_INDEX_PACKAGES,
     UBUNTU_TAG,
     BuildBase,
     BuildSettings,
+    Flavor,
     Image,
     split_reference,
 )
@@ -31,6 +38,13 @@ from gpu_devbox.catalog.model import (
 _CUDA_LINE = r"^\d{1,2}\.\d{1,2}$"
 _PYTHON_VERSION = r"^3\.\d{1,2}$"
 PLATFORMS = ("linux/amd64", "linux/arm64")
+#: A pinned requirement: a project name, optional extras, ``==`` and a version that may end in
+#: ``.*`` (``numpy==2.4.*``, ``jupyterlab-git==0.55.0``). The lock fixes the exact release.
+PINNED = (
+    r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._,-]+\])?==\d[0-9A-Za-z.+!-]*(\.\*)?$"
+)
+#: A Debian/Ubuntu package name.
+APT_PACKAGE = r"^[a-z0-9][a-z0-9+.-]+$"
 
 
 class Reader(Protocol):
@@ -54,7 +68,7 @@ def read_build(reader: Reader, value: Any, path: str) -> BuildSettings | None:
     if value is None:
         return None
     raw = reader.mapping(
-        value, path, ("python", "platforms", "torch_index", "bases"), ("python", "bases")
+        value, path, ("python", "platforms", "torch_index", "bases", "flavors"), ("python", "bases")
     )
     python = raw["python"]
     if isinstance(python, float):
@@ -64,17 +78,7 @@ def read_build(reader: Reader, value: Any, path: str) -> BuildSettings | None:
     python = reader.string(
         python, f"{path}.python", pattern=_PYTHON_VERSION, hint='a Python version like "3.12"'
     )
-    platforms: list[str] = []
-    raw_platforms = raw.get("platforms", ["linux/amd64"])
-    for i, item in enumerate(reader.sequence(raw_platforms, f"{path}.platforms", "platforms")):
-        where = f"{path}.platforms[{i}]"
-        if item not in PLATFORMS:
-            raise reader.fail(where, f"{item!r} is not allowed; use {' or '.join(PLATFORMS)}")
-        if item in platforms:
-            raise reader.fail(where, f"{item!r} is listed twice")
-        platforms.append(item)
-    if not platforms:
-        raise reader.fail(f"{path}.platforms", "needs at least one platform")
+    platforms = read_platforms(reader, raw.get("platforms", ["linux/amd64"]), f"{path}.platforms")
     torch_index = reader.string(
         raw.get("torch_index", BuildSettings.torch_index),
         f"{path}.torch_index",
@@ -95,12 +99,90 @@ def read_build(reader: Reader, value: Any, path: str) -> BuildSettings | None:
         bases=tuple(bases.values()),
         platforms=tuple(platforms),
         torch_index=torch_index,
+        flavors=read_flavors(reader, raw.get("flavors"), f"{path}.flavors"),
     )
 
 
+def read_flavors(reader: Reader, value: Any, path: str) -> dict[str, Flavor]:
+    """``build.flavors``: per flavor, its pinned packages, apt packages and CUDA variant."""
+    if value is None:
+        return {}
+    raw = reader.mapping(value, path, BUILD_FLAVORS)
+    out: dict[str, Flavor] = {}
+    seen: dict[str, str] = {}  # project name -> the flavor that pins it
+    for name in BUILD_FLAVORS:  # parents first, so a repeated pin names the earlier flavor
+        if name not in raw:
+            continue
+        where = f"{path}.{name}"
+        item = reader.mapping(raw[name] or {}, where, ("packages", "apt", "cuda_variant"))
+        packages: list[str] = []
+        for i, spec in enumerate(
+            reader.sequence(item.get("packages") or [], f"{where}.packages", "pinned packages")
+        ):
+            at = f"{where}.packages[{i}]"
+            text = reader.string(
+                spec, at, pattern=PINNED, hint="pin each package like numpy==2.4.* (== only)"
+            )
+            project = _project(text)
+            if project in TORCH_INDEX_PACKAGES:
+                raise reader.fail(
+                    at,
+                    f"{project} comes from PyTorch's wheel index: give it as a frameworks entry "
+                    "of each image (name and version)",
+                )
+            if project in seen:
+                raise reader.fail(at, f"{project} is already pinned by the {seen[project]} flavor")
+            seen[project] = name
+            packages.append(text)
+        apt: list[str] = []
+        for i, pkg in enumerate(
+            reader.sequence(item.get("apt") or [], f"{where}.apt", "Debian package names")
+        ):
+            text = reader.string(
+                pkg, f"{where}.apt[{i}]", pattern=APT_PACKAGE, hint="a package name"
+            )
+            if text in apt:
+                raise reader.fail(f"{where}.apt[{i}]", f"{text!r} is listed twice")
+            apt.append(text)
+        variant = item.get("cuda_variant")
+        if variant is not None and variant not in CUDA_VARIANTS:
+            raise reader.fail(
+                f"{where}.cuda_variant",
+                f"{variant!r} is not an nvidia/cuda flavor; use one of {', '.join(CUDA_VARIANTS)}",
+            )
+        out[name] = Flavor(name, tuple(packages), tuple(apt), variant)
+    return out
+
+
+def _project(spec: str) -> str:
+    """``Jupyterlab_Git[x]==0.55.*`` -> ``jupyterlab-git`` (PEP 503 normalised)."""
+    name = spec.split("==", 1)[0].split("[", 1)[0]
+    return "-".join(part for part in name.lower().replace("_", "-").replace(".", "-").split("-"))
+
+
+def read_platforms(reader: Reader, value: Any, path: str) -> list[str]:
+    """A non-empty list of distinct platforms (``linux/amd64``, ``linux/arm64``)."""
+    platforms: list[str] = []
+    for i, item in enumerate(reader.sequence(value, path, "platforms")):
+        where = f"{path}[{i}]"
+        if item not in PLATFORMS:
+            raise reader.fail(where, f"{item!r} is not allowed; use {' or '.join(PLATFORMS)}")
+        if item in platforms:
+            raise reader.fail(where, f"{item!r} is listed twice")
+        platforms.append(item)
+    if not platforms:
+        raise reader.fail(path, "needs at least one platform")
+    return platforms
+
+
 def read_base(reader: Reader, value: Any, path: str) -> BuildBase:
-    """One ``build.bases`` entry: a CUDA line (or null) and its base image."""
-    raw = reader.mapping(value, path, ("cuda", "image"), ("image",))
+    """One ``build.bases`` entry: a CUDA line (or null), its base image and its platforms."""
+    raw = reader.mapping(value, path, ("cuda", "image", "platforms"), ("image",))
+    platforms = (
+        None
+        if raw.get("platforms") is None
+        else tuple(read_platforms(reader, raw["platforms"], f"{path}.platforms"))
+    )
     if "cuda" not in raw:
         raise reader.fail(path, "needs the field 'cuda' (a CUDA line like \"13.0\", or null)")
     cuda = raw["cuda"]
@@ -122,7 +204,7 @@ def read_base(reader: Reader, value: Any, path: str) -> BuildBase:
                 f"{image!r} is not allowed: the CPU line builds on an Ubuntu image like "
                 "ubuntu:24.04 (the Dockerfile uses apt)",
             )
-        return BuildBase(cuda=None, image=image)
+        return BuildBase(cuda=None, image=image, platforms=platforms)
     match = CUDA_BASE_TAG.match(tag or "")
     if match is None:
         raise reader.fail(
@@ -132,7 +214,7 @@ def read_base(reader: Reader, value: Any, path: str) -> BuildBase:
         )
     if not match.group("release").startswith(f"{cuda}."):
         raise reader.fail(where, f"{image!r} is CUDA {match.group('release')}, not the line {cuda}")
-    return BuildBase(cuda=cuda, image=image)
+    return BuildBase(cuda=cuda, image=image, platforms=platforms)
 
 
 def check_builds(reader: Reader, images: tuple[Image, ...], build: BuildSettings | None) -> None:
@@ -155,10 +237,21 @@ def check_builds(reader: Reader, images: tuple[Image, ...], build: BuildSettings
             line = f"CUDA {image.cuda}" if image.cuda else "the CPU line (cuda: null)"
             have = ", ".join(b.cuda or "null" for b in build.bases)
             raise reader.fail(where, f"build.bases has no base for {line}; it has: {have}")
-        if image.flavor == "pytorch" and not any(f.name == "torch" for f in image.frameworks):
+        if image.flavor != "base" and not any(f.name == "torch" for f in image.frameworks):
             raise reader.fail(
                 f"images[{i}].frameworks",
-                "a pytorch image needs a torch entry (its version and CUDA pick the wheel)",
+                f"a {image.flavor} image needs a torch entry (its version and CUDA pick the wheel)",
+            )
+        for j, framework in enumerate(image.frameworks):
+            if framework.name in TORCH_INDEX_PACKAGES and not framework.version:
+                raise reader.fail(
+                    f"images[{i}].frameworks[{j}].version",
+                    f'a built image pins {framework.name}: give its version, like "2.14"',
+                )
+        if image.flavor == "base" and any(f.name in TORCH_INDEX_PACKAGES for f in image.frameworks):
+            raise reader.fail(
+                f"images[{i}].frameworks",
+                "the base flavor installs no PyTorch; use flavor: pytorch (or finetune)",
             )
         key = (image.cuda, image.flavor)
         if key in built:
@@ -167,3 +260,4 @@ def check_builds(reader: Reader, images: tuple[Image, ...], build: BuildSettings
                 where, f"{built[key]!r} already builds the {image.flavor} flavor on {line}"
             )
         built[key] = image.name
+    assert FLAVOR_PARENT.keys() == set(BUILD_FLAVORS)

@@ -392,6 +392,7 @@ class _Reader(FieldReader):
                 "frameworks",
                 "architectures",
                 "build",
+                "size_budget",
             ),
             ("name", "reference"),
         )
@@ -429,6 +430,9 @@ class _Reader(FieldReader):
             frameworks=frameworks,
             architectures=architectures,
             build=self.boolean(raw.get("build", False), f"{path}.build"),
+            size_budget=None
+            if raw.get("size_budget") is None
+            else self.convert(raw["size_budget"], f"{path}.size_budget", parse_size),
         )
 
     def framework(self, value: Any, path: str) -> Framework:

@@ -20,8 +20,15 @@ NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ARCH_PATTERN = re.compile(r"^(sm|compute)_(\d{2,3})([af]?)$")
 #: A MIG profile as the device plugin names its resources: ``1g.10gb``, ``3g.40gb``, ``1g.5gb+me``.
 MIG_PATTERN = re.compile(r"^[1-8]g\.\d{1,3}gb(\+me)?$")
-#: What ``images/Dockerfile`` builds: its final stages, one per flavor.
-BUILD_FLAVORS = ("base", "pytorch")
+#: What ``images/Dockerfile`` builds: its final stages, one per flavor, each on the one before.
+BUILD_FLAVORS = ("base", "pytorch", "finetune")
+#: The flavor each flavor's stage is built on (``None``: on the foundation).
+FLAVOR_PARENT: Mapping[str, str | None] = {"base": None, "pytorch": "base", "finetune": "pytorch"}
+#: Frameworks installed from PyTorch's wheel index of the image's CUDA line (a frameworks
+#: entry names each with its version); everything else comes from the package index.
+TORCH_INDEX_PACKAGES = ("torch", "torchvision", "torchaudio")
+#: The nvidia/cuda flavors (tag variants) a build flavor may ask for.
+CUDA_VARIANTS = ("base", "runtime", "cudnn-runtime", "devel", "cudnn-devel")
 #: An Ubuntu-based nvidia/cuda tag: ``13.0.2-cudnn-runtime-ubuntu24.04``.
 CUDA_BASE_TAG = re.compile(
     r"^(?P<release>\d{1,2}\.\d{1,2}\.\d{1,3})-(?P<variant>[a-z][a-z0-9-]*?)"
@@ -106,6 +113,8 @@ class Image:
     #: Built by gpu-devbox from ``images/Dockerfile`` on the catalog's build base for its CUDA
     #: line (see :class:`BuildSettings`); ``False`` for images built elsewhere.
     build: bool = False
+    #: The most bytes (uncompressed) the built image may take; the build checks it.
+    size_budget: int | None = None
 
     @property
     def label(self) -> str:
@@ -154,6 +163,8 @@ class BuildBase:
     #: The base image reference: ``nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04`` for a CUDA
     #: line, ``ubuntu:24.04`` for the CPU line.
     image: str
+    #: The platforms this line's images are built for; ``None``: ``build.platforms``.
+    platforms: tuple[str, ...] | None = None
 
     @property
     def release(self) -> str | None:
@@ -174,6 +185,33 @@ class BuildBase:
         match = CUDA_BASE_TAG.match(tag) or UBUNTU_TAG.match(tag)
         return match.group("ubuntu") if match else ""
 
+    def with_variant(self, variant: str | None) -> BuildBase:
+        """The same CUDA release and Ubuntu in another nvidia/cuda flavor (``"base"``).
+
+        ``None``, the CPU line, or a base already of that variant: this base unchanged. A digest
+        pins one variant's bytes, so it is dropped with the variant it belonged to.
+        """
+        if variant is None or self.cuda is None or variant == self.variant:
+            return self
+        repository = split_reference(self.image)[0]
+        return dataclasses.replace(
+            self, image=f"{repository}:{self.release}-{variant}-ubuntu{self.ubuntu}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Flavor:
+    """What one build flavor adds to the flavor it is built on (``FLAVOR_PARENT``)."""
+
+    name: str
+    #: Pinned Python requirements (``numpy==2.4.*``), locked per image (images/locks/).
+    packages: tuple[str, ...] = ()
+    #: OS packages (apt) the flavor adds.
+    apt: tuple[str, ...] = ()
+    #: The nvidia/cuda flavor its CUDA images build on (``"base"`` when its frameworks carry
+    #: their own CUDA libraries); ``None``: the tag of the line's ``build.bases`` entry.
+    cuda_variant: str | None = None
+
 
 @dataclasses.dataclass(frozen=True)
 class BuildSettings:
@@ -187,10 +225,31 @@ class BuildSettings:
     platforms: tuple[str, ...] = ("linux/amd64",)
     #: PyTorch's wheel index; ``/cu126``, ``/cu130`` or ``/cpu`` is appended per image.
     torch_index: str = "https://download.pytorch.org/whl"
+    #: What each flavor adds (``base``, ``pytorch``, ``finetune``); a flavor not given adds
+    #: nothing of its own.
+    flavors: Mapping[str, Flavor] = dataclasses.field(default_factory=dict)
 
-    def base_for(self, cuda: str | None) -> BuildBase | None:
-        """The base of a CUDA line (``None``: the CPU line), if the catalog has one."""
-        return next((b for b in self.bases if b.cuda == cuda), None)
+    def base_for(self, cuda: str | None, flavor: str | None = None) -> BuildBase | None:
+        """The base of a CUDA line (``None``: the CPU line), if the catalog has one; with
+        ``flavor``, in the nvidia/cuda variant that flavor asks for."""
+        base = next((b for b in self.bases if b.cuda == cuda), None)
+        if base is None or flavor is None:
+            return base
+        return base.with_variant(self.flavor(flavor).cuda_variant)
+
+    def flavor(self, name: str) -> Flavor:
+        """One flavor's additions (empty when the catalog gives none)."""
+        return self.flavors.get(name) or Flavor(name)
+
+    def lineage(self, name: str) -> tuple[Flavor, ...]:
+        """The flavors a ``name`` image stacks up, foundation first: finetune -> base, pytorch,
+        finetune."""
+        chain: list[Flavor] = []
+        current: str | None = name
+        while current is not None:
+            chain.insert(0, self.flavor(current))
+            current = FLAVOR_PARENT.get(current)
+        return tuple(chain)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("gpu_devbox.cli.metrics", "print live GPU metrics (NVML)"),
     "bench": ("gpu_devbox.cli.bench", "benchmark a GPU against its datasheet peaks"),
     "doctor": ("gpu_devbox.cli.doctor", "check driver, CUDA, frameworks and GPUs fit together"),
-    "images": ("gpu_devbox.cli.images", "build matrix, tags, bake file and audit of the images"),
+    "images": (
+        "gpu_devbox.cli.images",
+        "build matrix, tags, bake file, locks, sizes and audit of the images",
+    ),
     "profiles": (
         "gpu_devbox.cli.profiles",
         "show the profiles a cluster can serve (spawner dry run)",

@@ -1,15 +1,21 @@
 """Build the notebook images from the catalog: the CI matrix, the tags, the bake file, the
-base-image lifecycle audit and the README's driver table, all generated from the catalog's
-"build: true" images (see images/README.md).
+locks, the size check, the base-image lifecycle audit and the README's tables, all generated
+from the catalog's "build: true" images (see images/README.md).
 
   gpu-devbox images matrix                       the build matrix as JSON (CI)
   gpu-devbox images tags cuda13-pytorch --sha S  every tag of one image, one per line
   gpu-devbox images bake --sha S > bake.json     a file for `docker buildx bake -f bake.json`
-  gpu-devbox images audit                        are the nvidia/cuda bases still supported?
-  gpu-devbox images docs                         the "which image for which driver" table
+  gpu-devbox images lock [IMAGE...]              resolve each image's lock (images/locks/)
+  gpu-devbox images lock --check                 are the committed locks current?
+  gpu-devbox images size IMAGE --oci DIR         a built image's size per layer group, and its
+                                                 budget (exit 1 when over it)
+  gpu-devbox images audit [--pull]               are the nvidia/cuda bases still supported?
+  gpu-devbox images docs                         the driver table and compatibility matrix
 
-Exit status: 0 on success, 1 when the audit finds a base past end of life, 2 on bad input
-(an unreadable or invalid catalog, an unknown image, a bad --sha/--version/--registry).
+Exit status: 0 on success, 1 when the audit finds a base past end of life (or showing NVIDIA's
+deprecation notice) or a lock is stale or missing, 2 on bad input (an unreadable or invalid
+catalog, an unknown image, a bad --sha/--version/--registry/--option) or when audit --pull
+cannot pull or start a base.
 """
 
 from __future__ import annotations
@@ -65,7 +71,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bake.add_argument("--version", help="a release version (adds vV-cuda-X.Y tags)")
     bake.add_argument("--created", metavar="TIME", help="the OCI created label (default: now)")
     bake.add_argument("--cuda", metavar="X.Y", help="only this CUDA line ('cpu': the CPU image)")
+    bake.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a build option, repeatable: zsh (zsh installed), nsys (the Nsight Systems CLI in "
+        "the CUDA images; linux/amd64 only)",
+    )
+    bake.add_argument(
+        "--platform",
+        action="append",
+        metavar="OS/ARCH",
+        help="build only for this platform, repeatable (default: the catalog's platforms)",
+    )
     registry(bake)
+
+    lock = command("lock", "resolve each image's pinned packages into images/locks/IMAGE.txt (uv)")
+    lock.add_argument("images", nargs="*", metavar="IMAGE", help="only these images")
+    lock.add_argument(
+        "--check",
+        action="store_true",
+        help="resolve nothing: say whether each lock is current, stale or missing (exit 1 if "
+        "one is not current)",
+    )
+    lock.add_argument(
+        "--root",
+        metavar="DIR",
+        default=".",
+        help="the repository root the locks live under (default: the current directory)",
+    )
+
+    size = command("size", "a built image's sizes per layer group, checked against its size_budget")
+    size.add_argument("image", metavar="IMAGE", help="the catalog name of the image")
+    size.add_argument(
+        "--oci",
+        metavar="DIR",
+        required=True,
+        help="the image saved to a directory: an OCI layout (an unpacked docker save) or "
+        "podman save --format docker-dir --compress",
+    )
+    size.add_argument("--json", action="store_true", help="print the sizes as JSON")
 
     audit = command(
         "audit", "judge each image's nvidia/cuda base under NVIDIA's container support policy"
@@ -81,6 +127,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="report an end of life this many days ahead (default 90)",
     )
     audit.add_argument("--json", action="store_true", help="print the findings as JSON")
+    audit.add_argument(
+        "--pull",
+        action="store_true",
+        help="also pull each base (unless present) and start it once: an image printing "
+        "NVIDIA's deprecation notice fails the audit",
+    )
+    audit.add_argument(
+        "--runtime",
+        metavar="CMD",
+        help="the container command for --pull (default: docker, else podman), e.g. "
+        "'podman --root DIR'",
+    )
+    audit.add_argument(
+        "--run-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an extra option for the run of --pull, repeatable (--run-arg=--ulimit=nofile=1024)",
+    )
 
     docs = command("docs", "print the README's 'which image for which driver' table (Markdown)")
     docs.add_argument(
@@ -106,12 +171,21 @@ def run(args: argparse.Namespace) -> int:
             from gpu_devbox.images import audit
 
             return audit.main(
-                catalog, today=args.today, warn_days=args.warn_days, as_json=args.json
+                catalog,
+                today=args.today,
+                warn_days=args.warn_days,
+                as_json=args.json,
+                runtime=_runtime(args.runtime) if args.pull else None,
+                run_args=args.run_arg,
             )
         everything = plan.plan(catalog, registry=getattr(args, "registry", None))
         builds = everything
         if getattr(args, "cuda", None) is not None:
             builds = plan.plan(catalog, registry=args.registry, cuda=args.cuda)
+        if command == "lock":
+            return _lock(everything, args)
+        if command == "size":
+            return _size(plan.find(everything, args.image), args)
         if command == "matrix":
             print_json(bake.matrix(builds))
         elif command == "tags":
@@ -122,9 +196,12 @@ def run(args: argparse.Namespace) -> int:
             else:
                 sys.stdout.write("".join(f"{ref}\n" for ref in refs))
         elif command == "bake":
+            options = bake.check_options(args.option)
+            builds = bake.restrict(builds, args.platform, options)
             document = bake.bake(
                 builds,
                 everything,
+                options=options,
                 sha=plan.check_sha(args.sha) if args.sha else None,
                 version=plan.check_version(args.version) if args.version else None,
                 package_version=__version__,
@@ -138,11 +215,85 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runtime(command: str | None) -> list[str]:
+    """The container command for ``audit --pull``."""
+    import shlex
+    import shutil
+
+    if command is not None:
+        argv = shlex.split(command)
+        if not argv or shutil.which(argv[0]) is None:
+            raise CliError(f"--runtime {command!r}: no such command")
+        return argv
+    for name in ("docker", "podman"):
+        if shutil.which(name) is not None:
+            return [name]
+    raise CliError("--pull needs docker or podman (or --runtime CMD)")
+
+
+def _lock(builds: tuple[ImageBuild, ...], args: argparse.Namespace) -> int:
+    from gpu_devbox.images import lock, plan
+
+    chosen = tuple(plan.find(builds, name) for name in args.images) or builds
+    root = Path(args.root)
+    if not (root / "images").is_dir():
+        raise CliError(f"--root {args.root}: no images/ folder there (the repository root?)")
+    if args.check:
+        states = [(b, lock.status(b, root)) for b in chosen]
+        for build, state in states:
+            print(f"{state:8} {build.lock}")
+        bad = [b.name for b, state in states if state != "current"]
+        if bad:
+            print(
+                f"locks not current: {', '.join(bad)}; run `gpu-devbox images lock "
+                f"{' '.join(bad)}` where the package indexes are reachable",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    for line in lock.write(chosen, root):
+        print(line)
+    return 0
+
+
+def _size(build: ImageBuild, args: argparse.Namespace) -> int:
+    from gpu_devbox.images import size
+
+    measured = size.measure(args.oci)
+    budget = build.image.size_budget
+    over = budget is not None and measured.uncompressed > budget
+    if args.json:
+        print_json(
+            {
+                "image": build.name,
+                "compressed": measured.compressed,
+                "uncompressed": measured.uncompressed,
+                "budget": budget,
+                "within_budget": not over,
+                "groups": [
+                    {"group": g, "layers": n, "compressed": c, "uncompressed": u}
+                    for g, n, c, u in measured.groups()
+                ],
+            }
+        )
+    else:
+        sys.stdout.write(size.table(build.name, measured, budget))
+    if over:
+        assert budget is not None
+        print(
+            f"{build.name} is {size.human(measured.uncompressed)} uncompressed, over its budget "
+            f"of {size.human(budget)} (the catalog's size_budget)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def _docs(builds: tuple[ImageBuild, ...], update: str | None) -> int:
     from gpu_devbox.images import docs
 
     if update is None:
-        sys.stdout.write(docs.table(builds))
+        sys.stdout.write(docs.table(builds) + "\n" + docs.matrix(builds))
         return 0
     path = Path(update)
     try:

@@ -9,7 +9,10 @@ the doctor's own judgement (:func:`gpu_devbox.cuda.lifecycle.assess`), so the au
 ``gpu-devbox doctor`` say the same.
 
 The states are :class:`gpu_devbox.cuda.lifecycle.ReleaseStatus`'s; ``deleted`` and ``eol`` fail
-the audit.
+the audit. With ``--pull`` each base is also asked itself (:mod:`gpu_devbox.images.pulled`): an
+image that prints NVIDIA's deprecation notice fails whatever the table says. The audit warns
+when its table is older than :data:`STALE_DAYS` on the day it judges: NVIDIA may have moved a
+date since.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from typing import Any
 
 from gpu_devbox.catalog import Catalog
 from gpu_devbox.cuda import lifecycle, tables
+from gpu_devbox.images import pulled
 from gpu_devbox.images.plan import ImageBuild, ImagesError, plan
 
 TABLE = "cuda_containers"
 FAILING = ("deleted", "eol")
 #: How early a coming end of life is reported (``expiring``).
 WARN_DAYS = 90
+#: How old the table may be before the audit warns that it may be out of date.
+STALE_DAYS = 90
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,37 +134,94 @@ def _headline(status: BaseStatus, today: datetime.date) -> str:
     return "; ".join(parts)
 
 
-def main(catalog: Catalog, *, today: str | None, warn_days: int, as_json: bool) -> int:
-    """``gpu-devbox images audit``: print the findings; 1 when a base is past end of life."""
+def stale_warning(as_of: str, today: datetime.date, days: int = STALE_DAYS) -> str | None:
+    """One line when the table is older than ``days`` on ``today``, else ``None``."""
+    age = (today - datetime.date.fromisoformat(as_of)).days
+    if age <= days:
+        return None
+    return (
+        f"warning: the audit's table is from {as_of}, {age} days before {today.isoformat()} "
+        f"(more than {days}): NVIDIA may have changed its dates since; update gpu-devbox, and "
+        "run the audit with --pull to ask the images themselves"
+    )
+
+
+def main(
+    catalog: Catalog,
+    *,
+    today: str | None,
+    warn_days: int,
+    as_json: bool,
+    runtime: list[str] | None = None,
+    run_args: list[str] | None = None,
+) -> int:
+    """``gpu-devbox images audit``: print the findings; 1 when a base is past end of life or
+    (with ``runtime``: ``--pull``) prints NVIDIA's deprecation notice."""
     day = parse_today(today)
     statuses = audit(catalog, day, warn_days)
-    failed = [s for s in statuses if s.failed]
+    inspections: dict[str, pulled.Inspection] = {}
+    if runtime is not None:
+        for status in statuses:
+            inspections[status.base] = pulled.inspect(runtime, status.base, run_args)
+    failed = [s for s in statuses if s.failed or inspections.get(s.base, _CLEAN).deprecated]
+    broken = [i for i in inspections.values() if i.error]
     as_of = tables.load(TABLE).as_of
+    warning = stale_warning(as_of, day)
+    if warning:
+        print(warning, file=sys.stderr)
+    code = 1 if failed else (2 if broken else 0)
     if as_json:
         document = {
             "today": day.isoformat(),
             "tables_as_of": as_of,
-            "ok": not failed,
-            "bases": [s.as_dict() for s in statuses],
+            "tables_stale": warning is not None,
+            "ok": not failed and not broken,
+            "bases": [
+                {**s.as_dict(), "pulled": inspections[s.base].as_dict()}
+                if s.base in inspections
+                else s.as_dict()
+                for s in statuses
+            ],
         }
         sys.stdout.write(json.dumps(document) + "\n")
-        return 1 if failed else 0
+        return code
     lines = [f"nvidia/cuda bases of {catalog.source} on {day.isoformat()} (tables as of {as_of}):"]
     for status in statuses:
-        mark = "x" if status.failed else ("!" if status.state != "supported" else "+")
+        seen = inspections.get(status.base)
+        bad = status.failed or (seen is not None and seen.deprecated)
+        mark = "x" if bad else ("!" if status.state != "supported" else "+")
         lines.append(f"{mark} {status.base} ({', '.join(status.images)}): {_headline(status, day)}")
         lines.append(f"    {status.detail}")
+        if seen is not None:
+            lines.append(f"    {_pulled_line(seen)}")
         if status.remedy:
             lines.append(f"    fix: {status.remedy}")
         if status.source:
             lines.append(f"    source: {status.source}")
     if not statuses:
         lines.append("  (the catalog builds no CUDA images)")
-    verdict = (
-        f"FAILED: {len(failed)} base(s) past end of life"
-        if failed
-        else "passed: none past end of life"
-    )
+    if failed:
+        verdict = f"FAILED: {len(failed)} base(s) past end of life or deprecated"
+    elif broken:
+        verdict = f"FAILED: {len(broken)} base(s) could not be inspected"
+    else:
+        verdict = "passed: none past end of life" + (
+            ", none showing a deprecation notice" if inspections else ""
+        )
     lines.append(f"audit {verdict}")
     sys.stdout.write("\n".join(lines) + "\n")
-    return 1 if failed else 0
+    return code
+
+
+_CLEAN = pulled.Inspection("", False, None, ())
+
+
+def _pulled_line(seen: pulled.Inspection) -> str:
+    how = "pulled" if seen.pulled else "present"
+    if seen.error:
+        return f"the image ({how}): {seen.error}"
+    if seen.notice:
+        return f"the image ({how}) prints NVIDIA's notice: {' / '.join(seen.notice)}"
+    if seen.eol_variable is not None:
+        return f"the image ({how}) sets {pulled.EOL_VARIABLE}={seen.eol_variable}"
+    return f"the image ({how}) prints no deprecation notice"

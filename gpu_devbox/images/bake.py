@@ -7,10 +7,11 @@ schema as ``docker-bake.hcl``; ``docker buildx bake -f FILE --print`` resolves i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
-from gpu_devbox.images.plan import DOCKERFILE, ImageBuild, ImagesError, references
+from gpu_devbox.images.plan import DOCKERFILE, OPTIONS, ImageBuild, ImagesError, references
 
 #: Where the images' OCI ``source`` label points.
 SOURCE_URL = "https://github.com/gpu-devbox/gpu-devbox"
@@ -45,6 +46,46 @@ def matrix(builds: tuple[ImageBuild, ...]) -> dict[str, Any]:
     }
 
 
+def check_options(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``--option`` values: known names, each once."""
+    out: list[str] = []
+    for name in names:
+        if name not in OPTIONS:
+            raise ImagesError(
+                f"--option {name!r} is not a build option; options: {', '.join(OPTIONS)}"
+            )
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def restrict(
+    builds: tuple[ImageBuild, ...], platforms: list[str] | None, options: tuple[str, ...]
+) -> tuple[ImageBuild, ...]:
+    """The builds for ``--platform`` (a subset of each image's platforms), and a refusal of an
+    option a platform cannot have: Nsight Systems is amd64 only.
+    """
+    out = []
+    for build in builds:
+        chosen = build.platforms
+        if platforms:
+            unknown = [p for p in platforms if p not in ("linux/amd64", "linux/arm64")]
+            if unknown:
+                raise ImagesError(f"--platform {unknown[0]!r} is not linux/amd64 or linux/arm64")
+            chosen = tuple(p for p in build.platforms if p in platforms)
+            if not chosen:
+                continue  # this image is not built for the platforms asked
+        if "nsys" in options and build.cuda and "linux/arm64" in chosen:
+            raise ImagesError(
+                f"--option nsys: the Nsight Systems CLI is amd64 only, and {build.name} is built "
+                "for linux/arm64; add --platform linux/amd64"
+            )
+        out.append(dataclasses.replace(build, platforms=chosen))
+    if not out:
+        raise ImagesError(f"no image of the catalog is built for {', '.join(platforms or [])}")
+    return tuple(out)
+
+
 def build_args(
     build: ImageBuild,
     *,
@@ -52,6 +93,7 @@ def build_args(
     version: str = "",
     created: str = "",
     source: str = SOURCE_URL,
+    options: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """The Dockerfile's ``ARG`` values for one image (every ARG it declares, no more)."""
     args = {
@@ -69,9 +111,14 @@ def build_args(
         "IMAGE_VERSION": version,
         "IMAGE_CREATED": created,
     }
-    # Empty for the flavors without PyTorch: the Dockerfile then skips that step.
+    # The flavors the image stacks up ("base pytorch"): the lock sections it installs.
+    args["FLAVORS"] = " ".join(build.flavors)
+    args["APT_PACKAGES"] = " ".join(build.apt)
+    # Empty for the flavors without PyTorch.
     args["TORCH_INDEX"] = build.torch_index or ""
-    args["TORCH_VERSION"] = build.torch_version or ""
+    args["WITH_ZSH"] = "1" if "zsh" in options else "0"
+    # Nsight Systems is for CUDA images only (restrict() refuses it on arm64).
+    args["WITH_NSYS"] = "1" if "nsys" in options and build.cuda else "0"
     return args
 
 
@@ -84,6 +131,7 @@ def bake(
     package_version: str = "",
     created: str | None = None,
     context: str = ".",
+    options: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The bake file: a ``default`` group and one target per image (named like the image).
 
@@ -105,6 +153,7 @@ def bake(
                 revision=sha or "",
                 version=version or package_version,
                 created=stamp,
+                options=options,
             ),
             "tags": references(build, whole, sha=sha, version=version),
         }

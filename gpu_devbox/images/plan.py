@@ -26,10 +26,18 @@ import dataclasses
 import re
 
 from gpu_devbox.catalog import Catalog, Image, cuda_key
-from gpu_devbox.catalog.model import BuildBase, split_reference
+from gpu_devbox.catalog.model import TORCH_INDEX_PACKAGES, BuildBase, split_reference
 
 #: Where the Dockerfile lives, relative to the build context (the repository root).
 DOCKERFILE = "images/Dockerfile"
+#: Where each image's lock lives (``images/locks/<image>.txt``), relative to the context.
+LOCKS = "images/locks"
+#: Build options ``gpu-devbox images bake --option`` turns on: the Dockerfile argument each
+#: sets, and the platforms and lines it is allowed for.
+OPTIONS = {
+    "zsh": "WITH_ZSH",  # zsh installed (and offered as the terminal's shell)
+    "nsys": "WITH_NSYS",  # Nsight Systems CLI: CUDA images, linux/amd64 only
+}
 #: A registry/owner prefix given on the command line: ``ghcr.io/me``, ``localhost``.
 _REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.:_-]*[a-z0-9])?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$")
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
@@ -55,6 +63,25 @@ class ImageBuild:
     torch_index: str | None
     #: The torch version the catalog names (``"2.14"``), else ``None`` (the newest).
     torch_version: str | None
+    #: The flavors this image stacks up, foundation first (``base``, ``pytorch``).
+    flavors: tuple[str, ...] = ("base",)
+    #: Pinned requirements per flavor (``{"base": ("numpy==2.5.*", ...)}``); the pytorch
+    #: flavor's are the frameworks from PyTorch's index (``torch==2.14.*``).
+    packages: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: OS packages of every flavor the image stacks up.
+    apt: tuple[str, ...] = ()
+
+    @property
+    def lock(self) -> str:
+        """The image's lock file, relative to the build context."""
+        return f"{LOCKS}/{self.name}.txt"
+
+    @property
+    def torch_packages(self) -> tuple[str, ...]:
+        """``torch==2.14.*``, ``torchvision==0.29.*``...: what comes from PyTorch's index."""
+        return tuple(
+            _pin(f.name, f.version) for f in self.image.frameworks if f.name in TORCH_INDEX_PACKAGES
+        )
 
     @property
     def name(self) -> str:
@@ -151,16 +178,20 @@ def plan(
         if prefix is not None:
             repository = f"{prefix}/{repository.rsplit('/', 1)[-1]}"
         torch = next((f for f in image.frameworks if f.name == "torch"), None)
+        lineage = settings.lineage(image.flavor)
         build = ImageBuild(
             image=image,
-            base=base,
+            base=settings.base_for(image.cuda, image.flavor) or base,
             python=settings.python,
-            platforms=settings.platforms,
+            platforms=base.platforms or settings.platforms,
             repository=repository,
             torch_index=torch_wheel_index(settings.torch_index, torch.cuda)
-            if image.flavor == "pytorch" and torch is not None
+            if image.flavor != "base" and torch is not None
             else None,
             torch_version=torch.version if torch is not None else None,
+            flavors=tuple(f.name for f in lineage),
+            packages=tuple((f.name, f.packages) for f in lineage),
+            apt=tuple(dict.fromkeys(pkg for f in lineage for pkg in f.apt)),
         )
         if digest is not None or tag is None:
             raise ImagesError(
@@ -177,10 +208,15 @@ def plan(
     for build in builds:
         tag = split_reference(build.image.reference)[1] or ""
         allowed = moving_tags(build, builds)
-        if tag not in allowed and not _is_release_tag(tag, build.line_tag):
+        if (
+            tag not in allowed
+            and not _is_release_tag(tag, build.line_tag)
+            and not _is_commit_tag(tag, build.line_tag)
+        ):
             raise ImagesError(
                 f"{catalog.source}: image {build.name!r}: its reference tag {tag!r} is not one the "
-                f"build pushes; use {' or '.join(allowed)} (or a release tag vV-{build.line_tag})"
+                f"build pushes; use {' or '.join(allowed)} (or a pinned tag "
+                f"{build.line_tag}-<sha7> or vV-{build.line_tag})"
             )
     if cuda is not None:
         wanted = None if cuda == "cpu" else cuda
@@ -199,6 +235,13 @@ def _is_release_tag(tag: str, line_tag: str) -> bool:
     return (
         tag.startswith("v") and tag.endswith(suffix) and bool(_VERSION.match(tag[1 : -len(suffix)]))
     )
+
+
+def _is_commit_tag(tag: str, line_tag: str) -> bool:
+    """Whether ``tag`` is ``<line_tag>-<sha7>``: the immutable build of one commit (a rollback
+    pins the catalog to it)."""
+    prefix = f"{line_tag}-"
+    return tag.startswith(prefix) and re.fullmatch(r"[0-9a-f]{7}", tag[len(prefix) :]) is not None
 
 
 def _line_key(line: str) -> tuple[int, ...]:
@@ -259,3 +302,10 @@ def find(builds: tuple[ImageBuild, ...], name: str) -> ImageBuild:
         f"the catalog builds no image named {name!r}; it builds: "
         + ", ".join(b.name for b in builds)
     )
+
+
+def _pin(name: str, version: str | None) -> str:
+    """``("torch", "2.14")`` -> ``torch==2.14.*``; a full release pins exactly."""
+    if not version:
+        return name
+    return f"{name}=={version}" if version.count(".") >= 2 else f"{name}=={version}.*"
