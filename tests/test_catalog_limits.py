@@ -72,7 +72,9 @@ def timed(call: object) -> tuple[float, BaseException | None]:
     ids=["lists", "deep-lists", "mappings", "in-a-catalog"],
 )
 def test_an_alias_bomb_is_refused_at_once(text: str) -> None:
-    assert len(text) < 6000
+    # The crafted part is a few hundred bytes (the catalog it hides in does not count).
+    crafted = len(text) - len(default_catalog_text()) if "version: 1" in text else len(text)
+    assert crafted < 6000
     elapsed, error = timed(lambda: parse_catalog_text(text, "bomb.yaml"))
     assert isinstance(error, CatalogError), error
     assert str(error).startswith("bomb.yaml:")
