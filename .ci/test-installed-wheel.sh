@@ -67,7 +67,7 @@ chmod +x "$WORK"/no-node/*
 export PATH="$WORK/no-node:$WORK/venv/bin:$PATH"
 export VIRTUAL_ENV="$WORK/venv"
 timeout 900 python -m pip install -q --upgrade pip
-timeout 900 python -m pip install -q "${wheel}[test,hub,lab]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+timeout 900 python -m pip install -q "${wheel}[test,hub,lab,dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
 
 step "installed, enabled, loadable (from outside the source tree)"
 cd "$WORK/run"
@@ -90,10 +90,12 @@ timeout 300 python -m jupyterlab.browser_check --no-browser-test --allow-root >"
   }
 echo "jupyterlab.browser_check (no browser): OK"
 
-step "pytest against the installed wheel (tests copied out of the source tree)"
-cp -r "$ROOT/tests" "$WORK/run/tests"
-cp "$ROOT/pyproject.toml" "$WORK/run/pyproject.toml"
-# Modules that read the repository itself (Dockerfiles, scripts, docs) run in the source-tree
-# stage only; conftest.py names them (the `source_tree` marker).
+step "pytest against the installed wheel (in a copy of the tree without the package sources)"
+# Tests read the repository's documents, images/ and scripts as usual, but `import gpu_devbox`
+# can only find the installed wheel: the copy has no gpu_devbox/ or spawner/ folder.
+(cd "$WORK/src" && git -C "$ROOT" ls-files -z --cached --others --exclude-standard |
+  grep -zv -E '^(gpu_devbox|spawner)/' | xargs -0 cp --parents -t "$WORK/run" 2>/dev/null || true)
+# Tests that need the package sources or the dev tools carry the `source_tree` marker
+# (tests/conftest.py) and run in the source-tree stage only.
 GPU_DEVBOX_TEST_INSTALLED=1 timeout 1200 python -m pytest -q -p no:cacheprovider \
   -m "not source_tree" tests

@@ -15,31 +15,28 @@ from tests.fakenvml import FakeNVML
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
-#: Test modules that read the repository itself (Dockerfiles, scripts, docs, the Lab extension's
-#: sources) rather than the installed package. They run in the source tree's stage of
-#: ./run-tests; the installed-wheel stage (.ci/test-installed-wheel.sh) deselects them with
+#: Tests that need the package's *sources* (not only the repository's documents and scripts):
+#: the built labextension's place in the source tree, and an install from the source tree.
+#: The installed-wheel stage (.ci/test-installed-wheel.sh) runs the rest against the wheel, in a
+#: copy of the repository without gpu_devbox/ and spawner/, and deselects these with
 #: ``-m "not source_tree"``.
-SOURCE_TREE_MODULES = frozenset(
+SOURCE_TREE_MODULES = frozenset({"test_labextension_package", "test_quickstart"})
+#: Single tests elsewhere that need the package's sources: they build a wheel from the checkout
+#: or look for the labextension built into it.
+SOURCE_TREE_TESTS = frozenset(
     {
-        "test_bench_scripts",
-        "test_doctor_gpu_script",
-        "test_gpu_test_scripts",
-        "test_images_files",
-        "test_images_plan",
-        "test_labextension_package",
-        "test_quickstart",
-        "test_spawner_config_files",
+        "test_images_files.py::test_the_wheel_step_builds_the_wheel_with_the_panel",
+        "test_images_files.py::test_build_sh_bakes_the_catalogs_images_with_docker",
+        "test_images_files.py::test_the_smoke_test_passes_here_with_the_gpu_parts_skipped",
     }
 )
-#: Single tests elsewhere that check a document of the repository against the code.
-SOURCE_TREE_TESTS = frozenset({"test_catalog.py::test_the_documented_catalog_and_its_errors"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark the tests that need the source tree (see SOURCE_TREE_MODULES)."""
     for item in items:
-        module = item.path.stem
-        if module in SOURCE_TREE_MODULES or f"{item.path.name}::{item.name}" in SOURCE_TREE_TESTS:
+        test = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        if item.path.stem in SOURCE_TREE_MODULES or test in SOURCE_TREE_TESTS:
             item.add_marker(pytest.mark.source_tree)
 
 
