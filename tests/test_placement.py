@@ -9,8 +9,14 @@ from typing import Any
 import pytest
 
 from gpu_devbox.catalog import Catalog, default_catalog, parse_catalog
-from gpu_devbox_spawner.cluster import ClusterSnapshot, ClusterState
-from gpu_devbox_spawner.placement import alternatives, compute_offers, plan, shortage
+from gpu_devbox.placement import (
+    ClusterSnapshot,
+    ClusterState,
+    alternatives,
+    compute_offers,
+    plan,
+    shortage,
+)
 from tests import k8s_objects as k
 
 CATALOG = default_catalog()

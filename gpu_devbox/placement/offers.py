@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 from gpu_devbox.catalog import Catalog, GPUKind, Image, Profile, Toleration
 from gpu_devbox.catalog.model import cuda_key
-from gpu_devbox_spawner.checks import (
+from gpu_devbox.placement.cluster import ClusterSnapshot, NodeState
+from gpu_devbox.placement.eligibility import (
     GPU_TOLERATION,
     Stage,
     fits,
@@ -25,9 +26,8 @@ from gpu_devbox_spawner.checks import (
     matches_filter,
     node_resource,
 )
-from gpu_devbox_spawner.cluster import ClusterSnapshot, NodeState
-from gpu_devbox_spawner.nodes import GPU, Node
-from gpu_devbox_spawner.reasons import (
+from gpu_devbox.placement.nodes import GPU, Node
+from gpu_devbox.placement.reasons import (
     alternatives,
     join_models,
     shortage,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gpu_devbox_spawner.cluster import ClusterState
-from gpu_devbox_spawner.nodes import parse_node, parse_pod, parse_quantity
+from gpu_devbox.placement.cluster import ClusterState
+from gpu_devbox.placement.nodes import parse_node, parse_pod, parse_quantity
 from tests import k8s_objects as k
 
 

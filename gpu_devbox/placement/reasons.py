@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 from gpu_devbox.catalog import GPUKind, Image, Profile
 from gpu_devbox.catalog.units import format_size
-from gpu_devbox_spawner.checks import Stage
+from gpu_devbox.placement.eligibility import Stage
 
 if TYPE_CHECKING:
-    from gpu_devbox_spawner.cluster import NodeState
-    from gpu_devbox_spawner.placement import Offer
+    from gpu_devbox.placement.cluster import NodeState
+    from gpu_devbox.placement.offers import Offer
 
 
 def summarise(reasons: Sequence[str], limit: int = 2) -> str:
