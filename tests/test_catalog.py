@@ -102,6 +102,15 @@ def test_a_framework_with_a_newer_cuda_raises_what_the_image_needs() -> None:
     assert parse_catalog(doc).image("cu12").cuda == "12.9"
 
 
+@pytest.mark.parametrize(
+    ("memory", "size"), [("1k", 1000), ("1e9", 10**9), ("1.5Gi", 3 * 2**29), ("+2G", 2 * 10**9)]
+)
+def test_memory_is_any_kubernetes_quantity_of_whole_bytes(memory: str, size: int) -> None:
+    doc = mutate("profiles[1].memory", memory)
+    VALIDATOR.validate(doc)
+    assert parse_catalog(doc).profile("one").memory.guarantee == size
+
+
 # (mutation path, value or ... to delete, the field the error names, words the error contains)
 BAD: list[tuple[str, Any, str, str]] = [
     ("version", 2, "version", "must be 1"),
@@ -138,6 +147,10 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("profiles[1].cpu", "-1", "profiles[1].cpu", "cores"),
     ("profiles[1].cpu", {"guarantee": 4, "limit": 2}, "profiles[1].cpu.guarantee", "limit"),
     ("profiles[1].memory", {"limit": "big"}, "profiles[1].memory.limit", "16Gi"),
+    ("profiles[1].memory", "40GiB", "profiles[1].memory", "(write 40Gi)"),
+    ("profiles[1].memory", "16 Gi", "profiles[1].memory", "has spaces"),
+    ("profiles[1].memory", "-1Gi", "profiles[1].memory", "not negative"),
+    ("profiles[1].cpu", "2 cores", "profiles[1].cpu", "has spaces"),
     ("profiles[1].default", "yes please", "profiles[1].default", "true or false"),
     ("profiles[1].volumes", [{"name": "x", "mount": "/x"}], "profiles[1].volumes[0]", "claim"),
     (
@@ -244,22 +257,69 @@ def test_load_catalog_reads_a_file_and_names_an_unreadable_one(tmp_path: Path) -
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("16Gi", 16 * 1024**3), ("512Mi", 512 * 1024**2), ("40GiB", 40 * 1024**3), ("2G", 2 * 10**9)],
+    [
+        ("16Gi", 16 * 1024**3),
+        ("512Mi", 512 * 1024**2),
+        ("2G", 2 * 10**9),
+        ("1k", 1000),  # Kubernetes' decimal kilo (once refused here)
+        ("0.5Ki", 512),
+        ("1e3", 1000),
+        (1000, 1000),
+    ],
 )
-def test_sizes(text: str, size: int) -> None:
+def test_sizes(text: str | int, size: int) -> None:
     assert parse_size(text) == size
 
 
-def test_sizes_cpu_and_their_errors() -> None:
-    assert parse_size(1000) == 1000
-    assert parse_cpu("500m") == 0.5
-    assert parse_cpu(2) == 2.0
-    for bad in ("lots", -1, True, "1.5.2Gi"):
-        with pytest.raises(ValueError, match="size"):
-            parse_size(bad)
-    for bad in ("0", 0, "fast", True, float("nan")):
-        with pytest.raises(ValueError, match="cores"):
-            parse_cpu(bad)
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("lots", "'lots' is not a Kubernetes quantity"),
+        ("40GiB", "40GiB is not a Kubernetes quantity (write 40Gi)"),  # once accepted here
+        ("1.5.2Gi", "not a Kubernetes quantity"),
+        ("-1Gi", "not negative"),
+        (-1, "not negative"),
+        (
+            "512m",
+            "512m is 0.512 bytes, not a whole number (m is a thousandth: did you mean 512Mi?)",
+        ),
+        ("1.5", "1.5 is 1.5 bytes, not a whole number"),
+        (True, "must be a size like 16Gi or 512Mi"),
+        (1.5, "must be a size like 16Gi or 512Mi"),
+    ],
+)
+def test_what_is_no_size(value: object, words: str) -> None:
+    with pytest.raises(ValueError, match="must be a size like 16Gi or 512Mi") as caught:
+        parse_size(value)
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "cores"), [("500m", 0.5), (2, 2.0), ("2", 2.0), ("1.5", 1.5), (0.25, 0.25)]
+)
+def test_cpu(value: object, cores: float) -> None:
+    assert parse_cpu(value) == cores
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("0", "more than 0 cores"),
+        (0, "more than 0 cores"),
+        ("-1", "more than 0 cores"),
+        ("fast", "'fast' is not a Kubernetes quantity"),
+        ("2 cores", "has spaces"),
+        (True, "must be a number of cores"),
+        (float("nan"), "must be a number of cores"),
+    ],
+)
+def test_what_is_no_cpu(value: object, words: str) -> None:
+    with pytest.raises(ValueError, match="cores") as caught:
+        parse_cpu(value)
+    assert words in str(caught.value)
+
+
+def test_sizes_are_formatted_with_binary_suffixes() -> None:
     assert format_size(16 * 1024**3) == "16Gi"
     assert format_size(1536 * 1024**2) == "1536Mi"
     assert format_size(1536 * 1024**2 + 1) == "1.5Gi"
