@@ -57,52 +57,9 @@ def offer_for(
     tolerated = (*tolerations, *profile.tolerations)
     if profile.gpu.wants_gpu:
         tolerated = (GPU_TOLERATION, *tolerated)
-    furthest = Stage.KIND
-    blocked: list[tuple[NodeState, str]] = []  # nodes stopped at the furthest stage, and why
-    chosen: list[NodeChoice] = []
-    # nodes of one pool share a shape: judge each shape once, then count each node's GPUs
-    judged: dict[object, tuple[_Judgement, Node]] = {}
-    for state in cluster.nodes:
-        node = state.node
-        key = state.shape if state.shape >= 0 else node.shape
-        found = judged.get(key)
-        if found is None:
-            found = judged[key] = (_judge(node, profile, images, tolerated), node)
-        verdict = found[0]
-        if verdict.stage is Stage.OK:
-            resource = verdict.resource
-            info = node.gpu
-            if resource:
-                total = node.allocatable.get(resource, 0)
-                free = max(0, total - state.used.get(resource, 0))
-            else:
-                total = free = 0
-            chosen.append(
-                NodeChoice(
-                    node.name,
-                    verdict.model,
-                    resource,
-                    free,
-                    total,
-                    info.driver if info else None,
-                    info.cuda if info else None,
-                    verdict.images,
-                    verdict.mechanisms,
-                )
-            )
-        elif verdict.stage > furthest:
-            furthest, blocked = verdict.stage, [(state, verdict.detail)]
-        elif verdict.stage == furthest:
-            blocked.append((state, verdict.detail))
-
-    # one node per shape is enough to say why an image runs nowhere
-    if chosen:
-        candidates = [node for verdict, node in judged.values() if verdict.stage is Stage.OK]
-    elif furthest is Stage.IMAGES:
-        candidates = [node for verdict, node in judged.values() if verdict.stage is Stage.IMAGES]
-    else:
-        candidates = []
-    image_choices = _image_choices(images, chosen, candidates)
+    survey = _survey(cluster, profile, images, tolerated)
+    chosen = survey.chosen
+    image_choices = _image_choices(images, chosen, survey.explaining_nodes())
     offer = Offer(
         profile=profile,
         available=False,
@@ -115,15 +72,88 @@ def offer_for(
         images=image_choices,
         default_image=_default_image(profile, image_choices),
     )
-    if not cluster.synced:
-        reason = "The hub has not read the cluster's nodes yet; reload this page in a moment."
-    elif not chosen:
-        reason = why_none(profile, furthest, blocked, images)
-    elif profile.gpu.wants_gpu and offer.max_free < profile.gpu.count:
-        reason = shortage(offer, profile.gpu.count)
-    else:
+    reason = _why_unavailable(offer, cluster, survey, images)
+    if reason is None:
         return dataclasses.replace(offer, available=True)
     return dataclasses.replace(offer, reason=reason)
+
+
+@dataclasses.dataclass
+class _Survey:
+    """Every node judged for one profile: those that can take it, and how far the rest got."""
+
+    #: The nodes that pass every check, with their free units.
+    chosen: list[NodeChoice] = dataclasses.field(default_factory=list)
+    #: One judgement per node shape (nodes of one pool share it), and a node of that shape.
+    judged: dict[object, tuple[_Judgement, Node]] = dataclasses.field(default_factory=dict)
+    #: The furthest stage a refused node reached, and the nodes stopped there with why.
+    furthest: Stage = Stage.KIND
+    blocked: list[tuple[NodeState, str]] = dataclasses.field(default_factory=list)
+
+    def explaining_nodes(self) -> list[Node]:
+        """One node per shape to say why an image runs nowhere with."""
+        if self.chosen:
+            wanted = Stage.OK
+        elif self.furthest is Stage.IMAGES:
+            wanted = Stage.IMAGES
+        else:
+            return []
+        return [node for verdict, node in self.judged.values() if verdict.stage is wanted]
+
+
+def _survey(
+    cluster: ClusterSnapshot,
+    profile: Profile,
+    images: Sequence[Image],
+    tolerated: Sequence[Toleration],
+) -> _Survey:
+    """Judge each node shape once, then count each eligible node's free units."""
+    survey = _Survey()
+    for state in cluster.nodes:
+        node = state.node
+        key = state.shape if state.shape >= 0 else node.shape
+        found = survey.judged.get(key)
+        if found is None:
+            found = survey.judged[key] = (_judge(node, profile, images, tolerated), node)
+        verdict = found[0]
+        if verdict.stage is Stage.OK:
+            survey.chosen.append(_node_choice(state, verdict))
+        elif verdict.stage > survey.furthest:
+            survey.furthest, survey.blocked = verdict.stage, [(state, verdict.detail)]
+        elif verdict.stage == survey.furthest:
+            survey.blocked.append((state, verdict.detail))
+    return survey
+
+
+def _node_choice(state: NodeState, verdict: _Judgement) -> NodeChoice:
+    node, resource, info = state.node, verdict.resource, state.node.gpu
+    total = node.allocatable.get(resource, 0) if resource else 0
+    free = max(0, total - state.used.get(resource, 0)) if resource else 0
+    return NodeChoice(
+        node.name,
+        verdict.model,
+        resource,
+        free,
+        total,
+        info.driver if info else None,
+        info.cuda if info else None,
+        verdict.images,
+        verdict.mechanisms,
+    )
+
+
+def _why_unavailable(
+    offer: Offer, cluster: ClusterSnapshot, survey: _Survey, images: Sequence[Image]
+) -> str | None:
+    """Why the profile cannot start now; ``None`` when it can."""
+    profile = offer.profile
+    if not cluster.synced:
+        return "The hub has not read the cluster's nodes yet; reload this page in a moment."
+    if not survey.chosen:
+        return why_none(profile, survey.furthest, survey.blocked, images)
+    if profile.gpu.wants_gpu and offer.max_free < profile.gpu.count:
+        return shortage(offer, profile.gpu.count)
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
