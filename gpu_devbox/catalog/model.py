@@ -322,10 +322,6 @@ class Catalog:
         """The profile with this slug (KeyError if none)."""
         return self._profiles_by_slug[slug]
 
-    def has_image(self, name: str) -> bool:
-        """Whether an image has this name."""
-        return name in self._images_by_name
-
     def has_profile(self, slug: str) -> bool:
         """Whether a profile has this slug."""
         return slug in self._profiles_by_slug

@@ -117,8 +117,3 @@ def environment_builds(env: Environment) -> list[Build]:
                 )
             )
     return out
-
-
-def builds_of(facts_envs: list[Environment]) -> list[Build]:
-    """Every framework build in these environments (the report's summary uses it)."""
-    return [b for env in facts_envs for b in environment_builds(env)]
