@@ -65,7 +65,7 @@ def parse_quantity(text: str) -> Fraction:
 def _why_not(text: str) -> str:
     """Say what is wrong with a text that is no quantity, naming the usual slips."""
     if text != text.strip() or " " in text:
-        return f"{text!r} has spaces (write the number and its suffix together, like 16Gi)"
+        return f"{text!r} has spaces (write the number and its suffix together)"
     slip = re.fullmatch(r"([+-]?[0-9.]+)([KMGTPE])(i?)B", text)
     if slip:
         number, prefix, binary = slip.groups()

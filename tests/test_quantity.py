@@ -122,7 +122,7 @@ def test_what_kubernetes_refuses_is_refused(text: str) -> None:
         ("40GiB", "40GiB is not a Kubernetes quantity (write 40Gi)"),
         ("2GB", "2GB is not a Kubernetes quantity (write 2G)"),
         ("1K", "1K is not a Kubernetes quantity (write 1k for a thousand, 1Ki for 1024)"),
-        ("16 Gi", "'16 Gi' has spaces (write the number and its suffix together, like 16Gi)"),
+        ("16 Gi", "'16 Gi' has spaces (write the number and its suffix together)"),
         ("lots", "'lots' is not a Kubernetes quantity"),
         ("1e999", f"the exponent of 1e999 is beyond ±{MAX_EXPONENT}"),
     ],

@@ -14,12 +14,8 @@ import functools
 import re
 from collections.abc import Mapping
 
-#: Slugs and names: lower-case letters, digits and dashes, as in Kubernetes DNS labels.
-NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 #: ``sm_90`` (binary code for one architecture) or ``compute_90`` (PTX, JIT-compiled).
 ARCH_PATTERN = re.compile(r"^(sm|compute)_(\d{2,3})([af]?)$")
-#: A MIG profile as the device plugin names its resources: ``1g.10gb``, ``3g.40gb``, ``1g.5gb+me``.
-MIG_PATTERN = re.compile(r"^[1-8]g\.\d{1,3}gb(\+me)?$")
 #: What ``images/Dockerfile`` builds: its final stages, one per flavor.
 BUILD_FLAVORS = ("base", "pytorch")
 #: An Ubuntu-based nvidia/cuda tag: ``13.0.2-cudnn-runtime-ubuntu24.04``.
