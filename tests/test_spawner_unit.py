@@ -20,8 +20,8 @@ import pytest
 from traitlets.config import Config
 
 from gpu_devbox.catalog import default_catalog_text, load_catalog
+from gpu_devbox.placement import ClusterSnapshot, ClusterState
 from gpu_devbox_spawner import spawner as spawner_module
-from gpu_devbox_spawner.cluster import ClusterSnapshot, ClusterState
 from gpu_devbox_spawner.spawner import GPUDevboxSpawner, UserFacingError
 from tests import k8s_objects as k
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from gpu_devbox.catalog import default_catalog
+from gpu_devbox.placement import compute_offers
 from gpu_devbox_spawner.inventory import POD_FIELD_SELECTOR, Inventory
-from gpu_devbox_spawner.placement import compute_offers
 from tests import k8s_objects as k
 from tests_hub.fake_api import FakeKube
 

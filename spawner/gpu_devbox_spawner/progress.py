@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from gpu_devbox_spawner.placement import Plan
+from gpu_devbox.placement import Plan
 
 _QUOTED_IMAGE = re.compile(r'image "([^"]+)"')
 _PULL_TIME = re.compile(r"\bin ([0-9.]+m?[0-9.]*s)\b")

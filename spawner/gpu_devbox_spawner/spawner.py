@@ -23,6 +23,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, Float, Integer, List, Unicode, default
 
 from gpu_devbox.catalog import Catalog, CatalogError, Toleration
+from gpu_devbox.placement import Offer, Plan, alternatives, compute_offers, plan, shortage
 from gpu_devbox_spawner.catalog_file import CatalogFile
 from gpu_devbox_spawner.form import build_form, make_environment, render_form
 from gpu_devbox_spawner.inventory import Inventory
@@ -34,7 +35,6 @@ from gpu_devbox_spawner.options import (
     options_from_form,
     parse_options,
 )
-from gpu_devbox_spawner.placement import Offer, Plan, alternatives, compute_offers, plan, shortage
 from gpu_devbox_spawner.progress import describe_event, describe_plan, unschedulable_for_gpus
 
 #: HTTP status of "the cluster cannot take this now" (below 500: JupyterHub counts 5xx spawn
