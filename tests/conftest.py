@@ -26,6 +26,7 @@ SOURCE_TREE_MODULES = frozenset(
         "test_gpu_test_scripts",
         "test_images_files",
         "test_images_plan",
+        "test_import_contracts",
         "test_labextension_package",
         "test_quickstart",
         "test_spawner_config_files",

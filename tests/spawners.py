@@ -36,7 +36,7 @@ from tornado import httputil, web
 from traitlets import Instance
 from traitlets.config import Config
 
-from gpu_devbox_spawner.cluster import ClusterState
+from gpu_devbox.placement import ClusterState
 from gpu_devbox_spawner.inventory import Inventory
 from gpu_devbox_spawner.spawner import GPUDevboxSpawner
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from gpu_devbox.catalog import load_catalog, parse_catalog
-from gpu_devbox_spawner.cluster import ClusterState
+from gpu_devbox.placement import ClusterState, Plan, compute_offers, plan
 from gpu_devbox_spawner.manifests import Baseline, node_affinity, pod_settings, volumes
-from gpu_devbox_spawner.placement import Plan, compute_offers, plan
 from tests import k8s_objects as k
 from tests.spawners import CATALOG_PATH
 

@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 
 from gpu_devbox.catalog import load_catalog
-from gpu_devbox_spawner.cluster import ClusterState
+from gpu_devbox.placement import ClusterState, compute_offers
 from gpu_devbox_spawner.form import build_form, capacity_text, make_environment, render_form
 from gpu_devbox_spawner.options import Choice, OptionsError, options_from_form, parse_options
-from gpu_devbox_spawner.placement import compute_offers
 from gpu_devbox_spawner.start_request import options_given
 from tests import k8s_objects as k
 from tests.spawners import CATALOG_PATH, rest_start, spawn_page

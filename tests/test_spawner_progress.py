@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from gpu_devbox.catalog import load_catalog
-from gpu_devbox_spawner.cluster import ClusterState
-from gpu_devbox_spawner.placement import compute_offers, plan
+from gpu_devbox.placement import ClusterState, compute_offers, plan
 from gpu_devbox_spawner.progress import GPUWait, describe_event, no_room_message
 from gpu_devbox_spawner.progress import unschedulable_for_gpus as unschedulable
 from tests import k8s_objects as k

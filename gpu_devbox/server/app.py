@@ -28,8 +28,9 @@ from gpu_devbox.server import (
     prometheus,
 )
 from gpu_devbox.server.base import API_PREFIX, FALLBACK_ROUTE
+from gpu_devbox.server.fanout import StreamFanout
 from gpu_devbox.server.state import ServerState
-from gpu_devbox.server.stream import StreamHandler, StreamHub
+from gpu_devbox.server.stream import StreamHandler
 
 
 def _env_list(name: str) -> list[str]:
@@ -323,9 +324,9 @@ class GPUDevbox(ExtensionApp):
             probe_timeout=self.checks_probe_timeout,
             logger=self.log,
         )
-        hub = StreamHub(sampler, ping_interval=self.stream_ping_interval)
-        state = ServerState(sampler=sampler, hub=hub, checks=checks)
-        state.benchmarks = self._make_benchmarks(hub)
+        fanout = StreamFanout(sampler, ping_interval=self.stream_ping_interval)
+        state = ServerState(sampler=sampler, fanout=fanout, checks=checks)
+        state.benchmarks = self._make_benchmarks(fanout)
         self._state = state
         self.settings.update({"gpu_devbox": state})
         sampler.start()
@@ -341,7 +342,7 @@ class GPUDevbox(ExtensionApp):
             interval,
         )
 
-    def _make_benchmarks(self, hub: StreamHub) -> BenchmarkService:
+    def _make_benchmarks(self, fanout: StreamFanout) -> BenchmarkService:
         timeouts = {name: spec.timeout for name, spec in bench_plan.SUITES.items()}
         timeouts.update(self.benchmark_timeouts)
         config = BenchmarkConfig(
@@ -352,7 +353,7 @@ class GPUDevbox(ExtensionApp):
         )
         return BenchmarkService(
             config,
-            on_event=lambda event: hub.publish_threadsafe("benchmark", event),
+            on_event=lambda event: fanout.publish_threadsafe("benchmark", event),
             logger=self.log,
         )
 

@@ -3,7 +3,7 @@
 Two background loops, one for nodes and one for pods in every namespace, each list once
 (in pages) and then watch from the list's ``resourceVersion``, reconnecting when the server
 ends a watch (``timeoutSeconds``) and listing again when the version expired (410 Gone). They
-feed a :class:`~gpu_devbox_spawner.cluster.ClusterState`; forms and starts read its snapshot,
+feed a :class:`~gpu_devbox.placement.cluster.ClusterState`; forms and starts read its snapshot,
 so rendering a form makes no API call. One inventory per event loop is shared by every
 spawner of a hub, and so are what the spawners derive from it: the catalog files they read
 and the offers computed for the current snapshot (once per cluster change, not per form).
@@ -24,9 +24,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from gpu_devbox.catalog import Catalog, Toleration
+from gpu_devbox.placement import ClusterSnapshot, ClusterState, Offer, compute_offers
 from gpu_devbox_spawner.catalog_file import CatalogFile
-from gpu_devbox_spawner.cluster import ClusterSnapshot, ClusterState
-from gpu_devbox_spawner.placement import Offer, compute_offers
 
 #: Pods that can hold GPUs: everything not finished.
 POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gpu_devbox_spawner.placement import Offer, Plan, alternatives, shortage
+from gpu_devbox.placement import Offer, Plan, alternatives, shortage
 
 _QUOTED_IMAGE = re.compile(r'image "([^"]+)"')
 _PULL_TIME = re.compile(r"\bin ([0-9.]+m?[0-9.]*s)\b")

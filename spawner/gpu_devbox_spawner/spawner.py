@@ -28,6 +28,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, Float, Integer, List, Unicode, default
 
 from gpu_devbox.catalog import Catalog, CatalogError, Toleration
+from gpu_devbox.placement import Offer, Plan, alternatives, plan
 from gpu_devbox_spawner.form import build_form, make_environment, render_form
 from gpu_devbox_spawner.inventory import Inventory
 from gpu_devbox_spawner.manifests import OWNED_TRAITS, Baseline, as_list, pod_settings
@@ -38,7 +39,6 @@ from gpu_devbox_spawner.options import (
     options_from_form,
     parse_options,
 )
-from gpu_devbox_spawner.placement import Offer, Plan, alternatives, plan
 from gpu_devbox_spawner.progress import GPUWait, describe_event, describe_plan, no_room_message
 from gpu_devbox_spawner.start_request import BodyError, options_given
 

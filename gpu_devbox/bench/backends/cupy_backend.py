@@ -13,7 +13,7 @@ import platform
 from typing import Any
 
 from gpu_devbox.bench import host
-from gpu_devbox.bench.backends import BackendUnavailable, import_optional
+from gpu_devbox.bench.backends.optional import BackendUnavailable, import_optional
 from gpu_devbox.bench.measure import DeviceInfo, Op, Unsupported, wall_clock
 from gpu_devbox.bench.plan import Kind
 
