@@ -48,10 +48,15 @@ def mapping_bomb(levels: int = 9, width: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: A real catalog of a few KiB (the placement tests'), for a bomb hidden in a real file: the
+#: shipped one grows with every image, and the bomb's point is a small file.
+SMALL_CATALOG = Path(__file__).with_name("fixtures") / "placement-catalog.yaml"
+
+
 def profiles_bomb() -> str:
     """A real catalog whose profiles' tolerations are a bomb (the reader would walk it)."""
     return (
-        default_catalog_text()
+        SMALL_CATALOG.read_text(encoding="utf-8")
         + "\n# a crafted extra\n"
         + "".join(f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 9)}]\n" for i in range(1, 9))
     ).replace("version: 1", "x0: &x0 [{key: a}, {key: b}, {key: c}]\nversion: 1", 1)
