@@ -279,6 +279,17 @@ BAD = [
         "already pinned by the base flavor",
     ),
     (
+        _set(
+            ("build", "flavors"),
+            {
+                "base": {"packages": ["Jupyter__Core==5.9.*"]},
+                "pytorch": {"packages": ["jupyter-core==5.8"]},
+            },
+        ),
+        "build.flavors.pytorch.packages[0]",
+        "jupyter-core is already pinned by the base flavor",
+    ),
+    (
         _set(("build", "flavors"), {"base": {"apt": ["git", "git"]}}),
         "build.flavors.base.apt[1]",
         "listed twice",

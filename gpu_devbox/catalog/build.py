@@ -98,7 +98,7 @@ def read_flavors(reader: Reader, raw: Mapping[str, Any], path: str) -> dict[str,
 def _project(spec: str) -> str:
     """``Jupyterlab_Git[x]==0.55.*`` -> ``jupyterlab-git`` (PEP 503 normalised)."""
     name = spec.split("==", 1)[0].split("[", 1)[0]
-    return "-".join(part for part in name.lower().replace("_", "-").replace(".", "-").split("-"))
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def read_base(reader: Reader, raw: Mapping[str, Any], path: str) -> BuildBase:
