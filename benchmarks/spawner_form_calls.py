@@ -3,9 +3,10 @@
 Usage: python benchmarks/spawner_form_calls.py [--nodes 1000] [--pods 20000] [--renders 50]
 
 It serves a 1,000-node, 20,000-pod cluster from the test suite's fake Kubernetes API, points
-KubeSpawner's client at it with a kubeconfig (as a hub would), builds a GPUDevboxSpawner and
-renders its options form: the first render starts the shared inventory (its paged lists),
-every later one must make no API call at all.
+KubeSpawner's client at it with a kubeconfig (as a hub would), makes a user's GPUDevboxSpawner
+as JupyterHub does (a User over an in-memory database) and asks it for its options form
+(``get_options_form``, as the spawn page does): the first form starts the shared inventory
+(its paged lists), every later one must make no API call at all.
 """
 
 from __future__ import annotations
@@ -45,13 +46,23 @@ def main() -> int:
 
 
 async def measure(kube: FakeKube, renders: int, nodes: int, pods: int) -> int:
+    from jupyterhub import orm
+    from jupyterhub.objects import Hub
+    from jupyterhub.user import User
+    from traitlets.config import Config
+
     from gpu_devbox_spawner.inventory import Inventory
     from gpu_devbox_spawner.spawner import GPUDevboxSpawner
 
-    spawner = GPUDevboxSpawner(_mock=True)
+    db = orm.new_session_factory("sqlite:///:memory:")()
+    db.add(orm.User(name="bench"))
+    db.commit()
+    orm_user = db.query(orm.User).one()
+    settings = {"spawner_class": GPUDevboxSpawner, "config": Config(), "hub": Hub()}
+    spawner = User(orm_user, settings).spawners[""]
     before = len(kube.requests)
     started = time.perf_counter()
-    first = await spawner._render_form(spawner)
+    first = await spawner.get_options_form()
     first_time = time.perf_counter() - started
     first_calls = [r for r in kube.requests[before:] if "watch=" not in r[2]]
 
@@ -59,7 +70,7 @@ async def measure(kube: FakeKube, renders: int, nodes: int, pods: int) -> int:
     before = len(kube.requests)
     for _ in range(renders):
         t = time.perf_counter()
-        page = await spawner._render_form(spawner)
+        page = await spawner.get_options_form()
         times.append(time.perf_counter() - t)
     during = kube.requests[before:]
     calls = [r for r in during if "watch=" not in r[2]]

@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.spawner_cluster import build
 from gpu_devbox.catalog import default_catalog
-from gpu_devbox_spawner.cluster import ClusterState
-from gpu_devbox_spawner.placement import compute_offers
+from gpu_devbox.placement import ClusterState, compute_offers
 from tests import k8s_objects as k
 
 

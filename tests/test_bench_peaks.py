@@ -8,9 +8,9 @@ import re
 import pytest
 
 from gpu_devbox.bench.peaks import FLAG_RATIO, PeakTable, load_table, normalize_name
-from gpu_devbox.bench.plan import MEASUREMENTS
+from gpu_devbox.bench.suites import MEASUREMENTS
 
-# What plain PyTorch measured on an H100 SXM (shared/fixtures/h100/README.md).
+# What plain PyTorch measured on an H100 SXM (the figures gpu_devbox/bench/peaks.json cites).
 H100_REFERENCE = {
     "matmul_bf16": 797e12,
     "matmul_fp16": 764e12,

@@ -204,81 +204,71 @@ def _set(path: tuple[Any, ...], value: Any) -> Any:
 
 
 BAD = [
-    # (edit, field the loader names, words of its message, schema also refuses it)
-    (_set(("build", "python"), 3.12), "build.python", "in quotes", True),
-    (_set(("build", "python"), "python3"), "build.python", '"3.12"', True),
-    (_set(("build", "platforms"), ["linux/s390x"]), "build.platforms[0]", "linux/amd64", True),
-    (_set(("build", "platforms"), []), "build.platforms", "at least one", True),
-    (_set(("build", "torch_index"), "pypi"), "build.torch_index", "URL", True),
-    (_set(("build", "bases"), []), "build.bases", "at least one", True),
-    (_set(("build", "colour"), "red"), "build.colour", "not a known field", True),
-    (_set(("build", "bases", 0, "cuda"), ...), "build.bases[0]", "'cuda'", True),
+    # (edit, field the loader names, words of its message)
+    (_set(("build", "python"), 3.12), "build.python", "in quotes"),
+    (_set(("build", "python"), "python3"), "build.python", '"3.12"'),
+    (_set(("build", "platforms"), ["linux/s390x"]), "build.platforms[0]", "linux/amd64"),
+    (_set(("build", "platforms"), []), "build.platforms", "at least one"),
+    (_set(("build", "torch_index"), "pypi"), "build.torch_index", "URL"),
+    (_set(("build", "bases"), []), "build.bases", "at least one"),
+    (_set(("build", "colour"), "red"), "build.colour", "not a known field"),
+    (_set(("build", "bases", 0, "cuda"), ...), "build.bases[0]", "'cuda'"),
     (
         _set(("build", "bases", 0, "image"), "nvidia/cuda:13.0-runtime"),
         "build.bases[0].image",
         "full release",
-        True,
     ),
     (
         _set(("build", "bases", 0, "image"), "nvidia/cuda:13.0.2-cudnn-runtime-ubi9"),
         "build.bases[0].image",
         "Ubuntu-based",
-        True,
     ),
     (
         _set(("build", "bases", 0, "image"), "nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04"),
         "build.bases[0].image",
         "not the line 13.0",
-        False,
     ),
-    (_set(("build", "bases", 0, "cuda"), "13.0.2"), "build.bases[0].cuda", "CUDA line", True),
+    (_set(("build", "bases", 0, "cuda"), "13.0.2"), "build.bases[0].cuda", "CUDA line"),
     (
         _set(("build", "bases", 1, "image"), "debian:bookworm"),
         "build.bases[1].image",
         "ubuntu:24.04",
-        True,
     ),
     (
         _set(("build", "bases", 1), dict(DOC["build"]["bases"][0])),
         "build.bases[1].cuda",
         "already has a base",
-        False,
     ),
-    (_set(("images", 0, "build"), "yes"), "images[0].build", "true or false", True),
-    (_set(("build",), ...), "images[0].build", "top-level build section", False),
+    (_set(("images", 0, "build"), "yes"), "images[0].build", "true or false"),
+    (_set(("build",), ...), "images[0].build", "top-level build section"),
     (
         _set(("images", 1, "flavor"), "tensorflow"),
         "images[1].build",
         "cannot build the flavor 'tensorflow'",
-        False,
     ),
-    (_set(("images", 1, "cuda"), "12.6"), "images[1].build", "no base for CUDA 12.6", False),
-    (_set(("images", 2, "frameworks"), []), "images[2].frameworks", "torch entry", False),
-    (_set(("images", 1, "flavor"), "pytorch"), "images[1].frameworks", "torch entry", False),
+    (_set(("images", 1, "cuda"), "12.6"), "images[1].build", "no base for CUDA 12.6"),
+    (_set(("images", 2, "frameworks"), []), "images[2].frameworks", "torch entry"),
+    (_set(("images", 1, "flavor"), "pytorch"), "images[1].frameworks", "torch entry"),
     (
         _set(("images", 3), {"name": "x", "reference": "r/x:1", "cuda": None, "build": True}),
         "images[3].build",
         "'cpu' already builds the base flavor on the CPU line",
-        False,
     ),
-    (_set(("build", "flavors"), {"r": {}}), "build.flavors.r", "not a known field", True),
+    (_set(("build", "flavors"), {"r": {}}), "build.flavors.r", "not a known field"),
     (
         _set(("build", "flavors"), {"base": {"packages": ["numpy>=2"]}}),
         "build.flavors.base.packages[0]",
         "pin each package like numpy==2.4.*",
-        True,
     ),
     (
         _set(("build", "flavors"), {"base": {"packages": ["numpy"]}}),
         "build.flavors.base.packages[0]",
         "== only",
-        True,
     ),
     (
         _set(("build", "flavors"), {"pytorch": {"packages": ["torch==2.14.*"]}}),
         "build.flavors.pytorch.packages[0]",
         "frameworks entry",
-        False,
     ),
     (
         _set(
@@ -287,54 +277,56 @@ BAD = [
         ),
         "build.flavors.finetune.packages[0]",
         "already pinned by the base flavor",
-        False,
+    ),
+    (
+        _set(
+            ("build", "flavors"),
+            {
+                "base": {"packages": ["Jupyter__Core==5.9.*"]},
+                "pytorch": {"packages": ["jupyter-core==5.8"]},
+            },
+        ),
+        "build.flavors.pytorch.packages[0]",
+        "jupyter-core is already pinned by the base flavor",
     ),
     (
         _set(("build", "flavors"), {"base": {"apt": ["git", "git"]}}),
         "build.flavors.base.apt[1]",
         "listed twice",
-        True,
     ),
     (
         _set(("build", "flavors"), {"base": {"apt": ["Git Tools"]}}),
         "build.flavors.base.apt[0]",
         "a package name",
-        True,
     ),
     (
         _set(("build", "flavors"), {"pytorch": {"cuda_variant": "tiny"}}),
         "build.flavors.pytorch.cuda_variant",
         "not an nvidia/cuda flavor",
-        True,
     ),
     (
         _set(("build", "bases", 0, "platforms"), ["linux/riscv64"]),
         "build.bases[0].platforms[0]",
         "linux/amd64",
-        True,
     ),
-    (_set(("images", 0, "size_budget"), "huge"), "images[0].size_budget", "16Gi", True),
+    (_set(("images", 0, "size_budget"), "huge"), "images[0].size_budget", "16Gi"),
     (
         _set(("images", 2, "frameworks", 0, "version"), ...),
         "images[2].frameworks[0].version",
         "give its version",
-        False,
     ),
     (
         _set(("images", 1, "frameworks"), [{"name": "torch", "version": "2.14"}]),
         "images[1].frameworks",
         "the base flavor installs no PyTorch",
-        False,
     ),
 ]
 
 
-@pytest.mark.parametrize(("edit", "field", "words", "in_schema"), BAD)
-def test_a_bad_build_field_is_named(edit: Any, field: str, words: str, in_schema: bool) -> None:
+@pytest.mark.parametrize(("edit", "field", "words"), BAD)
+def test_a_bad_build_field_is_named(edit: Any, field: str, words: str) -> None:
     doc = changed(edit)
     with pytest.raises(CatalogError) as caught:
         parse_catalog(doc, "c.yaml")
     assert caught.value.path == field
     assert words in caught.value.problem
-    # The schema says the same wherever JSON Schema can (cross-field rules it cannot).
-    assert (not VALIDATOR.is_valid(doc)) is in_schema

@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
-from gpu_devbox.catalog import default_catalog_text
+from gpu_devbox.catalog import default_catalog
 from gpu_devbox.cli import main
 from tests import k8s_objects as k
+
+#: The catalog these tests judge the cluster with (not the shipped one: see its header).
+CATALOG = str(Path(__file__).parent / "fixtures" / "placement-catalog.yaml")
 
 NODES = [
     k.gpu_node("v100-1", k.V100, driver="535.183.01", cuda="12.2"),
@@ -39,7 +42,7 @@ def files(tmp_path: Path) -> tuple[str, str]:
 
 def test_the_table(files: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     nodes, pods = files
-    assert main(["profiles", "--nodes", nodes, "--pods", pods]) == 0
+    assert main(["profiles", "--catalog", CATALOG, "--nodes", nodes, "--pods", pods]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0] == f"5 nodes (4 with GPUs), 11 pods holding GPUs, from {nodes} and {pods}"
@@ -55,16 +58,21 @@ def test_the_table(files: tuple[str, str], capsys: pytest.CaptureFixture[str]) -
     assert "  mig-1 (A100-SXM4-80GB, driver 580.65.06, CUDA 13.0): 7 of 7 free; runs" in out
 
 
-def test_json(files: tuple[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_without_a_catalog_the_shipped_one_judges_the_cluster(
+    files: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     nodes, pods = files
-    catalog = tmp_path / "catalog.yaml"
-    catalog.write_text(default_catalog_text())
-    assert (
-        main(["profiles", "--catalog", str(catalog), "--nodes", nodes, "--pods", pods, "--json"])
-        == 0
-    )
+    assert main(["profiles", "--nodes", nodes, "--pods", pods, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["catalog"] == str(catalog)
+    assert data["catalog"] is None
+    assert [o["profile"] for o in data["offers"]] == [p.slug for p in default_catalog().profiles]
+
+
+def test_json(files: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    nodes, pods = files
+    assert main(["profiles", "--catalog", CATALOG, "--nodes", nodes, "--pods", pods, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["catalog"] == CATALOG
     assert data["cluster"] == {"nodes": 5, "gpu_nodes": 4, "gpu_pods": 11}
     offers = {o["profile"]: o for o in data["offers"]}
     assert (offers["gpu-1"]["free"], offers["gpu-1"]["total"], offers["gpu-1"]["max_count"]) == (
@@ -119,7 +127,7 @@ def test_bad_input_is_one_line_and_exit_2(
     obj = tmp_path / "object.json"
     obj.write_text(json.dumps(k.node("x")))
     bad_catalog = tmp_path / "bad.yaml"
-    bad_catalog.write_text(default_catalog_text().replace("gpu: {count: 1}", "gpu: {count: 0}"))
+    bad_catalog.write_text(Path(CATALOG).read_text().replace("gpu: {count: 1}", "gpu: {count: 0}"))
     names = {
         "nodes": nodes,
         "pods": pods,
@@ -149,12 +157,15 @@ def test_kubeconfig_without_the_hub_extra_says_what_to_install(
 
 def test_the_cli_does_not_import_the_hub_side(files: tuple[str, str]) -> None:
     nodes, pods = files
-    hub_side = "{'jupyterhub', 'kubespawner', 'kubernetes_asyncio', 'tornado'}"
+    hub_side = (
+        "{'jupyterhub', 'kubespawner', 'kubernetes_asyncio', 'tornado', 'gpu_devbox_spawner'}"
+    )
     code = (
         "import sys; from gpu_devbox.cli import main; "
-        f"assert not ({hub_side} | {{'gpu_devbox_spawner'}}) & set(sys.modules); "
-        f"assert main(['profiles', '--nodes', {nodes!r}, '--pods', {pods!r}]) == 0; "
-        f"assert not {hub_side} & set(sys.modules)"
+        f"assert not {hub_side} & set(sys.modules); "
+        f"assert main(['profiles', '--catalog', {CATALOG!r}, '--nodes', {nodes!r}, "
+        f"'--pods', {pods!r}]) == 0; "
+        f"assert not {hub_side} & set(sys.modules), {hub_side} & set(sys.modules)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False

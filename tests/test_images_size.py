@@ -139,13 +139,13 @@ def test_the_budget_is_checked(tmp_path: Path) -> None:
     layout = tmp_path / "oci"
     total = oci_layout(layout)
     within = tmp_path / "within.yaml"
-    within.write_text(default_catalog_text().replace("size_budget: 1.4Gi", "size_budget: 2Mi"))
+    within.write_text(default_catalog_text().replace("size_budget: 1434Mi", "size_budget: 2Mi"))
     ok = cli("cpu", "--oci", str(layout), "--catalog", str(within))
     assert ok.returncode == 0, ok.stderr
     assert "| **total** | 8 |" in ok.stdout
     assert "Budget 2.00 MiB uncompressed: within it." in ok.stdout
     over = tmp_path / "over.yaml"
-    over.write_text(default_catalog_text().replace("size_budget: 1.4Gi", "size_budget: 1Mi"))
+    over.write_text(default_catalog_text().replace("size_budget: 1434Mi", "size_budget: 1Mi"))
     too_big = cli("cpu", "--oci", str(layout), "--catalog", str(over), "--json")
     assert too_big.returncode == 1
     document = json.loads(too_big.stdout)

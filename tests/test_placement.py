@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gpu_devbox.catalog import Catalog, default_catalog, parse_catalog
-from gpu_devbox_spawner.cluster import ClusterSnapshot, ClusterState
-from gpu_devbox_spawner.placement import alternatives, compute_offers, plan, shortage
+from gpu_devbox.catalog import Catalog, Toleration, load_catalog, parse_catalog
+from gpu_devbox.placement import (
+    ClusterSnapshot,
+    ClusterState,
+    alternatives,
+    compute_offers,
+    plan,
+    shortage,
+)
 from tests import k8s_objects as k
 
-CATALOG = default_catalog()
+CATALOG = load_catalog(Path(__file__).parent / "fixtures" / "placement-catalog.yaml")
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 DEDICATED = {"key": "dedicated", "value": "ml-team", "effect": "NoSchedule"}
 
@@ -406,8 +413,6 @@ def test_profile_tolerations_and_configured_ones() -> None:
         }
     )
     assert compute_offers(custom, snapshot(nodes))[0].available
-    from gpu_devbox.catalog import Toleration
-
     by_config = {
         o.slug: o
         for o in compute_offers(CATALOG, snapshot(nodes), tolerations=[Toleration("dedicated")])

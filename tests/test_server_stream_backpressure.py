@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
+from gpu_devbox.server.fanout import MAX_PENDING_BYTES
 from gpu_devbox.server.state import ServerState
-from gpu_devbox.server.stream import CLOSE_FACTOR, MAX_PENDING_BYTES, TOO_SLOW, StreamHandler
+from gpu_devbox.server.stream import CLOSE_FACTOR, TOO_SLOW, StreamHandler
 
 API = "gpu-devbox/api"
 #: The listening test server: (app, port, base URL, auth header).
@@ -87,16 +88,16 @@ async def stalled_stream(
 ) -> AsyncIterator[StreamHandler]:
     """The server's handler of a client that has stopped reading."""
     jp_serverapp, jp_http_port, jp_base_url, jp_auth_header = server
-    hub = state_of(jp_serverapp).hub
-    assert hub.max_pending == LIMIT
+    fanout = state_of(jp_serverapp).fanout
+    assert fanout.max_pending == LIMIT
     path = f"{jp_base_url.rstrip('/')}/{API}/stream?interval=0.1"
     sock = await stalled_client(jp_http_port, path, jp_auth_header)
     try:
         deadline = time.monotonic() + 5
-        while not hub.clients:
+        while not fanout.clients:
             assert time.monotonic() < deadline, "the stream never opened"
             await asyncio.sleep(0.01)
-        [handler] = hub.clients
+        [handler] = fanout.clients
         assert handler.ws_connection is not None
         server_socket = handler.ws_connection.stream.socket
         server_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -130,7 +131,7 @@ async def check_bounded(stalled: StreamHandler) -> None:
     # At most the limit plus the one frame that crossed it (and the greeting) stay pending.
     assert peak <= LIMIT + 2 * frame, f"{peak} bytes held for one client that stopped reading"
     assert stalled.dropped > 0
-    assert stalled in state_of_handler(stalled).hub.clients  # dropping frames, not the client
+    assert stalled in state_of_handler(stalled).fanout.clients  # dropping frames, not the client
 
 
 async def test_a_client_whose_backlog_of_events_grows_is_closed(
@@ -141,11 +142,11 @@ async def test_a_client_whose_backlog_of_events_grows_is_closed(
 
 
 def check_closed(stalled: StreamHandler) -> None:
-    hub = state_of_handler(stalled).hub
+    fanout = state_of_handler(stalled).fanout
     event = {"text": "x" * 60_000}
     for _ in range(CLOSE_FACTOR * LIMIT // 60_000 + 2):  # events are never dropped...
-        hub.publish("benchmark", event)
-    assert stalled not in hub.clients  # ... so past the hard limit the client is closed
+        fanout.publish("benchmark", event)
+    assert stalled not in fanout.clients  # ... so past the hard limit the client is closed
     assert stalled.ws_connection is None or stalled.ws_connection.is_closing()
     assert stalled.close_code is None or stalled.close_code == TOO_SLOW[0]
 
@@ -168,14 +169,14 @@ class TestPings:
         jp_base_url: str,
         jp_auth_header: dict[str, str],
     ) -> None:
-        hub = state_of(jp_serverapp).hub
+        fanout = state_of(jp_serverapp).fanout
         path = f"{jp_base_url.rstrip('/')}/{API}/stream"
         sock = await stalled_client(jp_http_port, path, jp_auth_header)
         try:
             await asyncio.sleep(0.1)
-            assert len(hub.clients) == 1
+            assert len(fanout.clients) == 1
             deadline = time.monotonic() + 5
-            while hub.clients:  # a ping, 0.3 s to answer, then closed
+            while fanout.clients:  # a ping, 0.3 s to answer, then closed
                 assert time.monotonic() < deadline, "a silent client was never disconnected"
                 await asyncio.sleep(0.05)
         finally:

@@ -1,16 +1,19 @@
-"""Pod settings from a plan: pure, recomputed from the admin's baseline on every start."""
+"""Pod settings from a plan: pure, recomputed from the admin's baseline on every start.
+
+Against the test catalog (tests/fixtures/spawner-catalog.yaml), not the shipped one.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from gpu_devbox.catalog import default_catalog, parse_catalog
-from gpu_devbox_spawner.cluster import ClusterState
+from gpu_devbox.catalog import load_catalog, parse_catalog
+from gpu_devbox.placement import ClusterState, Plan, compute_offers, plan
 from gpu_devbox_spawner.manifests import Baseline, node_affinity, pod_settings, volumes
-from gpu_devbox_spawner.placement import Plan, compute_offers, plan
 from tests import k8s_objects as k
+from tests.spawners import CATALOG_PATH
 
-CATALOG = default_catalog()
+CATALOG = load_catalog(CATALOG_PATH)
 SNAPSHOT = ClusterState.from_objects(
     [k.gpu_node("a100-1", k.A100), k.gpu_node("a100-2", k.A100), k.node("cpu-1")], []
 ).snapshot()
@@ -48,16 +51,16 @@ ADMIN: dict[str, Any] = {
 
 
 def gpu_plan(count: int = 2) -> Plan:
-    return plan(OFFERS["gpu-multi"], "cuda13-pytorch", count)
+    return plan(OFFERS["big"], "torch13", count)
 
 
 def cpu_plan() -> Plan:
-    return plan(OFFERS["cpu"], "cpu", 0)
+    return plan(OFFERS["cpu"], "py", 0)
 
 
 def test_gpu_settings() -> None:
     settings = pod_settings(gpu_plan(), Baseline.capture(ADMIN))
-    assert settings["image"] == "ghcr.io/gpu-devbox/pytorch-notebook:cuda-13.0"
+    assert settings["image"] == "example.org/nb:torch-cuda13.0"
     # limits only: the admin's other limits stay, their GPU entries are replaced
     assert settings["extra_resource_limits"] == {"ephemeral-storage": "20Gi", "nvidia.com/gpu": "2"}
     assert settings["extra_resource_guarantees"] == {}
@@ -80,15 +83,15 @@ def test_gpu_settings() -> None:
     env = settings["environment"]
     assert "NVIDIA_VISIBLE_DEVICES" not in env  # the device plugin sets it
     assert env["TZ"] == "UTC"
-    assert (env["GPU_DEVBOX_PROFILE"], env["GPU_DEVBOX_IMAGE"]) == ("gpu-multi", "cuda13-pytorch")
+    assert (env["GPU_DEVBOX_PROFILE"], env["GPU_DEVBOX_IMAGE"]) == ("big", "torch13")
     assert env["GPU_DEVBOX_REQUESTED_GPUS"] == "2"  # read by the doctor's driver-capabilities check
     # the catalog's resources win, the admin's fill what the catalog leaves open
     assert (settings["cpu_guarantee"], settings["cpu_limit"]) == (8.0, 32.0)
     assert (settings["mem_guarantee"], settings["mem_limit"]) == (64 * 1024**3, 256 * 1024**3)
     assert settings["extra_labels"] == {
         "team": "ml",
-        "gpu-devbox.io/profile": "gpu-multi",
-        "gpu-devbox.io/image": "cuda13-pytorch",
+        "gpu-devbox.io/profile": "big",
+        "gpu-devbox.io/image": "torch13",
     }
 
 
@@ -122,7 +125,7 @@ def test_a_cpu_start_after_a_gpu_start_keeps_nothing_of_it() -> None:
 
 
 def test_volumes_shm_and_the_catalogs_win_a_clash() -> None:
-    vols, mounts = volumes(ADMIN["volumes"], ADMIN["volume_mounts"], CATALOG.profile("gpu-1"))
+    vols, mounts = volumes(ADMIN["volumes"], ADMIN["volume_mounts"], CATALOG.profile("one"))
     assert vols == [
         {"name": "home", "persistentVolumeClaim": {"claimName": "claim-{username}"}},
         {"name": "gpu-devbox-shm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}},

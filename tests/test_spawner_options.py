@@ -1,4 +1,7 @@
-"""User options and the form: every field checked, the form rendered from offers."""
+"""User options and the form: every field checked, the form rendered from offers.
+
+Against the test catalog (tests/fixtures/spawner-catalog.yaml), not the shipped one.
+"""
 
 from __future__ import annotations
 
@@ -8,46 +11,59 @@ from typing import Any
 
 import pytest
 
-from gpu_devbox.catalog import default_catalog
-from gpu_devbox_spawner.cluster import ClusterState
+from gpu_devbox.catalog import load_catalog
+from gpu_devbox.placement import ClusterState, compute_offers
 from gpu_devbox_spawner.form import build_form, capacity_text, make_environment, render_form
 from gpu_devbox_spawner.options import Choice, OptionsError, options_from_form, parse_options
-from gpu_devbox_spawner.placement import compute_offers
+from gpu_devbox_spawner.start_request import options_given
 from tests import k8s_objects as k
+from tests.spawners import CATALOG_PATH, rest_start, spawn_page
 
-CATALOG = default_catalog()
+CATALOG = load_catalog(CATALOG_PATH)
 
 
-@pytest.mark.parametrize(
-    ("options", "field", "words"),
-    [
-        (
-            {"profile": "gpu-9"},
-            "profile",
-            "there is no profile 'gpu-9'; the profiles are cpu, gpu-1",
-        ),
-        ({"profile": 3}, "profile", "must be a profile's slug"),
-        ({"profile": "gpu-1", "image": "cpu"}, "image", "'cpu' is not an image of profile 'gpu-1'"),
-        ({"profile": "gpu-1", "image": ["x"]}, "image", "must be an image's name"),
-        (
-            {"profile": "gpu-multi", "gpus": 9},
-            "gpus",
-            "9 GPUs is not allowed for profile 'gpu-multi' (2 to 8)",
-        ),
-        ({"profile": "gpu-multi", "gpus": 1}, "gpus", "(2 to 8)"),
-        ({"profile": "gpu-1", "gpus": 2}, "gpus", "(exactly 1)"),
-        ({"profile": "gpu-1", "gpus": "1.5"}, "gpus", "'1.5' is not a whole number"),
-        ({"profile": "gpu-1", "gpus": True}, "gpus", "must be a whole number"),
-        ({"profile": "gpu-1", "gpus": 1.0}, "gpus", "must be a whole number"),
-        ({"profile": "cpu", "gpus": 1}, "gpus", "profile 'cpu' has no GPU; it cannot be 1"),
-        ({"profile": "shared-gpu", "gpus": 2}, "gpus", "exactly one GPU slice or share"),
-        (
-            {"profile": "cpu", "node": "gpu-7"},
-            "node",
-            "is not an option; the options are profile, image, gpus",
-        ),
-    ],
-)
+BAD_OPTIONS = {
+    "unknown profile": (
+        {"profile": "gpu-9"},
+        "profile",
+        "there is no profile 'gpu-9'; the profiles are cpu, one, big, slice, shared",
+    ),
+    "profile not text": ({"profile": 3}, "profile", "must be a profile's slug"),
+    "image of another profile": (
+        {"profile": "one", "image": "py"},
+        "image",
+        "'py' is not an image of profile 'one'",
+    ),
+    "image not text": ({"profile": "one", "image": ["x"]}, "image", "must be an image's name"),
+    "count over the range": (
+        {"profile": "big", "gpus": 9},
+        "gpus",
+        "9 GPUs is not allowed for profile 'big' (2 to 8)",
+    ),
+    "count under the range": ({"profile": "big", "gpus": 1}, "gpus", "(2 to 8)"),
+    "count of a one-GPU profile": ({"profile": "one", "gpus": 2}, "gpus", "(exactly 1)"),
+    "count not whole": ({"profile": "one", "gpus": "1.5"}, "gpus", "'1.5' is not a whole number"),
+    "count a boolean": ({"profile": "one", "gpus": True}, "gpus", "must be a whole number"),
+    "count a float": ({"profile": "one", "gpus": 1.0}, "gpus", "must be a whole number"),
+    "count without GPUs": (
+        {"profile": "cpu", "gpus": 1},
+        "gpus",
+        "profile 'cpu' has no GPU; it cannot be 1",
+    ),
+    "count of a share": (
+        {"profile": "shared", "gpus": 2},
+        "gpus",
+        "exactly one GPU slice or share",
+    ),
+    "unknown option": (
+        {"profile": "cpu", "node": "gpu-7"},
+        "node",
+        "is not an option; the options are profile, image, gpus",
+    ),
+}
+
+
+@pytest.mark.parametrize(("options", "field", "words"), BAD_OPTIONS.values(), ids=BAD_OPTIONS)
 def test_bad_options_name_the_field(options: dict[str, Any], field: str, words: str) -> None:
     with pytest.raises(OptionsError) as caught:
         parse_options(options, CATALOG)
@@ -58,38 +74,32 @@ def test_bad_options_name_the_field(options: dict[str, Any], field: str, words: 
 
 def test_good_options() -> None:
     assert parse_options({}, CATALOG) == Choice(CATALOG.profile("cpu"), None, 0)
-    choice = parse_options(
-        {"profile": "gpu-multi", "image": "cuda12-pytorch", "gpus": "4"}, CATALOG
-    )
-    assert (choice.profile.slug, choice.image, choice.count) == ("gpu-multi", "cuda12-pytorch", 4)
-    assert choice.as_options() == {"profile": "gpu-multi", "image": "cuda12-pytorch", "gpus": 4}
-    assert parse_options({"profile": "mig-small", "gpus": 1}, CATALOG).count == 1
+    choice = parse_options({"profile": "big", "image": "torch12", "gpus": "4"}, CATALOG)
+    assert (choice.profile.slug, choice.image, choice.count) == ("big", "torch12", 4)
+    assert choice.as_options() == {"profile": "big", "image": "torch12", "gpus": 4}
+    assert parse_options({"profile": "slice", "gpus": 1}, CATALOG).count == 1
     with pytest.raises(OptionsError, match="must be an object"):
         parse_options(["gpu-1"], CATALOG)  # type: ignore[arg-type]
 
 
 def test_form_data_takes_the_chosen_profiles_pickers() -> None:
     form = {
-        "profile": ["gpu-multi"],
-        "image--gpu-multi": ["cuda12-pytorch"],
-        "gpus--gpu-multi": ["4"],
-        "image--gpu-1": ["cuda13-base"],  # another profile's picker, posted without JavaScript
+        "profile": ["big"],
+        "image--big": ["torch12"],
+        "gpus--big": ["4"],
+        "image--one": ["base12"],  # another profile's picker, posted without JavaScript
         "_xsrf": ["token"],
     }
-    assert options_from_form(form, CATALOG) == {
-        "profile": "gpu-multi",
-        "image": "cuda12-pytorch",
-        "gpus": "4",
-    }
+    assert options_from_form(form, CATALOG) == {"profile": "big", "image": "torch12", "gpus": "4"}
     # a deep link's short names
-    assert options_from_form({"profile": ["gpu-1"], "image": ["cuda12-base"]}, CATALOG) == {
-        "profile": "gpu-1",
-        "image": "cuda12-base",
+    assert options_from_form({"profile": ["one"], "image": ["base12"]}, CATALOG) == {
+        "profile": "one",
+        "image": "base12",
     }
     with pytest.raises(OptionsError, match=r"^profile-option-x: is not a field of this form$"):
         options_from_form({"profile": ["cpu"], "profile-option-x": ["1"]}, CATALOG)
     with pytest.raises(OptionsError, match=r"^profile: must be given once$"):
-        options_from_form({"profile": ["cpu", "gpu-1"]}, CATALOG)
+        options_from_form({"profile": ["cpu", "one"]}, CATALOG)
 
 
 NODES = [
@@ -113,33 +123,31 @@ def radio(page: str, slug: str) -> str:
 def test_the_form_shows_free_gpus_and_greys_out_what_cannot_start() -> None:
     page = render_form(build_form(offers(), None))
     assert "checked" in radio(page, "cpu")
-    assert "disabled" not in radio(page, "gpu-1")
+    assert "disabled" not in radio(page, "one")
     assert "2 of 16 GPUs free · A100-SXM4-80GB, H100-80GB-HBM3" in html.unescape(page)
     # the MIG profile has no node: greyed out, with the reason
-    assert "disabled" in radio(page, "mig-small")
+    assert "disabled" in radio(page, "slice")
     assert "Not available: No node offers MIG 1g.10gb slices" in page
-    # gpu-multi needs 2 GPUs on one node; the A100 has 2 free
-    assert "disabled" not in radio(page, "gpu-multi")
-    # the CUDA 13 image runs only on the full H100 node; the CUDA 12 image is preselected
-    assert '<option value="cuda12-pytorch" selected>PyTorch (CUDA 12) (2 free)</option>' in page
-    assert '<option value="cuda13-pytorch">PyTorch (CUDA 13.0) (no room right now)</option>' in page
+    # big needs 2 GPUs on one node; the A100 has 2 free
+    assert "disabled" not in radio(page, "big")
+    # the CUDA 13 image runs only on the full H100 node; a CUDA 12 image is preselected
+    assert '<option value="torch12" selected>Torch (CUDA 12.4) (2 free)</option>' in page
+    assert '<option value="torch13">Torch (CUDA 13.0) (no room right now)</option>' in page
 
 
 def test_count_picker_is_within_limits() -> None:
-    view = build_form(offers(), parse_options({"profile": "gpu-multi", "gpus": 8}, CATALOG))
-    multi = next(p for p in view.profiles if p.slug == "gpu-multi")
+    view = build_form(offers(), parse_options({"profile": "big", "gpus": 8}, CATALOG))
+    multi = next(p for p in view.profiles if p.slug == "big")
     assert multi.selected
     assert [(c.value, c.enabled) for c in multi.counts] == [(n, n <= 2) for n in range(2, 9)]
     assert [c.value for c in multi.counts if c.selected] == [2]  # 8 is not free: the most that is
 
 
 def test_an_unavailable_choice_is_not_preselected_and_says_why() -> None:
-    view = build_form(offers(), parse_options({"profile": "mig-small"}, CATALOG), ["earlier note"])
+    view = build_form(offers(), parse_options({"profile": "slice"}, CATALOG), ["earlier note"])
     assert [p.slug for p in view.profiles if p.selected] == ["cpu"]
     assert view.notices[0] == "earlier note"
-    assert view.notices[1].startswith(
-        "'Small GPU slice' is not available right now: No node offers"
-    )
+    assert view.notices[1].startswith("'GPU slice' is not available right now: No node offers")
 
 
 def test_nothing_available() -> None:
@@ -159,3 +167,22 @@ def test_text_is_escaped_and_templates_can_be_replaced(tmp_path: Any) -> None:
     assert (
         render_form(view, make_environment([str(tmp_path)])) == f"{len(CATALOG.profiles)} profiles"
     )
+
+
+GIVEN = {
+    "a body of options (JupyterHub 5's form)": (rest_start(b'{"profile": "one"}'), True),
+    "user_options in the body": (rest_start(b'{"user_options": {"profile": "x"}}'), True),
+    "user_options null": (rest_start(b'{"user_options": null}'), False),
+    "only a display name": (rest_start(b'{"display_name": "mine"}'), False),
+    "no body: the saved options": (rest_start(b""), False),
+    "the spawn page's form (checked by options_from_form)": (
+        spawn_page("POST", body=b"profile=one"),
+        False,
+    ),
+    "no request at all": (None, False),
+}
+
+
+@pytest.mark.parametrize(("handler", "given"), GIVEN.values(), ids=GIVEN.keys())
+def test_which_starts_give_options(handler: Any, given: bool) -> None:
+    assert options_given(handler) is given

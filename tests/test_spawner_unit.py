@@ -1,7 +1,10 @@
-"""GPUDevboxSpawner without a cluster: options, pod settings, fail-fast and progress.
+"""GPUDevboxSpawner through JupyterHub's hooks, without a cluster.
 
-KubeSpawner is built with ``_mock=True`` and its config loading switched off; the inventory is
-a stand-in holding a fixed cluster. The end-to-end tests (tests_hub/) run the real thing.
+Spawners are made as JupyterHub makes them (a real ``User`` over SQLite) from the test catalog
+(``tests/fixtures/spawner-catalog.yaml``), on a fixed cluster (``tests/spawners.py``), and
+driven through the hooks JupyterHub calls: ``get_options_form``, ``run_options_from_form``,
+``options_from_query``, ``apply_user_options``, ``load_user_options``, ``progress``. The
+end-to-end tests (tests_hub/) run the same spawner in a real JupyterHub.
 """
 
 from __future__ import annotations
@@ -11,67 +14,66 @@ import gc
 import json
 import os
 import time
-import types
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from traitlets.config import Config
+from jupyterhub.utils import maybe_future
+from sqlalchemy.orm import Session
 
-from gpu_devbox.catalog import default_catalog_text, load_catalog
-from gpu_devbox_spawner import spawner as spawner_module
-from gpu_devbox_spawner.cluster import ClusterSnapshot, ClusterState
-from gpu_devbox_spawner.spawner import GPUDevboxSpawner, UserFacingError
+from gpu_devbox.catalog import load_catalog
+from gpu_devbox_spawner.spawner import DeepLinkShowsForm, GPUDevboxSpawner, UserFacingError
 from tests import k8s_objects as k
+from tests.spawners import (  # noqa: F401  (the two fixtures)
+    CATALOG_PATH,
+    FixedInventory,
+    hub_db_fixture,
+    kube_client_config_fixture,
+    new_spawner,
+    rest_start,
+    spawn_page,
+)
 
-pytestmark = pytest.mark.asyncio
-
-
-class StandInInventory:
-    """What the spawner needs of an inventory."""
-
-    def __init__(self, snapshot: ClusterSnapshot) -> None:
-        self._snapshot = snapshot
-
-    async def wait_synced(self, timeout: float) -> bool:
-        return True
-
-    def snapshot(self) -> ClusterSnapshot:
-        return self._snapshot
-
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("kube_client_config")]
 
 NODES = [
     k.gpu_node("a100-1", k.A100, driver="550.54.15", cuda="12.4"),
     k.gpu_node("h100-1", k.H100),
     k.node("cpu-1"),
 ]
+H100_FULL = k.gpu_pods("h100-1", 8)
+ALL_FULL = [*H100_FULL, *k.gpu_pods("a100-1", 8)]
+CATALOG_TEXT = CATALOG_PATH.read_text()
 
 
-def make_spawner(pods: list[dict[str, Any]] | None = None, **config: Any) -> GPUDevboxSpawner:
-    cfg = Config()
-    for key, value in config.items():
-        cfg.GPUDevboxSpawner[key] = value
-    spawner = GPUDevboxSpawner(_mock=True, config=cfg)
-    pods = [*k.gpu_pods("h100-1", 8)] if pods is None else pods
-    spawner._inventory = StandInInventory(ClusterState.from_objects(NODES, pods).snapshot())  # type: ignore[assignment]
-    return spawner
+def cluster(pods: list[dict[str, Any]] = H100_FULL) -> FixedInventory:
+    """The A100 node (driver R550: CUDA 12.4), the H100 node and a CPU node."""
+    return FixedInventory(NODES, pods)
 
 
-@pytest.fixture(autouse=True)
-def no_kube_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr("kubespawner.spawner.load_config", lambda **kwargs: None)
-    spawner_module._CATALOGS.clear()
-    yield
-    spawner_module._CATALOGS.clear()
+async def apply(spawner: GPUDevboxSpawner, options: Any) -> None:
+    """Run the ``apply_user_options`` hook as JupyterHub (5.3 and later) does before a start."""
+    await maybe_future(spawner.apply_user_options(spawner, options))
 
 
-async def test_a_gpu_start_sets_every_pod_setting() -> None:
-    spawner = make_spawner(
-        extra_resource_limits={"nvidia.com/gpu": "0", "ephemeral-storage": "5Gi"}
+async def first(events: AsyncIterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    async for event in events:
+        out.append(event)
+        if len(out) == n:
+            break
+    return out
+
+
+async def test_a_gpu_start_sets_every_pod_setting(hub_db: Session) -> None:
+    spawner = new_spawner(
+        hub_db,
+        cluster(),
+        extra_resource_limits={"nvidia.com/gpu": "0", "ephemeral-storage": "5Gi"},
     )
-    await spawner.apply_catalog_options({"profile": "gpu-1"})
-    assert spawner.image == "ghcr.io/gpu-devbox/pytorch-notebook:cuda-12.9"  # the H100 is full
+    await apply(spawner, {"profile": "one"})
+    assert spawner.image == "example.org/nb:torch-cuda12.4"  # the H100 (CUDA 13) is full
     assert spawner.extra_resource_limits == {"ephemeral-storage": "5Gi", "nvidia.com/gpu": "1"}
     pod = await spawner.get_pod_manifest()
     limits = pod.spec.containers[0].resources.limits
@@ -79,10 +81,10 @@ async def test_a_gpu_start_sets_every_pod_setting() -> None:
     assert "nvidia.com/gpu" not in (pod.spec.containers[0].resources.requests or {})
     term = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
     assert term.node_selector_terms[0].match_fields[0]["values"] == ["a100-1", "h100-1"]
-    assert pod.metadata.labels["gpu-devbox.io/profile"] == "gpu-1"
+    assert pod.metadata.labels["gpu-devbox.io/profile"] == "one"
     # a CPU start on the same spawner keeps nothing of the GPU start
     spawner.clear_state()
-    await spawner.apply_catalog_options({"profile": "cpu"})
+    await apply(spawner, {"profile": "cpu"})
     assert spawner.extra_resource_limits == {"ephemeral-storage": "5Gi"}
     assert spawner.environment["NVIDIA_VISIBLE_DEVICES"] == "void"
     assert spawner.node_affinity_required == []
@@ -92,233 +94,265 @@ async def test_a_gpu_start_sets_every_pod_setting() -> None:
     )
 
 
-async def test_bad_options_are_a_400_and_a_full_profile_a_409() -> None:
-    spawner = make_spawner()
-    spawner._options_from_request = True
-    with pytest.raises(UserFacingError) as caught:
-        await spawner.apply_catalog_options({"profile": "gpu-1", "gpus": 3})
-    assert caught.value.status_code == 400
-    assert (
-        caught.value.jupyterhub_message
-        == "gpus: 3 GPUs is not allowed for profile 'gpu-1' (exactly 1)"
-    )
-    full = make_spawner(pods=[*k.gpu_pods("h100-1", 8), *k.gpu_pods("a100-1", 8)])
-    with pytest.raises(UserFacingError) as caught:
-        await full.apply_catalog_options({"profile": "gpu-1"})
-    assert caught.value.status_code == 409
-    assert caught.value.jupyterhub_message == (
-        "No A100-SXM4-80GB or H100-80GB-HBM3 GPU is free (0 of 16); try 'CPU only'"
-    )
-    # an image only the full H100 runs: the same profile has room with another image
-    with pytest.raises(UserFacingError) as caught:
-        await make_spawner().apply_catalog_options({"profile": "gpu-1", "image": "cuda13-pytorch"})
-    assert caught.value.jupyterhub_message == (
-        "No H100-80GB-HBM3 GPU is free (0 of 8); try the image PyTorch (CUDA 12) (8 free) "
-        "or the image CUDA 12.9 (8 free)"
-    )
-    with pytest.raises(UserFacingError) as caught:
-        await full.apply_catalog_options({"profile": "mig-small"})
-    assert caught.value.status_code == 409
-    assert caught.value.jupyterhub_message.startswith(
-        "'Small GPU slice' with PyTorch (CUDA 13.0) cannot start now: No node offers MIG 1g.10gb"
-    )
-    # with fail_fast off (a cluster autoscaler adds nodes) a full profile is left to Kubernetes
-    patient = make_spawner(
-        pods=[*k.gpu_pods("h100-1", 8), *k.gpu_pods("a100-1", 8)], fail_fast=False
-    )
-    await patient.apply_catalog_options({"profile": "gpu-1"})
-    assert patient.extra_resource_limits == {"nvidia.com/gpu": "1"}
-
-
-async def test_saved_options_that_vanished_fall_back_to_the_default() -> None:
-    spawner = make_spawner()
-    await spawner.apply_catalog_options({"profile": "old-a100"})  # no request gave them
-    assert spawner._plan is not None
-    assert spawner._plan.offer.slug == "cpu"
-    events = [e async for e in _first(spawner.progress(), 2)]
-    assert events[0]["message"].startswith("Your saved choice is no longer offered (profile: there")
-    assert events[1]["message"] == "Starting 'CPU only' with Python (no CUDA)."
-
-
-async def _first(events: AsyncIterator[dict[str, Any]], n: int) -> AsyncIterator[dict[str, Any]]:
-    count = 0
-    async for event in events:
-        yield event
-        count += 1
-        if count == n:
-            return
-
-
-def handler(method: str, body: bytes = b"", query: dict[str, list[bytes]] | None = None) -> Any:
-    request = types.SimpleNamespace(method=method, body=body, query_arguments=query or {})
-    return types.SimpleNamespace(request=request)
-
-
-@pytest.mark.parametrize(
-    ("method", "body", "given"),
-    [
+REFUSED = {
+    "a count the profile does not allow": (
+        H100_FULL,
+        {"profile": "one", "gpus": 3},
+        {},
+        400,
+        "gpus: 3 GPUs is not allowed for profile 'one' (exactly 1)",
+    ),
+    "no GPU free for the profile": (
+        ALL_FULL,
+        {"profile": "one"},
+        {},
+        409,
+        "No A100-SXM4-80GB or H100-80GB-HBM3 GPU is free (0 of 16); try 'No GPU'",
+    ),
+    "the chosen image runs only on the full node": (
+        H100_FULL,
+        {"profile": "one", "image": "torch13"},
+        {},
+        409,
         (
-            "POST",
-            json.dumps({"profile": "gpu-1"}).encode(),
-            True,
-        ),  # legacy: the body is the options
-        ("POST", json.dumps({"user_options": {"profile": "x"}}).encode(), True),
-        ("POST", json.dumps({"user_options": None}).encode(), False),
-        ("POST", b"", False),  # no body: JupyterHub reuses the saved options
-        ("GET", b"", False),
-    ],
-)
-async def test_which_requests_carry_options(method: str, body: bytes, given: bool) -> None:
-    spawner = make_spawner()
-    spawner.handler = handler(method, body)
-    assert spawner._request_carried_options() is given
+            "No H100-80GB-HBM3 GPU is free (0 of 8); try the image Torch (CUDA 12.4) (8 free) "
+            "or the image CUDA 12.2 (8 free)"
+        ),
+    ),
+    "no node offers the profile": (
+        ALL_FULL,
+        {"profile": "slice"},
+        {},
+        409,
+        "'GPU slice' with Torch (CUDA 13.0) cannot start now: No node offers MIG 1g.10gb",
+    ),
+}
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        (b"[]", "not a list"),
-        (b'["gpu-1"]', "not a list"),
-        (b'"gpu-1"', "not a string"),
-        (b"null", "not null"),
-        (b"0", "not a number"),
-        (b"false", "not a boolean"),
-        (b'{"user_options": "gpu-1"}', "user_options must be a JSON object or null, not a string"),
-        (b'{"user_options": ["gpu-1"]}', "user_options must be a JSON object or null, not a list"),
-    ],
+    ("pods", "options", "config", "status", "message"), REFUSED.values(), ids=REFUSED.keys()
 )
-async def test_a_body_that_is_not_an_object_is_a_400_not_the_default_profile(
-    body: bytes, message: str
+async def test_bad_options_are_a_400_and_a_full_profile_a_409(
+    hub_db: Session,
+    pods: list[dict[str, Any]],
+    options: dict[str, Any],
+    config: dict[str, Any],
+    status: int,
+    message: str,
 ) -> None:
-    spawner = make_spawner()
-    spawner.handler = handler("POST", body)
+    spawner = new_spawner(hub_db, cluster(pods), **config)
+    spawner.handler = rest_start(json.dumps(options).encode())
     with pytest.raises(UserFacingError) as caught:
-        await spawner.apply_catalog_options({} if body == b"null" else json.loads(body))
+        await apply(spawner, options)
+    assert caught.value.status_code == status
+    assert caught.value.jupyterhub_message.startswith(message)
+    assert spawner.extra_resource_limits == {}  # nothing of the refused start was set
+
+
+async def test_without_fail_fast_a_full_profile_is_left_to_kubernetes(hub_db: Session) -> None:
+    # with a cluster autoscaler adding nodes for pending pods
+    spawner = new_spawner(hub_db, cluster(ALL_FULL), fail_fast=False)
+    await apply(spawner, {"profile": "one"})
+    assert spawner.extra_resource_limits == {"nvidia.com/gpu": "1"}
+
+
+async def test_saved_options_that_vanished_start_the_default_with_a_notice(
+    hub_db: Session,
+) -> None:
+    saved = {"profile": "retired"}
+    spawner = new_spawner(hub_db, cluster(), saved_options=saved)
+    spawner.handler = rest_start(b"")  # a start without a body: JupyterHub reuses the saved ones
+    await apply(spawner, spawner.orm_spawner.user_options)
+    events = await first(spawner.progress(), 2)
+    assert events[0]["message"] == (
+        "Your saved choice is no longer offered (profile: there is no profile 'retired'; the "
+        "profiles are cpu, one, big, slice, shared); starting 'No GPU' instead."
+    )
+    assert events[1]["message"] == "Starting 'No GPU' with Python."
+    pod = await spawner.get_pod_manifest()
+    assert pod.metadata.labels["gpu-devbox.io/profile"] == "cpu"
+    # the same options in a start's body are the user's mistake: a 400 naming the field
+    again = new_spawner(hub_db, cluster())
+    again.handler = rest_start(json.dumps(saved).encode())
+    with pytest.raises(UserFacingError, match="profile: there is no profile 'retired'") as caught:
+        await apply(again, saved)
+    assert caught.value.status_code == 400
+
+
+NOT_OBJECTS = {
+    "empty list": (b"[]", "not a list"),
+    "list": (b'["one"]', "not a list"),
+    "string": (b'"one"', "not a string"),
+    "null": (b"null", "not null"),
+    "number": (b"0", "not a number"),
+    "boolean": (b"false", "not a boolean"),
+    "user_options a string": (
+        b'{"user_options": "one"}',
+        "user_options must be a JSON object or null, not a string",
+    ),
+    "user_options a list": (
+        b'{"user_options": ["one"]}',
+        "user_options must be a JSON object or null, not a list",
+    ),
+}
+
+
+@pytest.mark.parametrize(("body", "message"), NOT_OBJECTS.values(), ids=NOT_OBJECTS.keys())
+async def test_a_body_that_is_not_an_object_is_a_400_not_the_default_profile(
+    hub_db: Session, body: bytes, message: str
+) -> None:
+    # JupyterHub 5 passes the body on as the options and saves it with the server;
+    # JupyterHub 6 reads null, [], 0 and false as "no options" (the saved ones)
+    options = json.loads(body)
+    spawner = new_spawner(hub_db, cluster(), saved_options=options)
+    spawner.handler = rest_start(body)
+    with pytest.raises(UserFacingError) as caught:
+        await apply(spawner, options or {})
     assert caught.value.status_code == 400
     assert message in caught.value.jupyterhub_message
     if not body.startswith(b"{"):
         assert caught.value.jupyterhub_message.startswith(
             "The request body must be a JSON object (the user options"
         )
-    assert spawner._plan is None
+        # what JupyterHub 5 saved is dropped: the next form does not trip over it
+        assert spawner.orm_spawner.user_options in ({}, None)
+    assert spawner.extra_resource_limits == {}
 
 
-async def test_deep_links_preselect_or_start() -> None:
-    spawner = make_spawner()
-    with pytest.raises(spawner_module._ShowForm) as caught:
-        spawner.options_from_query({"profile": ["gpu-1"]})
-    assert caught.value.status_code == 200
-    spawner.handler = handler(
-        "GET", query={"profile": [b"gpu-1"], "opt-image": [b"cuda12-base"], "next": [b"/x"]}
-    )
-    page = await spawner._render_form(spawner)
-    assert 'id="gdb-profile-gpu-1" value="gpu-1" checked' in page
-    assert '<option value="cuda12-base" selected>' in page
-    starter = make_spawner(deep_links="start")
-    assert starter.options_from_query({"profile": ["gpu-1"], "image": ["cuda12-base"]}) == {
-        "profile": "gpu-1",
-        "image": "cuda12-base",
-    }
-    with pytest.raises(UserFacingError, match="nope: is not a field of this form"):
-        starter.options_from_query({"nope": ["1"]})
+async def test_a_deep_link_preselects_the_form(hub_db: Session) -> None:
+    spawner = new_spawner(hub_db, cluster())
+    with pytest.raises(DeepLinkShowsForm) as caught:
+        await spawner.options_from_query({"profile": ["one"]})
+    # JupyterHub shows the exception's text above the form: there is none
+    assert str(caught.value) == ""
+    assert caught.value.jupyterhub_message is None
+    spawner.handler = spawn_page("GET", "profile=one&opt-image=base12&next=/x")
+    page = await spawner.get_options_form()
+    assert 'id="gdb-profile-one" value="one" checked' in page
+    assert '<option value="base12" selected>' in page
+    spawner.handler = spawn_page("GET", "profile=nope")
+    page = await spawner.get_options_form()
+    assert "The link&#39;s choice cannot be used (profile: there is no profile" in page
+    assert 'id="gdb-profile-cpu" value="cpu" checked' in page
 
 
-async def test_fail_fast_when_the_scheduler_finds_no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    spawner = make_spawner(unschedulable_grace=0.2)
-    await spawner.apply_catalog_options({"profile": "gpu-1"})
-    pod = {
-        "status": {
-            "phase": "Pending",
-            "conditions": [
-                {
-                    "type": "PodScheduled",
-                    "status": "False",
-                    "reason": "Unschedulable",
-                    "message": "0/3 nodes are available: 2 Insufficient nvidia.com/gpu, "
-                    "1 node(s) didn't match Pod's node affinity/selector.",
-                }
-            ],
-        }
-    }
-    reflector = types.SimpleNamespace(pods={f"{spawner.namespace}/{spawner.pod_name}": pod})
-    monkeypatch.setattr(GPUDevboxSpawner, "pod_reflector", property(lambda self: reflector))
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+async def test_a_deep_link_starts_with_deep_links_start(hub_db: Session) -> None:
+    starter = new_spawner(hub_db, cluster(), deep_links="start")
+    options = await starter.options_from_query({"profile": ["one"], "image": ["base12"]})
+    assert options == {"profile": "one", "image": "base12"}
     with pytest.raises(UserFacingError) as caught:
-        await asyncio.wait_for(spawner._watch_for_gpu_shortage(), 5)
-    assert loop.time() - started < 2
-    assert caught.value.status_code == 409
-    # the inventory still counts free GPUs, so the scheduler's words are given
-    assert caught.value.jupyterhub_message == (
-        "No A100-SXM4-80GB or H100-80GB-HBM3 GPU is free for this server (0/3 nodes are "
-        "available: 2 Insufficient nvidia.com/gpu, 1 node(s) didn't match Pod's node "
-        "affinity/selector.); try 'CPU only' or 'Several large GPUs' (8 free)"
+        await starter.options_from_query({"nope": ["1"]})
+    assert caught.value.status_code == 400
+    assert caught.value.jupyterhub_message == "nope: is not a field of this form"
+
+
+FORMS = {
+    "the chosen profile's pickers": (
+        {
+            "profile": ["big"],
+            "image--big": ["torch12"],
+            "gpus--big": ["4"],
+            "image--one": ["torch13"],  # another profile's picker, posted without JavaScript
+            "_xsrf": ["token"],
+        },
+        {"profile": "big", "image": "torch12", "gpus": "4"},
+    ),
+    "a field the form does not have": ({"profile": ["one"], "hack": ["1"]}, "hack: is not a"),
+    "an image of another profile": (
+        {"profile": ["one"], "image--one": ["py"]},
+        "image: 'py' is not an image of profile 'one'",
+    ),
+    "a count over the profile's": (
+        {"profile": ["big"], "gpus--big": ["64"]},
+        "gpus: 64 GPUs is not allowed for profile 'big' (2 to 8)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("formdata", "expected"), FORMS.values(), ids=FORMS.keys())
+async def test_the_form_post_is_checked_field_by_field(
+    hub_db: Session, formdata: dict[str, list[str]], expected: dict[str, Any] | str
+) -> None:
+    spawner = new_spawner(hub_db, cluster())
+    if isinstance(expected, dict):
+        assert await maybe_future(spawner.run_options_from_form(formdata)) == expected
+        return
+    with pytest.raises(UserFacingError) as caught:
+        await maybe_future(spawner.run_options_from_form(formdata))
+    assert caught.value.status_code == 400
+    assert caught.value.jupyterhub_message.startswith(expected)
+
+
+async def test_the_form_shows_free_gpus_and_the_saved_choice(hub_db: Session) -> None:
+    spawner = new_spawner(hub_db, cluster(), saved_options={"profile": "big", "gpus": 4})
+    page = await spawner.get_options_form()
+    assert "8 of 16 GPUs free · A100-SXM4-80GB, H100-80GB-HBM3" in page.replace("&middot;", "·")
+    assert 'id="gdb-profile-big" value="big" checked' in page
+    assert '<option value="4" selected>4</option>' in page
+    stale = new_spawner(hub_db, cluster(), saved_options={"profile": "retired"})
+    page = await stale.get_options_form()
+    assert "Your last choice is no longer offered (profile: there is no profile" in page
+    assert 'id="gdb-profile-cpu" value="cpu" checked' in page
+
+
+async def test_load_user_options_applies_them_when_an_admin_replaced_the_hook(
+    hub_db: Session,
+) -> None:
+    seen: list[Any] = []
+    spawner = new_spawner(
+        hub_db, cluster(), apply_user_options=lambda spawner, options: seen.append(options)
+    )
+    spawner.user_options = {"profile": "one"}
+    await apply(spawner, spawner.user_options)  # the admin's hook: nothing of ours ran
+    assert seen == [{"profile": "one"}]
+    assert spawner.extra_resource_limits == {}
+    await spawner.load_user_options()  # KubeSpawner's first step of a start
+    assert spawner.extra_resource_limits == {"nvidia.com/gpu": "1"}
+    assert (await first(spawner.progress(), 1))[0]["message"].startswith(
+        "Starting 'One GPU' with Torch (CUDA 12.4): 1 "
     )
 
 
 async def test_an_invalid_catalog_file_is_a_clear_500_and_a_broken_edit_keeps_the_last(
-    tmp_path: Path,
+    hub_db: Session, tmp_path: Path
 ) -> None:
     path = tmp_path / "catalog.yaml"
     path.write_text("images: [\n")
-    spawner = make_spawner(catalog_path=str(path))
+    spawner = new_spawner(hub_db, cluster(), catalog_path=str(path))
     with pytest.raises(UserFacingError) as caught:
-        spawner.catalog()
+        await spawner.current_catalog()
     assert caught.value.status_code == 500
     assert f"{path}:2: not valid YAML" in caught.value.jupyterhub_message
-    path.write_text(default_catalog_text())
-    spawner_module._CATALOGS.clear()
-    assert spawner.catalog().default_profile.slug == "cpu"
-    path.write_text(default_catalog_text().replace("slug: cpu", "slug: CPU!"))
-    assert spawner.catalog().default_profile.slug == "cpu"  # the broken edit is not used
-    path.write_text(default_catalog_text().replace("slug: cpu", "slug: cpu-only"))
-    assert spawner.catalog().default_profile.slug == "cpu-only"
+    path.write_text(CATALOG_TEXT)
+    assert (await spawner.current_catalog()).default_profile.slug == "cpu"
+    path.write_text(CATALOG_TEXT.replace("slug: cpu", "slug: CPU!"))
+    assert (await spawner.current_catalog()).default_profile.slug == "cpu"  # broken: not used
+    path.write_text(CATALOG_TEXT.replace("slug: cpu", "slug: cpu-only"))
+    assert (await spawner.current_catalog()).default_profile.slug == "cpu-only"
 
 
-async def test_progress_speaks_plainly() -> None:
-    from gpu_devbox_spawner.progress import describe_event, unschedulable_for_gpus
-
-    assert describe_event(
-        {"reason": "Scheduled", "message": "Successfully assigned jh/jupyter-a to gpu-3"}
-    ) == ("Scheduling: the server was placed on node gpu-3.")
-    assert describe_event(
-        {"reason": "Pulled", "message": 'Container image "x" already present on machine'}
-    ) == ("Image: already on the node, no download needed.")
-    assert describe_event(
-        {"reason": "Pulled", "message": 'Successfully pulled image "x" in 1m2.5s'}
-    ) == ("Image: downloaded in 1m2.5s.")
-    assert describe_event({"reason": "BackOff", "message": "Back-off restarting"}).startswith(
-        "Problem:"
-    )
-    assert describe_event({"reason": "Odd", "message": "thing"}) == "Odd: thing"
-    volume = {
-        "status": {
-            "phase": "Pending",
-            "conditions": [
-                {
-                    "type": "PodScheduled",
-                    "status": "False",
-                    "reason": "Unschedulable",
-                    "message": "persistentvolumeclaim not found",
-                }
-            ],
-        }
-    }
-    assert unschedulable_for_gpus(volume) is None  # not about GPUs: left to the start timeout
-    assert unschedulable_for_gpus({"status": {"phase": "Running"}}) is None
-    assert unschedulable_for_gpus(None) is None
+async def test_the_spawners_of_a_hub_share_catalog_and_offers(hub_db: Session) -> None:
+    shared = cluster()
+    alice, bob = new_spawner(hub_db, shared), new_spawner(hub_db, shared)
+    assert await alice.current_catalog() is await bob.current_catalog()
+    assert await alice.offers() is await bob.offers()  # computed once for the snapshot
+    shared.state.upsert_pod(k.pod("new", "a100-1", {"nvidia.com/gpu": 2}))
+    after = {o.slug: o.free for o in await bob.offers()}
+    assert after["one"] == 6
 
 
 def _catalog_with_unused_images(count: int) -> str:
-    """The shipped catalog plus ``count`` images no profile uses: slow to read, quick to offer."""
+    """The test catalog plus ``count`` images no profile uses: slow to read, quick to offer."""
     extra = "".join(f"  - {{name: extra-{i}, reference: example/nb:{i}}}\n" for i in range(count))
-    return default_catalog_text().replace("images:\n", f"images:\n{extra}", 1)
+    return CATALOG_TEXT.replace("images:\n", f"images:\n{extra}", 1)
 
 
-async def test_the_hub_reads_a_changed_catalog_off_its_event_loop(tmp_path: Path) -> None:
+async def test_the_hub_reads_a_changed_catalog_off_its_event_loop(
+    hub_db: Session, tmp_path: Path
+) -> None:
     path = tmp_path / "catalog.yaml"
-    path.write_text(default_catalog_text())
-    spawner = make_spawner(catalog_path=str(path))
+    path.write_text(CATALOG_TEXT)
+    spawner = new_spawner(hub_db, cluster(), catalog_path=str(path))
     await spawner.offers()
     path.write_text(_catalog_with_unused_images(3500))
     started = time.perf_counter()
@@ -355,11 +389,11 @@ async def test_the_hub_reads_a_changed_catalog_off_its_event_loop(tmp_path: Path
 
 
 async def test_the_hub_refuses_a_hostile_catalog_in_time_and_keeps_the_last_good_one(
-    tmp_path: Path,
+    hub_db: Session, tmp_path: Path
 ) -> None:
     path = tmp_path / "catalog.yaml"
-    path.write_text(default_catalog_text())
-    spawner = make_spawner(catalog_path=str(path))
+    path.write_text(CATALOG_TEXT)
+    spawner = new_spawner(hub_db, cluster(), catalog_path=str(path))
     assert (await spawner.current_catalog()).default_profile.slug == "cpu"
     bomb = "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10))
     for hostile in ("a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + bomb, "# pad\n" * 400_000, None):
@@ -370,9 +404,10 @@ async def test_the_hub_refuses_a_hostile_catalog_in_time_and_keeps_the_last_good
             path.write_text(hostile)
         catalog = await asyncio.wait_for(spawner.current_catalog(), 5)
         assert catalog.default_profile.slug == "cpu"  # the last good one
-    spawner_module._CATALOGS.clear()  # a hub starting with the FIFO as its catalog
+    # a hub starting with the FIFO as its catalog
+    fresh = new_spawner(hub_db, cluster(), catalog_path=str(path))
     with pytest.raises(UserFacingError) as caught:
-        await asyncio.wait_for(spawner.offers(), 5)
+        await asyncio.wait_for(fresh.offers(), 5)
     assert caught.value.status_code == 500
     assert "cannot read the catalog: it is a FIFO (named pipe), not a file" in str(
         caught.value.jupyterhub_message

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from gpu_devbox.catalog import default_catalog
+from gpu_devbox.catalog import load_catalog
 from gpu_devbox_spawner.inventory import POD_FIELD_SELECTOR, Inventory
-from gpu_devbox_spawner.placement import compute_offers
 from tests import k8s_objects as k
 from tests_hub.fake_api import FakeKube
+
+#: The hub tests' catalog (not the shipped one).
+CATALOG = load_catalog(Path(__file__).with_name("catalog.yaml"))
 
 pytestmark = pytest.mark.asyncio
 
@@ -124,16 +126,21 @@ async def test_failures_are_retried_with_a_warning(
         await inventory.close()
 
 
-async def test_offers_make_no_api_call(kube: FakeKube, tmp_path: Path) -> None:
+async def test_offers_make_no_api_call_and_are_computed_once_per_change(
+    kube: FakeKube, tmp_path: Path
+) -> None:
     kube.add("nodes", [k.gpu_node(f"a100-{i}", k.A100) for i in range(20)])
     inventory = await make(kube, tmp_path)
     try:
         before = kube.count()
-        for _ in range(50):
-            offers = compute_offers(default_catalog(), inventory.snapshot())
-        assert {o.slug: o.free for o in offers}["gpu-1"] == 160
+        offers = inventory.offers(CATALOG)
+        assert {o.slug: o.free for o in offers}["gpu"] == 160
+        for _ in range(50):  # the forms of a quiet cluster
+            assert inventory.offers(CATALOG) is offers
         await asyncio.sleep(0.2)
         after = [(m, p, q) for m, p, q in kube.requests[before:] if "watch=" not in q]
         assert after == []
+        kube.add("pods", k.gpu_pods("a100-3", 2))  # the cluster changes: offers follow
+        await until(lambda: {o.slug: o.free for o in inventory.offers(CATALOG)}["gpu"] == 158)
     finally:
         await inventory.close()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from gpu_devbox.bench.history import History
 from gpu_devbox.bench.peaks import PeakTable, load_table
-from gpu_devbox.bench.plan import SUITES, PlanError
 from gpu_devbox.bench.run import DeviceTarget, RunRequest
 from gpu_devbox.bench.runner import BenchmarkRunner, RunFinished, RunnerBusy
+from gpu_devbox.bench.suites import SUITES, SuiteError
 
 __all__ = [
     "SUITES",
@@ -19,9 +19,9 @@ __all__ = [
     "DeviceTarget",
     "History",
     "PeakTable",
-    "PlanError",
     "RunFinished",
     "RunRequest",
     "RunnerBusy",
+    "SuiteError",
     "load_table",
 ]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from gpu_devbox.bench.plan import MEASUREMENTS, Kind, Sizes, SuiteSpec
+from gpu_devbox.bench.suites import MEASUREMENTS, Kind, Sizes, SuiteSpec
 
 Op = Callable[[], object]
 

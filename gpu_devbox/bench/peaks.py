@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from gpu_devbox.bench.plan import MEASUREMENTS
+from gpu_devbox.bench.suites import MEASUREMENTS
 
 #: A figure is flagged when it is below this fraction of what the model normally reaches
 #: (``typical fraction x datasheet peak``): more than 30% short. A healthy GPU varies by a few

@@ -20,9 +20,6 @@ from typing import Any
 
 from gpu_devbox.bench.peaks import ModelMatch, PeakTable
 
-#: States a run passes through; the last three are final.
-STATES = ("running", "succeeded", "failed", "cancelled")
-
 
 @dataclasses.dataclass(frozen=True)
 class DeviceTarget:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gpu_devbox._version import __version__
-from gpu_devbox.bench import lifeline, plan
+from gpu_devbox.bench import lifeline, suites
 from gpu_devbox.bench.history import History
 from gpu_devbox.bench.peaks import load_table
 from gpu_devbox.bench.run import DeviceTarget, Run, RunRequest
@@ -116,10 +116,10 @@ class BenchmarkRunner:
 
         Raises:
             RunnerBusy: another run is in progress.
-            plan.PlanError: the request names an unknown suite.
+            suites.SuiteError: the request names an unknown suite.
             OSError: the worker could not be started.
         """
-        spec = plan.suite(request.suite)
+        spec = suites.suite(request.suite)
         timeout = request.timeout or spec.timeout * max(1, len(request.targets))
         readers: list[threading.Thread] = []
         registered = threading.Event()

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gpu_devbox.bench import host, plan
+from gpu_devbox.bench import host, suites
 from gpu_devbox.bench.devices import DeviceError, parse_devices, select_targets
 from gpu_devbox.bench.history import History
 from gpu_devbox.bench.run import DeviceTarget, RunRequest
@@ -40,7 +40,7 @@ class BenchmarkConfig:
     enabled: bool = True
     #: Seconds per suite and per device before a run is stopped.
     timeouts: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: {name: spec.timeout for name, spec in plan.SUITES.items()}
+        default_factory=lambda: {name: spec.timeout for name, spec in suites.SUITES.items()}
     )
     #: The share of free GPU (and available host) memory a run may use.
     max_memory_fraction: float = 0.5
@@ -54,14 +54,16 @@ class BenchmarkConfig:
                 f"not {self.max_memory_fraction}"
             )
         for name, seconds in self.timeouts.items():
-            if name not in plan.SUITES:
-                raise ValueError(f"timeout for unknown suite {name!r}; suites: {list(plan.SUITES)}")
+            if name not in suites.SUITES:
+                raise ValueError(
+                    f"timeout for unknown suite {name!r}; suites: {list(suites.SUITES)}"
+                )
             if not 0 < seconds <= 86_400:
                 raise ValueError(f"the {name} timeout must be between 0 and 86400 s, not {seconds}")
 
     def timeout(self, suite: str) -> float:
         """Seconds a run of ``suite`` may take per device."""
-        return float(self.timeouts.get(suite, plan.SUITES[suite].timeout))
+        return float(self.timeouts.get(suite, suites.SUITES[suite].timeout))
 
 
 class BenchmarkService:
@@ -107,8 +109,8 @@ class BenchmarkService:
             named = f"[{', '.join(unknown[:3])}{more}]"
             raise BadRequest(f"unknown field(s) {named}; allowed: {', '.join(REQUEST_FIELDS)}")
         try:
-            spec = plan.suite(body.get("suite", "quick"))
-            sizes = plan.parse_sizes(body.get("sizes"))
+            spec = suites.suite(body.get("suite", "quick"))
+            sizes = suites.parse_sizes(body.get("sizes"))
             targets = select_targets(
                 gpus,
                 parse_devices(body.get("devices")),
@@ -117,7 +119,7 @@ class BenchmarkService:
             )
             if sizes:
                 self._check_memory(spec, targets, sizes)
-        except (plan.PlanError, DeviceError) as exc:
+        except (suites.SuiteError, DeviceError) as exc:
             raise BadRequest(str(exc)) from None
         per_device = self.config.timeout(spec.name)
         return RunRequest(
@@ -130,13 +132,13 @@ class BenchmarkService:
         )
 
     def _check_memory(
-        self, spec: plan.SuiteSpec, targets: tuple[DeviceTarget, ...], sizes: dict[str, int]
+        self, spec: suites.SuiteSpec, targets: tuple[DeviceTarget, ...], sizes: dict[str, int]
     ) -> None:
         fraction = self.config.max_memory_fraction
         host_budget = int(host.available_memory() * fraction)
         free = [t.memory_free for t in targets if t.memory_free is not None]
         device_budget = int(min(free) * fraction) if free else host_budget
-        plan.plan_sizes(
+        suites.suite_sizes(
             spec,
             "gpu" if targets else "cpu",
             device_budget=device_budget,
@@ -173,7 +175,7 @@ class BenchmarkService:
             "enabled": self.config.enabled,
             "suites": {
                 name: {"description": spec.description, "timeout": self.config.timeout(name)}
-                for name, spec in plan.SUITES.items()
+                for name, spec in suites.SUITES.items()
             },
             "running": self.runner.current(),
             "runs": found.runs,

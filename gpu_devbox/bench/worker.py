@@ -29,7 +29,7 @@ import traceback
 from collections.abc import Sequence
 from typing import IO, Any
 
-from gpu_devbox.bench import lifeline, plan
+from gpu_devbox.bench import lifeline, suites
 from gpu_devbox.bench.backends import BACKEND_NAMES, BackendUnavailable, select_backend
 from gpu_devbox.bench.measure import Backend, run_step
 
@@ -74,7 +74,7 @@ def prefer_as_oom_victim() -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The worker's arguments (the runner builds them; people rarely call the worker)."""
     parser = argparse.ArgumentParser(prog="python -m gpu_devbox.bench.worker")
-    parser.add_argument("--suite", choices=list(plan.SUITES), default="quick")
+    parser.add_argument("--suite", choices=list(suites.SUITES), default="quick")
     parser.add_argument("--gpus", type=int, default=0, help="CUDA devices to measure (0: CPU)")
     parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     parser.add_argument("--max-memory-fraction", type=float, default=0.5)
@@ -89,11 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     emit = Emitter(protocol_stream())
     prefer_as_oom_victim()
     try:
-        spec = plan.suite(args.suite)
-        requested = plan.parse_sizes(json.loads(args.sizes))
+        spec = suites.suite(args.suite)
+        requested = suites.parse_sizes(json.loads(args.sizes))
         if not 0 < args.max_memory_fraction <= 1 or args.gpus < 0:
-            raise plan.PlanError("max memory fraction must be in (0, 1] and gpus >= 0")
-    except (plan.PlanError, ValueError) as exc:
+            raise suites.SuiteError("max memory fraction must be in (0, 1] and gpus >= 0")
+    except (suites.SuiteError, ValueError) as exc:
         emit("error", code="bad_request", message=str(exc))
         return EXIT_BAD_REQUEST
     try:
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for ordinal in range(devices):
             _measure_device(backend, spec, ordinal, requested, args.max_memory_fraction, emit)
-    except plan.PlanError as exc:
+    except suites.SuiteError as exc:
         emit("error", code="bad_request", message=str(exc))
         return EXIT_BAD_REQUEST
     except Exception as exc:  # noqa: BLE001 - any failure must end as a reported, failed run
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _measure_device(
     backend: Backend,
-    spec: plan.SuiteSpec,
+    spec: suites.SuiteSpec,
     ordinal: int,
     requested: dict[str, int],
     fraction: float,
@@ -142,7 +142,7 @@ def _measure_device(
     info = backend.use(ordinal)
     host_budget = int(backend.host_available() * fraction)
     device_budget = int((info.memory_free or 0) * fraction) if backend.kind == "gpu" else 0
-    sizes = plan.plan_sizes(
+    sizes = suites.suite_sizes(
         spec,
         backend.kind,
         device_budget=device_budget,
@@ -158,7 +158,7 @@ def _measure_device(
             total=backend.device_count() * len(steps),
             device=ordinal,
             id=step,
-            label=plan.MEASUREMENTS[step].label,
+            label=suites.MEASUREMENTS[step].label,
         )
         emit("measurement", device=ordinal, measurement=run_step(backend, step, sizes, spec))
 

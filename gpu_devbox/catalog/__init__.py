@@ -7,9 +7,7 @@
 
 from __future__ import annotations
 
-import json
 from importlib import resources
-from typing import Any
 
 from gpu_devbox.catalog.fields import CatalogError
 from gpu_devbox.catalog.loader import (
@@ -33,6 +31,7 @@ from gpu_devbox.catalog.model import (
     cuda_key,
     matches_model,
 )
+from gpu_devbox.catalog.validation import schema
 
 __all__ = [
     "CATALOG_VERSION",
@@ -59,7 +58,6 @@ __all__ = [
 ]
 
 _DEFAULT = "default-catalog.yaml"
-_SCHEMA = "catalog.schema.json"
 
 
 def default_catalog_text() -> str:
@@ -70,11 +68,3 @@ def default_catalog_text() -> str:
 def default_catalog() -> Catalog:
     """The catalog gpu-devbox ships (images for CPU, CUDA 12 and 13; five profiles)."""
     return parse_catalog_text(default_catalog_text(), source=f"gpu_devbox/catalog/{_DEFAULT}")
-
-
-def schema() -> dict[str, Any]:
-    """The catalog's JSON Schema (draft 2020-12)."""
-    data: dict[str, Any] = json.loads(
-        resources.files(__name__).joinpath(_SCHEMA).read_text(encoding="utf-8")
-    )
-    return data

@@ -1,15 +1,17 @@
 """Read a catalog from YAML and check every field, with errors an admin can act on.
 
 Every problem is reported as one :class:`CatalogError` naming the file, the line, the path of
-the bad field (``profiles[2].gpu.count``) and what is allowed there. The rules are the ones the
-shipped JSON Schema (``catalog.schema.json``) documents; the tests keep the two in step.
+the bad field (``profiles[2].gpu.count``) and what is allowed there. What each field may hold is
+the shipped JSON Schema's (``catalog.schema.json``, checked by :mod:`.validation`); this module
+reads the YAML with every field's line and keeps the rules that relate fields to each other.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import yaml
@@ -20,7 +22,6 @@ from yaml.resolver import Resolver
 from gpu_devbox.catalog.build import check_builds, read_build
 from gpu_devbox.catalog.fields import CatalogError, FieldReader
 from gpu_devbox.catalog.model import (
-    MIG_PATTERN,
     Architecture,
     Catalog,
     Framework,
@@ -33,24 +34,17 @@ from gpu_devbox.catalog.model import (
     Volume,
 )
 from gpu_devbox.catalog.units import parse_cpu, parse_size
+from gpu_devbox.catalog.validation import check as check_schema
+from gpu_devbox.catalog.validation import schema
 
-#: The catalog format this code reads.
-CATALOG_VERSION = 1
+#: The catalog format this code reads (the schema's ``version``).
+CATALOG_VERSION: int = schema()["properties"]["version"]["const"]
 #: GPU families as NVIDIA's GPU Feature Discovery writes ``nvidia.com/gpu.family``.
-GPU_FAMILIES = (
-    "kepler",
-    "maxwell",
-    "pascal",
-    "volta",
-    "turing",
-    "ampere",
-    "ada-lovelace",
-    "hopper",
-    "blackwell",
-    "rubin",
+GPU_FAMILIES: tuple[str, ...] = tuple(
+    schema()["$defs"]["gpu"]["properties"]["families"]["items"]["enum"]
 )
-MAX_GPUS = 64
-TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+#: A CUDA version as the catalog writes it (the schema's ``cudaVersion``).
+CUDA_VERSION = re.compile(schema()["$defs"]["cudaVersion"]["pattern"])
 #: Where containers see shared memory; set by a profile's ``shm``, never by a volume.
 SHM_MOUNT = "/dev/shm"  # noqa: S108 - a mount point in the container, not a temporary file
 
@@ -326,167 +320,90 @@ def _index_lines(root: yaml.Node, lines: dict[str, int], source: str) -> None:
 
 
 class _Reader(FieldReader):
-    """Walks the parsed data, building the model and failing on the first bad field."""
+    """Builds the model from data the schema accepted, checking the rules that relate fields.
+
+    Types, patterns, ranges and the allowed keys are the schema's (:mod:`.validation`); what is
+    left here is what JSON Schema cannot say: unique names, references between profiles and
+    images, a guarantee not above its limit, and turning sizes and CPU into numbers.
+    """
 
     # -- catalog ------------------------------------------------------------------------------
 
     def catalog(self, data: Any) -> Catalog:
         if data is None:
             raise self.fail("", "the catalog is empty; it needs images and profiles")
-        top = self.mapping(data, "", ("version", "images", "profiles", "defaults", "build"))
-        for key in ("images", "profiles"):
-            if not top.get(key):
-                raise self.fail(key, "needs at least one entry")
-        version = top.get("version", CATALOG_VERSION)
-        if version != CATALOG_VERSION:
-            raise self.fail("version", f"must be {CATALOG_VERSION}, not {version!r}")
-        images = tuple(
-            self.image(item, f"images[{i}]")
-            for i, item in enumerate(self.sequence(top["images"], "images", "images"))
-        )
-        names: set[str] = set()
-        for i, image in enumerate(images):
-            if image.name in names:
-                raise self.fail(f"images[{i}].name", f"{image.name!r} is used by another image")
-            names.add(image.name)
-        build = read_build(self, top.get("build"), "build")
+        check_schema(data, self.source, self.lines)
+        images = tuple(self.image(item, f"images[{i}]") for i, item in enumerate(data["images"]))
+        self.unique((image.name for image in images), "images[{}].name", "image")
+        build = read_build(self, data.get("build"), "build")
         check_builds(self, images, build)
-        defaults = self.mapping(
-            top.get("defaults") or {},
-            "defaults",
-            ("cpu", "memory", "shm", "volumes", "tolerations"),
-        )
-        raw_profiles = self.sequence(top["profiles"], "profiles", "profiles")
+        names = {image.name for image in images}
+        defaults = data.get("defaults") or {}
         profiles = tuple(
             self.profile(item, f"profiles[{i}]", names, defaults)
-            for i, item in enumerate(raw_profiles)
+            for i, item in enumerate(data["profiles"])
         )
-        slugs: set[str] = set()
-        default_seen = None
-        for i, profile in enumerate(profiles):
-            if profile.slug in slugs:
-                raise self.fail(
-                    f"profiles[{i}].slug", f"{profile.slug!r} is used by another profile"
-                )
-            slugs.add(profile.slug)
-            if profile.default:
-                if default_seen is not None:
-                    raise self.fail(
-                        f"profiles[{i}].default",
-                        f"only one profile may be the default ({default_seen!r} already is)",
-                    )
-                default_seen = profile.slug
+        self.unique((profile.slug for profile in profiles), "profiles[{}].slug", "profile")
+        marked = [i for i, profile in enumerate(profiles) if profile.default]
+        if len(marked) > 1:
+            raise self.fail(
+                f"profiles[{marked[1]}].default",
+                f"only one profile may be the default ({profiles[marked[0]].slug!r} already is)",
+            )
         return Catalog(images=images, profiles=profiles, source=self.source, build=build)
 
-    def image(self, value: Any, path: str) -> Image:
-        raw = self.mapping(
-            value,
-            path,
-            (
-                "name",
-                "display_name",
-                "description",
-                "reference",
-                "cuda",
-                "flavor",
-                "frameworks",
-                "architectures",
-                "build",
-                "size_budget",
-            ),
-            ("name", "reference"),
-        )
-        reference = self.string(raw["reference"], f"{path}.reference")
-        if any(ch.isspace() for ch in reference):
-            raise self.fail(f"{path}.reference", "must be an image reference without spaces")
-        frameworks = tuple(
-            self.framework(item, f"{path}.frameworks[{i}]")
-            for i, item in enumerate(
-                self.sequence(raw.get("frameworks") or [], f"{path}.frameworks", "frameworks")
-            )
-        )
-        architectures = tuple(
-            self.convert(
-                self.string(item, f"{path}.architectures[{i}]"),
-                f"{path}.architectures[{i}]",
-                Architecture.parse,
-            )
-            for i, item in enumerate(
-                self.sequence(
-                    raw.get("architectures") or [], f"{path}.architectures", "strings like sm_90"
-                )
-            )
-        )
-        cuda = self.cuda(raw.get("cuda"), f"{path}.cuda")
-        if architectures and cuda is None:
-            raise self.fail(f"{path}.architectures", "only an image with a CUDA version has them")
+    def unique(self, names: Iterable[str], where: str, what: str) -> None:
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                raise self.fail(where.format(i), f"{name!r} is used by another {what}")
+            seen.add(name)
+
+    def image(self, raw: Mapping[str, Any], path: str) -> Image:
         return Image(
-            name=self.name(raw["name"], f"{path}.name"),
-            reference=reference,
-            display_name=self.optional_text(raw, "display_name", path),
-            description=self.optional_text(raw, "description", path),
-            cuda=cuda,
-            flavor=self.name(raw.get("flavor", "base"), f"{path}.flavor"),
-            frameworks=frameworks,
-            architectures=architectures,
-            build=self.boolean(raw.get("build", False), f"{path}.build"),
-            size_budget=None
-            if raw.get("size_budget") is None
-            else self.convert(raw["size_budget"], f"{path}.size_budget", parse_size),
+            name=raw["name"],
+            reference=raw["reference"],
+            display_name=(raw.get("display_name") or "").strip(),
+            description=(raw.get("description") or "").strip(),
+            cuda=self.version(raw.get("cuda"), f"{path}.cuda", CUDA_VERSION),
+            flavor=raw.get("flavor", "base"),
+            frameworks=tuple(
+                Framework(
+                    name=item["name"],
+                    version=item.get("version"),
+                    cuda=self.version(
+                        item.get("cuda"), f"{path}.frameworks[{i}].cuda", CUDA_VERSION
+                    ),
+                )
+                for i, item in enumerate(raw.get("frameworks") or [])
+            ),
+            architectures=tuple(Architecture.parse(a) for a in raw.get("architectures") or []),
+            build=raw.get("build", False),
+            size_budget=None if raw.get("size_budget") is None else parse_size(raw["size_budget"]),
         )
 
-    def framework(self, value: Any, path: str) -> Framework:
-        raw = self.mapping(value, path, ("name", "version", "cuda"), ("name",))
-        version = raw.get("version")
-        if version is not None and not isinstance(version, str):
-            raise self.fail(f"{path}.version", 'must be a quoted string like "2.9.1"')
-        return Framework(
-            name=self.string(raw["name"], f"{path}.name"),
-            version=version,
-            cuda=self.cuda(raw.get("cuda"), f"{path}.cuda"),
-        )
+    def version(self, value: Any, path: str, pattern: re.Pattern[str]) -> str | None:
+        """A version as text: YAML reads an unquoted 12.9 as a number, kept as its text."""
+        if value is None:
+            return None
+        text = str(value)
+        if not pattern.match(text):
+            raise self.fail(path, f'{text!r} is not a version like "12.9"; quote it')
+        return text
 
     def profile(
-        self, value: Any, path: str, image_names: set[str], defaults: Mapping[str, Any]
+        self,
+        raw: Mapping[str, Any],
+        path: str,
+        image_names: set[str],
+        defaults: Mapping[str, Any],
     ) -> Profile:
-        raw = self.mapping(
-            value,
-            path,
-            (
-                "slug",
-                "display_name",
-                "description",
-                "default",
-                "gpu",
-                "cpu",
-                "memory",
-                "shm",
-                "volumes",
-                "tolerations",
-                "images",
-                "default_image",
-            ),
-            ("slug", "display_name", "images"),
-        )
-        images = self.sequence(raw["images"], f"{path}.images", "image names")
-        if not images:
-            raise self.fail(f"{path}.images", "needs at least one image")
-        seen: dict[str, None] = {}  # ordered, and a linear duplicate check
-        for i, name in enumerate(images):
-            where = f"{path}.images[{i}]"
-            self.string(name, where)
-            if name not in image_names:
-                raise self.fail(
-                    where, f"no image is named {name!r}; images: {', '.join(sorted(image_names))}"
-                )
-            if name in seen:
-                raise self.fail(where, f"{name!r} is listed twice")
-            seen[name] = None
+        images = self.profile_images(raw["images"], f"{path}.images", image_names)
         default_image = raw.get("default_image", images[0])
-        if not isinstance(default_image, str) or default_image not in seen:
+        if default_image not in images:
             raise self.fail(
                 f"{path}.default_image",
-                f"{default_image!r} is not one of this profile's images: {', '.join(seen)}",
+                f"{default_image!r} is not one of this profile's images: {', '.join(images)}",
             )
 
         def pick(key: str) -> tuple[Any, str]:
@@ -496,138 +413,80 @@ class _Reader(FieldReader):
 
         cpu_raw, cpu_path = pick("cpu")
         memory_raw, memory_path = pick("memory")
-        shm_raw, shm_path = pick("shm")
+        shm_raw, _ = pick("shm")
         volumes_raw, volumes_path = pick("volumes")
-        tolerations_raw, tolerations_path = pick("tolerations")
+        tolerations_raw, _ = pick("tolerations")
         return Profile(
-            slug=self.name(raw["slug"], f"{path}.slug"),
-            display_name=self.string(raw["display_name"], f"{path}.display_name"),
-            description=self.optional_text(raw, "description", path),
-            default=self.boolean(raw.get("default", False), f"{path}.default"),
+            slug=raw["slug"],
+            display_name=raw["display_name"],
+            description=(raw.get("description") or "").strip(),
+            default=raw.get("default", False),
             gpu=self.gpu(raw.get("gpu"), f"{path}.gpu"),
             cpu=self.quantity(cpu_raw, cpu_path, parse_cpu),
             memory=self.quantity(memory_raw, memory_path, parse_size),
-            shm=None if shm_raw is None else self.convert(shm_raw, shm_path, parse_size),
-            volumes=self.volumes(volumes_raw, volumes_path),
-            tolerations=tuple(
-                self.toleration(item, f"{tolerations_path}[{i}]")
-                for i, item in enumerate(
-                    self.sequence(tolerations_raw or [], tolerations_path, "tolerations")
-                )
-            ),
-            images=tuple(seen),
+            shm=None if shm_raw is None else parse_size(shm_raw),
+            volumes=self.volumes(volumes_raw or [], volumes_path),
+            tolerations=tuple(self.toleration(item) for item in tolerations_raw or []),
+            images=images,
             default_image=default_image,
         )
 
-    def gpu(self, value: Any, path: str) -> GPURequest:
-        if value is None:
+    def profile_images(self, names: list[str], path: str, known: set[str]) -> tuple[str, ...]:
+        for i, name in enumerate(names):
+            if name not in known:
+                raise self.fail(
+                    f"{path}[{i}]",
+                    f"no image is named {name!r}; images: {', '.join(sorted(known))}",
+                )
+        return tuple(names)
+
+    def gpu(self, raw: Mapping[str, Any] | None, path: str) -> GPURequest:
+        if raw is None:
             return GPURequest()
-        raw = self.mapping(
-            value, path, ("count", "max_count", "mig", "shared", "models", "families", "min_memory")
-        )
-        kinds = [key for key in ("count", "mig", "shared") if raw.get(key) is not None]
-        if len(kinds) != 1:
-            raise self.fail(
-                path,
-                "give exactly one of count (whole GPUs), mig (a MIG profile like 1g.10gb) "
-                "or shared: true (a shared GPU)",
-            )
-        models = tuple(
-            self.string(item, f"{path}.models[{i}]")
-            for i, item in enumerate(
-                self.sequence(raw.get("models") or [], f"{path}.models", "product-name patterns")
-            )
-        )
-        families = tuple(
-            self.family(item, f"{path}.families[{i}]")
-            for i, item in enumerate(
-                self.sequence(raw.get("families") or [], f"{path}.families", "GPU families")
-            )
-        )
         min_memory = raw.get("min_memory")
         common: dict[str, Any] = {
-            "models": models,
-            "families": families,
-            "min_memory": None
-            if min_memory is None
-            else self.convert(min_memory, f"{path}.min_memory", parse_size),
+            "models": tuple(raw.get("models") or ()),
+            "families": tuple(raw.get("families") or ()),
+            "min_memory": None if min_memory is None else parse_size(min_memory),
         }
-        kind = kinds[0]
-        if kind != "count" and raw.get("max_count") is not None:
-            raise self.fail(f"{path}.max_count", "only whole-GPU profiles (count) have max_count")
-        if kind == "count":
-            count = self.integer(raw["count"], f"{path}.count", 1, MAX_GPUS)
-            max_count = self.integer(
-                raw.get("max_count", count), f"{path}.max_count", count, MAX_GPUS
-            )
-            return GPURequest(GPUKind.WHOLE, count=count, max_count=max_count, **common)
-        if kind == "mig":
-            mig = self.string(raw["mig"], f"{path}.mig")
-            if not MIG_PATTERN.match(mig):
-                raise self.fail(
-                    f"{path}.mig",
-                    f"{mig!r} is not a MIG profile; use the device plugin's name like 1g.10gb",
-                )
-            return GPURequest(GPUKind.MIG, count=1, max_count=1, mig=mig, **common)
-        if raw["shared"] is not True:
-            raise self.fail(f"{path}.shared", "must be true (or leave it out)")
-        return GPURequest(GPUKind.SHARED, count=1, max_count=1, **common)
-
-    def family(self, value: Any, path: str) -> str:
-        text = self.string(value, path)
-        if text not in GPU_FAMILIES:
+        if raw.get("mig") is not None:
+            return GPURequest(GPUKind.MIG, count=1, max_count=1, mig=raw["mig"], **common)
+        if raw.get("shared") is not None:
+            return GPURequest(GPUKind.SHARED, count=1, max_count=1, **common)
+        count = raw["count"]
+        max_count = raw.get("max_count", count)
+        if max_count < count:
             raise self.fail(
-                path, f"{text!r} is not a GPU family; allowed: {', '.join(GPU_FAMILIES)}"
+                f"{path}.max_count", f"must be at least count ({count}), not {max_count}"
             )
-        return text
+        return GPURequest(GPUKind.WHOLE, count=count, max_count=max_count, **common)
 
     def quantity(self, value: Any, path: str, parse: Callable[[Any], float]) -> Quantity:
         if value is None:
             return Quantity()
-        if isinstance(value, dict):
-            raw = self.mapping(value, path, ("guarantee", "limit"))
-            guarantee = raw.get("guarantee")
-            limit = raw.get("limit")
-            g = None if guarantee is None else self.convert(guarantee, f"{path}.guarantee", parse)
-            lim = None if limit is None else self.convert(limit, f"{path}.limit", parse)
-            if g is not None and lim is not None and g > lim:
-                raise self.fail(f"{path}.guarantee", "must not be more than the limit")
-            return Quantity(guarantee=g, limit=lim)
-        amount = self.convert(value, path, parse)
-        return Quantity(guarantee=amount, limit=amount)
+        if not isinstance(value, dict):
+            amount = parse(value)
+            return Quantity(guarantee=amount, limit=amount)
+        guarantee, limit = value.get("guarantee"), value.get("limit")
+        g = None if guarantee is None else parse(guarantee)
+        lim = None if limit is None else parse(limit)
+        if g is not None and lim is not None and g > lim:
+            raise self.fail(f"{path}.guarantee", "must not be more than the limit")
+        return Quantity(guarantee=g, limit=lim)
 
-    def volumes(self, value: Any, path: str) -> tuple[Volume, ...]:
+    def volumes(self, items: list[Mapping[str, Any]], path: str) -> tuple[Volume, ...]:
         out: list[Volume] = []
         names: set[str] = set()
         mounts: set[str] = set()
-        for i, item in enumerate(self.sequence(value or [], path, "volumes")):
+        for i, raw in enumerate(items):
             where = f"{path}[{i}]"
-            raw = self.mapping(
-                item, where, ("name", "mount", "claim", "scratch", "read_only"), ("name", "mount")
-            )
-            if (raw.get("claim") is None) == (raw.get("scratch") is None):
-                raise self.fail(
-                    where,
-                    "give exactly one of claim (a PersistentVolumeClaim name) or "
-                    "scratch (the size of an emptyDir)",
-                )
-            mount = self.string(raw["mount"], f"{where}.mount")
-            if not mount.startswith("/") or mount.rstrip("/") in ("", SHM_MOUNT):
-                raise self.fail(
-                    f"{where}.mount",
-                    f"{mount!r} is not allowed: use an absolute path other than / and "
-                    f"{SHM_MOUNT} (set shm for that)",
-                )
+            scratch = raw.get("scratch")
             volume = Volume(
-                name=self.name(raw["name"], f"{where}.name"),
-                mount=mount,
-                claim=None
-                if raw.get("claim") is None
-                else self.string(raw["claim"], f"{where}.claim"),
-                scratch=None
-                if raw.get("scratch") is None
-                else self.convert(raw["scratch"], f"{where}.scratch", parse_size),
-                read_only=self.boolean(raw.get("read_only", False), f"{where}.read_only"),
+                name=raw["name"],
+                mount=raw["mount"],
+                claim=raw.get("claim"),
+                scratch=None if scratch is None else parse_size(scratch),
+                read_only=raw.get("read_only", False),
             )
             if volume.name in names:
                 raise self.fail(f"{where}.name", f"{volume.name!r} is used by another volume")
@@ -638,20 +497,11 @@ class _Reader(FieldReader):
             out.append(volume)
         return tuple(out)
 
-    def toleration(self, value: Any, path: str) -> Toleration:
-        raw = self.mapping(value, path, ("key", "operator", "value", "effect"), ("key",))
-        operator = raw.get("operator", "Exists" if raw.get("value") is None else "Equal")
-        if operator not in ("Exists", "Equal"):
-            raise self.fail(f"{path}.operator", f"must be Exists or Equal, not {operator!r}")
-        effect = raw.get("effect")
-        if effect is not None and effect not in TAINT_EFFECTS:
-            raise self.fail(f"{path}.effect", f"must be one of {', '.join(TAINT_EFFECTS)}")
-        val = raw.get("value")
-        if operator == "Exists" and val is not None:
-            raise self.fail(f"{path}.value", "must be left out with operator Exists")
+    def toleration(self, raw: Mapping[str, Any]) -> Toleration:
+        value = raw.get("value")
         return Toleration(
-            key=self.string(raw["key"], f"{path}.key"),
-            operator=operator,
-            value=None if val is None else str(val),
-            effect=effect,
+            key=raw["key"],
+            operator=raw.get("operator", "Exists" if value is None else "Equal"),
+            value=None if value is None else str(value),
+            effect=raw.get("effect"),
         )

@@ -14,12 +14,8 @@ import functools
 import re
 from collections.abc import Mapping
 
-#: Slugs and names: lower-case letters, digits and dashes, as in Kubernetes DNS labels.
-NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 #: ``sm_90`` (binary code for one architecture) or ``compute_90`` (PTX, JIT-compiled).
 ARCH_PATTERN = re.compile(r"^(sm|compute)_(\d{2,3})([af]?)$")
-#: A MIG profile as the device plugin names its resources: ``1g.10gb``, ``3g.40gb``, ``1g.5gb+me``.
-MIG_PATTERN = re.compile(r"^[1-8]g\.\d{1,3}gb(\+me)?$")
 #: What ``images/Dockerfile`` builds: its final stages, one per flavor, each on the one before.
 BUILD_FLAVORS = ("base", "pytorch", "finetune")
 #: The flavor each flavor's stage is built on (``None``: on the foundation).
@@ -27,8 +23,6 @@ FLAVOR_PARENT: Mapping[str, str | None] = {"base": None, "pytorch": "base", "fin
 #: Frameworks installed from PyTorch's wheel index of the image's CUDA line (a frameworks
 #: entry names each with its version); everything else comes from the package index.
 TORCH_INDEX_PACKAGES = ("torch", "torchvision", "torchaudio")
-#: The nvidia/cuda flavors (tag variants) a build flavor may ask for.
-CUDA_VARIANTS = ("base", "runtime", "cudnn-runtime", "devel", "cudnn-devel")
 #: An Ubuntu-based nvidia/cuda tag: ``13.0.2-cudnn-runtime-ubuntu24.04``.
 CUDA_BASE_TAG = re.compile(
     r"^(?P<release>\d{1,2}\.\d{1,2}\.\d{1,3})-(?P<variant>[a-z][a-z0-9-]*?)"
@@ -380,10 +374,6 @@ class Catalog:
     def profile(self, slug: str) -> Profile:
         """The profile with this slug (KeyError if none)."""
         return self._profiles_by_slug[slug]
-
-    def has_image(self, name: str) -> bool:
-        """Whether an image has this name."""
-        return name in self._images_by_name
 
     def has_profile(self, slug: str) -> bool:
         """Whether a profile has this slug."""

@@ -20,7 +20,7 @@ from gpu_devbox.cli.common import bounded_float, bounded_int, print_json
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``gpu-devbox bench``."""
-    from gpu_devbox.bench.plan import SIZE_LIMITS, SUITES
+    from gpu_devbox.bench.suites import SIZE_LIMITS, SUITES
 
     parser.add_argument(
         "--suite",

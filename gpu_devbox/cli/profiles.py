@@ -23,8 +23,7 @@ from gpu_devbox.cli import CliError
 from gpu_devbox.cli.common import bounded_float, print_json
 
 if TYPE_CHECKING:
-    from gpu_devbox_spawner.cluster import ClusterSnapshot
-    from gpu_devbox_spawner.placement import Offer
+    from gpu_devbox.placement import ClusterSnapshot, Offer
 
 _NODES_SHOWN = 8
 
@@ -60,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the catalog and the cluster, compute the offers and print them."""
     from gpu_devbox.catalog import CatalogError, default_catalog, load_catalog
-    from gpu_devbox_spawner.placement import compute_offers
+    from gpu_devbox.placement import compute_offers
 
     if args.kubeconfig and (args.nodes or args.pods):
         raise CliError("give either --kubeconfig or --nodes and --pods, not both")
@@ -119,7 +118,7 @@ def _read_list(path: str, kind: str, command: str) -> list[Any]:
 
 
 def _from_files(nodes_path: str, pods_path: str) -> ClusterSnapshot:
-    from gpu_devbox_spawner.cluster import ClusterState
+    from gpu_devbox.placement import ClusterState
 
     nodes = _read_list(nodes_path, "Node", "kubectl get nodes -o json")
     pods = _read_list(pods_path, "Pod", "kubectl get pods -A -o json")

@@ -157,6 +157,8 @@ def _known_minors() -> frozenset[Version]:
 
 
 def _never_released(cuda: Version) -> dict[str, Any] | None:
+    if len(cuda) < 2:
+        return None
     table = tables.load("toolkit_drivers")
     for row in table.document.get("never_released", []):
         if parse_cuda(row["cuda"]) == minor_of(cuda):
@@ -292,161 +294,263 @@ def driver_runs_cuda(
     Returns:
         A :class:`Verdict`; never raises for bad input (that is ``unknown``).
     """
-    # Callers outside the type checker (facts files, node labels) may pass None or numbers.
-    driver_text = "" if driver_version is None else str(driver_version).strip()  # type: ignore[redundant-expr,unused-ignore]
-    cuda_text = "" if cuda_version is None else str(cuda_version).strip()  # type: ignore[redundant-expr,unused-ignore]
-    driver = parse_driver(driver_text)
-    cuda = parse_cuda(cuda_text)
-    as_of = tables.load("toolkit_drivers").as_of
+    driver_text, cuda_text = _as_text(driver_version), _as_text(cuda_version)
+    driver, cuda = parse_driver(driver_text), parse_cuda(cuda_text)
+    if driver is None:
+        return _bare(
+            Mechanism.UNKNOWN,
+            driver_text,
+            cuda_text,
+            f"{driver_text!r} is not an NVIDIA driver version.",
+        )
+    if cuda is None:
+        return _bare(
+            Mechanism.UNKNOWN, driver_text, cuda_text, f"{cuda_text!r} is not a CUDA version."
+        )
+    never = _never_released(cuda)
+    if never is not None:
+        return _never_released_verdict(driver_text, cuda_text, cuda, never)
+    case = _Case.gather(driver_text, cuda_text, driver, cuda, driver_cuda, compat_loaded)
+    if not case.in_tables:
+        as_of = tables.load("toolkit_drivers").as_of
+        return case.verdict(
+            Mechanism.UNKNOWN,
+            f"CUDA {cuda_text} is not in the tables (as of {as_of}).",
+            bounds=False,
+        )
+    native = _native(case)
+    if native is not None:
+        return native
+    forward, note = _forward_compat(case, datacenter=datacenter, compat_cuda=compat_cuda)
+    if forward is not None:
+        return forward
+    return _minor_version(case, note) or _too_old(case, note)
 
-    def verdict(
-        mechanism: Mechanism,
-        detail: str,
-        cites: list[str],
-        *,
-        min_driver: str | None = None,
-        floor: str | None = None,
-        own: str | None = None,
-    ) -> Verdict:
+
+def _as_text(version: object) -> str:
+    """The version as given, stripped (callers without types may pass None or a number)."""
+    return "" if version is None else str(version).strip()
+
+
+def _bare(mechanism: Mechanism, driver: str, cuda: str, detail: str, *cites: str) -> Verdict:
+    """A verdict that rests on no driver bound (the input or the CUDA release is not usable)."""
+    return Verdict(mechanism, cuda, driver, None, None, None, detail, "; ".join(cites))
+
+
+def _never_released_verdict(
+    driver_text: str, cuda_text: str, cuda: Version, never: dict[str, Any]
+) -> Verdict:
+    cite = tables.load("toolkit_drivers").document["sources"][never["source"]]
+    return _bare(
+        Mechanism.UNKNOWN,
+        driver_text,
+        cuda_text,
+        f"CUDA {fmt(minor_of(cuda))} was never released.",
+        f"{cite['title']} <{cite['url']}> [{never['quality']}]",
+    )
+
+
+@dataclasses.dataclass
+class _Case:
+    """What the tables (and NVML) say about one driver and one CUDA release.
+
+    ``cites`` grows as the steps consult more tables: a verdict cites every row it rests on.
+    """
+
+    driver_text: str
+    cuda_text: str
+    driver: Version
+    cuda: Version
+    #: The CUDA minor's lowest native driver: (version, its text, its row).
+    native_min: tuple[Version, str, dict[str, Any]] | None
+    #: The major line's minor-version-compatibility row.
+    mvc: dict[str, Any] | None
+    #: Newest CUDA minor the driver runs natively (tables or NVML).
+    own: Version | None
+    #: cuda-compat libraries are loaded (said so, or proven by NVML's CUDA version).
+    loaded: bool
+    cites: list[str]
+
+    @classmethod
+    def gather(
+        cls,
+        driver_text: str,
+        cuda_text: str,
+        driver: Version,
+        cuda: Version,
+        driver_cuda: str | None,
+        compat_loaded: bool,
+    ) -> _Case:
+        native_min = _native_minimums().get(minor_of(cuda)) if len(cuda) >= 2 else None
+        own, cites, compat_seen = _driver_max(driver, driver_text, driver_cuda)
+        if native_min is not None:
+            cites.append(tables.load("toolkit_drivers").cite(native_min[2]))
+        return cls(
+            driver_text,
+            cuda_text,
+            driver,
+            cuda,
+            native_min,
+            _mvc_row(cuda[0]),
+            own,
+            compat_loaded or compat_seen,
+            cites,
+        )
+
+    @property
+    def major(self) -> int:
+        return self.cuda[0]
+
+    @property
+    def minor(self) -> Version:
+        return minor_of(self.cuda)
+
+    @property
+    def has_minor(self) -> bool:
+        """Whether the CUDA version names its minor (``"12"`` alone does not)."""
+        return len(self.cuda) >= 2
+
+    @property
+    def own_text(self) -> str | None:
+        return fmt(self.own) if self.own is not None else None
+
+    @property
+    def min_text(self) -> str | None:
+        return self.native_min[1] if self.native_min else None
+
+    @property
+    def floor_text(self) -> str | None:
+        return str(self.mvc["floor"]) if self.mvc else None
+
+    @property
+    def in_tables(self) -> bool:
+        """Whether the tables can judge this CUDA release for this driver at all."""
+        known = (self.has_minor and self.minor in _known_minors()) or self.mvc is not None
+        covered = self.own is not None and self.has_minor and self.own >= self.minor
+        return known or covered
+
+    def verdict(self, mechanism: Mechanism, detail: str, *, bounds: bool = True) -> Verdict:
+        """A verdict citing every row consulted; ``bounds``: with the lowest drivers known."""
         return Verdict(
             mechanism=mechanism,
-            cuda=cuda_text,
-            driver=driver_text,
-            min_driver=min_driver,
-            mvc_floor=floor,
-            driver_max_cuda=own,
+            cuda=self.cuda_text,
+            driver=self.driver_text,
+            min_driver=self.min_text if bounds else None,
+            mvc_floor=self.floor_text if bounds else None,
+            driver_max_cuda=self.own_text,
             detail=detail,
-            source="; ".join(dict.fromkeys(cites)),
+            source="; ".join(dict.fromkeys(self.cites)),
         )
 
-    if driver is None:
-        return verdict(Mechanism.UNKNOWN, f"{driver_text!r} is not an NVIDIA driver version.", [])
-    if cuda is None:
-        return verdict(Mechanism.UNKNOWN, f"{cuda_text!r} is not a CUDA version.", [])
 
-    never = _never_released(cuda) if len(cuda) >= 2 else None
-    if never is not None:
-        cite = tables.load("toolkit_drivers").document["sources"][never["source"]]
-        return verdict(
-            Mechanism.UNKNOWN,
-            f"CUDA {fmt(minor_of(cuda))} was never released.",
-            [f"{cite['title']} <{cite['url']}> [{never['quality']}]"],
-        )
-
-    major = cuda[0]
-    minor = minor_of(cuda)
-    native_min = _native_minimums().get(minor) if len(cuda) >= 2 else None
-    min_text = native_min[1] if native_min else None
-    mvc = _mvc_row(major)
-    floor_text = str(mvc["floor"]) if mvc else None
-    own, own_cites = _own_max(driver)
+def _driver_max(
+    driver: Version, driver_text: str, driver_cuda: str | None
+) -> tuple[Version | None, list[str], bool]:
+    """Newest CUDA the driver runs natively, the rows that say so, and whether cuda-compat
+    libraries show through NVML's CUDA version (which then says nothing of the driver)."""
+    own, cites = _own_max(driver)
     reported = parse_cuda(driver_cuda) if driver_cuda else None
     compat_seen = bool(reported and compat_active(driver_text, fmt(reported)))
     if reported is not None and not compat_seen and (own is None or reported > own):
         own = minor_of(reported)
-        own_cites = [f"NVML nvmlSystemGetCudaDriverVersion_v2 of this driver <{NVML_API_URL}> [P]"]
-    own_text = fmt(own) if own is not None else None
-    loaded = compat_loaded or compat_seen
-    cites = list(own_cites)
-    if native_min is not None:
-        cites.append(tables.load("toolkit_drivers").cite(native_min[2]))
+        cites = [f"NVML nvmlSystemGetCudaDriverVersion_v2 of this driver <{NVML_API_URL}> [P]"]
+    return own, cites, compat_seen
 
-    known = (len(cuda) >= 2 and minor in _known_minors()) or mvc is not None
-    if not known and not (own is not None and len(cuda) >= 2 and own >= minor):
-        return verdict(
-            Mechanism.UNKNOWN,
-            f"CUDA {cuda_text} is not in the tables (as of {as_of}).",
-            cites,
-            own=own_text,
+
+def _native(case: _Case) -> Verdict | None:
+    """1. The driver's own CUDA covers the release."""
+    if case.has_minor:
+        native_min = case.native_min
+        covered = (native_min is not None and case.driver >= native_min[0]) or (
+            case.own is not None and case.own >= case.minor
         )
-    kw: dict[str, Any] = {"min_driver": min_text, "floor": floor_text, "own": own_text}
+    else:  # only the major is known: a newer major line covers every minor of it
+        covered = case.own is not None and case.own[0] > case.major
+    if not covered:
+        return None
+    return case.verdict(
+        Mechanism.NATIVE,
+        f"Driver {case.driver_text} runs CUDA {case.own_text} natively, which covers CUDA "
+        f"{case.cuda_text}.",
+    )
 
-    # 1. native
-    if len(cuda) >= 2:
-        is_native = (native_min is not None and driver >= native_min[0]) or (
-            own is not None and own >= minor
+
+def _forward_compat(
+    case: _Case, *, datacenter: bool, compat_cuda: str | None
+) -> tuple[Verdict | None, str]:
+    """2. Loaded cuda-compat libraries on a data-center GPU, for a supported branch.
+
+    Returns the verdict, or the sentence that the later verdicts append: why loaded
+    libraries do not help (empty when none are loaded).
+    """
+    package = parse_cuda(compat_cuda) if compat_cuda else case.cuda
+    if not case.loaded or package is None or not case.has_minor:
+        return None, ""
+    if not datacenter:
+        return None, (
+            " cuda-compat libraries are loaded, but forward compatibility works only on "
+            "data-center GPUs (CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE, 804)."
+        )
+    if minor_of(package) < case.minor:
+        return None, f" The loaded cuda-compat {fmt(package)} is older than CUDA {case.cuda_text}."
+    row = _fc_row(package) if len(package) >= 2 else None
+    if row is None:
+        return None, f" The tables do not list cuda-compat-{case.major}-{package[1]}'s branches."
+    case.cites.append(tables.load("forward_compat").cite(row))
+    branch = case.driver[0]
+    if branch not in row["branches"]:
+        branches = ", ".join(f"R{b}" for b in row["branches"])
+        return None, f" {row['package']} supports driver branches {branches}, not R{branch}."
+    return case.verdict(
+        Mechanism.FORWARD_COMPAT,
+        f"Driver {case.driver_text} (R{branch}) runs CUDA {case.cuda_text} through the loaded "
+        f"{row['package']} forward-compatibility libraries on this data-center GPU.",
+    ), ""
+
+
+def _minor_version(case: _Case, note: str) -> Verdict | None:
+    """3. Minor-version compatibility: the same major line, a driver at or above its floor."""
+    if case.mvc is None:
+        return None
+    case.cites.append(tables.load("minor_version").cite(case.mvc))
+    floor = parse_driver(case.floor_text)
+    assert floor is not None
+    if case.driver < floor:
+        return None
+    major, floor_text = case.major, case.floor_text
+    if not case.has_minor:
+        why = (
+            f"Driver {case.driver_text} runs CUDA {major}.x up to {case.own_text} natively; "
+            f"which {major}.x minor this build needs is not known, so only minor-version "
+            f"compatibility (CUDA {major}.x from driver {floor_text}) is certain"
         )
     else:
-        is_native = own is not None and own[0] > major
-    if is_native:
-        return verdict(
-            Mechanism.NATIVE,
-            f"Driver {driver_text} runs CUDA {own_text} natively, which covers CUDA {cuda_text}.",
-            cites,
-            **kw,
+        why = (
+            f"Driver {case.driver_text} runs CUDA {case.own_text or 'unknown'} natively and CUDA "
+            f"{case.cuda_text} only through minor-version compatibility (CUDA {major}.x from "
+            f"driver {floor_text})"
         )
+        if case.native_min is None:
+            why += f"; the tables do not know CUDA {fmt(case.minor)}'s own minimum driver"
+    return case.verdict(
+        Mechanism.MINOR_VERSION,
+        why + ": no PTX JIT, so code must carry SASS for the GPU." + note,
+    )
 
-    # 2. forward compatibility (only with compat libraries loaded, on data-center GPUs)
-    package = parse_cuda(compat_cuda) if compat_cuda else cuda
-    fc = _fc_row(package) if package is not None and len(package) >= 2 else None
-    fc_note = ""
-    if loaded and package is not None and len(cuda) >= 2:
-        if not datacenter:
-            fc_note = (
-                " cuda-compat libraries are loaded, but forward compatibility works only on "
-                "data-center GPUs (CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE, 804)."
-            )
-        elif minor_of(package) < minor:
-            fc_note = f" The loaded cuda-compat {fmt(package)} is older than CUDA {cuda_text}."
-        elif fc is None:
-            fc_note = f" The tables do not list cuda-compat-{major}-{package[1]}'s branches."
-        elif driver[0] in fc["branches"]:
-            cites.append(tables.load("forward_compat").cite(fc))
-            return verdict(
-                Mechanism.FORWARD_COMPAT,
-                f"Driver {driver_text} (R{driver[0]}) runs CUDA {cuda_text} through the loaded "
-                f"{fc['package']} forward-compatibility libraries on this data-center GPU.",
-                cites,
-                **kw,
-            )
-        else:
-            cites.append(tables.load("forward_compat").cite(fc))
-            fc_note = (
-                f" {fc['package']} supports driver branches "
-                f"{', '.join(f'R{b}' for b in fc['branches'])}, not R{driver[0]}."
-            )
 
-    # 3. minor-version compatibility
-    if mvc is not None:
-        cites.append(tables.load("minor_version").cite(mvc))
-        floor = parse_driver(floor_text)
-        assert floor is not None
-        if driver >= floor:
-            if len(cuda) < 2:
-                why = (
-                    f"Driver {driver_text} runs CUDA {major}.x up to {own_text} natively; which "
-                    f"{major}.x minor this build needs is not known, so only minor-version "
-                    f"compatibility (CUDA {major}.x from driver {floor_text}) is certain"
-                )
-            else:
-                why = (
-                    f"Driver {driver_text} runs CUDA {own_text or 'unknown'} natively and CUDA "
-                    f"{cuda_text} only through minor-version compatibility (CUDA {major}.x from "
-                    f"driver {floor_text})"
-                )
-                if native_min is None:
-                    why += f"; the tables do not know CUDA {fmt(minor)}'s own minimum driver"
-            return verdict(
-                Mechanism.MINOR_VERSION,
-                why + ": no PTX JIT, so code must carry SASS for the GPU." + fc_note,
-                cites,
-                **kw,
-            )
-
-    if native_min is None and mvc is None:
-        return verdict(
+def _too_old(case: _Case, note: str) -> Verdict:
+    """4. Nothing runs it: say which driver would, or that the tables cannot tell."""
+    if case.native_min is None and case.mvc is None:
+        return case.verdict(
             Mechanism.UNKNOWN,
-            f"The tables do not know the minimum driver of CUDA {cuda_text}." + fc_note,
-            cites,
-            **kw,
+            f"The tables do not know the minimum driver of CUDA {case.cuda_text}." + note,
         )
+    min_text, floor_text = case.min_text, case.floor_text
     if min_text and floor_text and min_text != floor_text:
         needs = f"{min_text} natively or {floor_text} with minor-version compatibility"
     else:
         needs = f"driver {min_text or floor_text} or newer"
-    return verdict(
+    return case.verdict(
         Mechanism.UNSUPPORTED,
-        f"Driver {driver_text} is too old for CUDA {cuda_text}: it needs {needs}." + fc_note,
-        cites,
-        **kw,
+        f"Driver {case.driver_text} is too old for CUDA {case.cuda_text}: it needs {needs}." + note,
     )

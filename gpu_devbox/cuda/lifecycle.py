@@ -169,80 +169,115 @@ def assess(
     ``driver_max`` (the newest CUDA the driver runs) keeps the suggested rebuild target runnable.
     """
     version = parse_cuda(release)
-    policy = tables.load("cuda_containers").document["policy"]
-    policy_cite = _cite(policy)
-    major = version[0] if version else 0
-    suggestion = suggest_release(major, today, driver_max)
-    rebuild = "Rebuild the image on a supported nvidia/cuda tag"
-    if suggestion is None:
-        rebuild += "."
-    else:
-        rebuild += f", e.g. nvidia/cuda:{suggestion[0]}-<flavor>-<os>"
-        rebuild += (
-            "." if suggestion[1] else " (this driver runs it by minor-version compatibility)."
-        )
+    rebuild = _rebuild_remedy(version[0] if version else 0, today, driver_max)
     if eol_env:
+        policy = tables.load("cuda_containers").document["policy"]
         return Assessment(
             "fail",
             "The base image is deprecated and scheduled for deletion",
             f"NVIDIA_CUDA_END_OF_LIFE={eol_env} is set ({origin}): NVIDIA marked this nvidia/cuda "
             "image end-of-life and deletes EOL tags from Docker Hub and NGC six months later.",
             rebuild,
-            policy_cite,
+            _cite(policy),
         )
     if version is None or len(version) < 2:
         return Assessment(
             "skip", "The image's CUDA release is unreadable", f"{origin} is not a version.", "", ""
         )
-    minor = minor_of(version)
-    problems: list[str] = []
-    notes: list[str] = []
-    cites: list[str] = []
+    found = _Findings()
+    _judge_point_release(found, release, version, today)
+    _judge_latest(found, release, version)
+    _judge_line(found, minor_of(version), today)
+    return _conclude(found, release, origin, rebuild)
+
+
+def _rebuild_remedy(major: int, today: datetime.date, driver_max: str | None) -> str:
+    """What to rebuild on: a supported tag of the line, runnable by this driver if known."""
+    suggestion = suggest_release(major, today, driver_max)
+    if suggestion is None:
+        return "Rebuild the image on a supported nvidia/cuda tag."
+    how = "." if suggestion[1] else " (this driver runs it by minor-version compatibility)."
+    example = f"nvidia/cuda:{suggestion[0]}-<flavor>-<os>"
+    return f"Rebuild the image on a supported nvidia/cuda tag, e.g. {example}{how}"
+
+
+@dataclasses.dataclass
+class _Findings:
+    """What the container table says of one release: problems, notes and the rows cited."""
+
+    problems: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    cites: list[str] = dataclasses.field(default_factory=list)
+    #: Whether the table knows the release's line or its latest point release at all.
+    known: bool = False
+
+
+def _judge_point_release(
+    found: _Findings, release: str, version: Version, today: datetime.date
+) -> None:
+    """This exact point release (``13.0.1``) may have its own end of life."""
     exact = _row_for(version) if len(version) >= 3 else None
-    if exact is not None and _is_eol(exact, today):
-        cites.append(_cite(exact))
-        eol, deleted = _eol_dates(exact)
-        when = f" on {eol.isoformat()}" if eol else ""
-        gone = f"; its tags were due for deletion on {deleted.isoformat()}" if deleted else ""
-        problems.append(f"nvidia/cuda {release} reached end of life{when}{gone}.")
+    if exact is None or not _is_eol(exact, today):
+        return
+    found.cites.append(_cite(exact))
+    eol, deleted = _eol_dates(exact)
+    when = f" on {eol.isoformat()}" if eol else ""
+    gone = f"; its tags were due for deletion on {deleted.isoformat()}" if deleted else ""
+    found.problems.append(f"nvidia/cuda {release} reached end of life{when}{gone}.")
+
+
+def _judge_latest(found: _Findings, release: str, version: Version) -> None:
+    """NVIDIA supports only the latest point release of a minor."""
+    minor = minor_of(version)
     latest = _latest(minor)
-    if latest is not None and len(version) >= 3:
-        newest = parse_cuda(latest["release"])
-        if newest is not None and version < newest:
-            cites.append(_cite(latest))
-            problems.append(
-                f"{release} is not the latest point release of CUDA {fmt(minor)} "
-                f"({latest['release']}, [{latest['quality']}]); NVIDIA supports only the latest."
-            )
+    if latest is None:
+        return
+    found.known = True
+    newest = parse_cuda(latest["release"])
+    if len(version) >= 3 and newest is not None and version < newest:
+        found.cites.append(_cite(latest))
+        found.problems.append(
+            f"{release} is not the latest point release of CUDA {fmt(minor)} "
+            f"({latest['release']}, [{latest['quality']}]); NVIDIA supports only the latest."
+        )
+
+
+def _judge_line(found: _Findings, minor: Version, today: datetime.date) -> None:
+    """The CUDA minor (or major) line: end of life reached, expected, or supported."""
     row = _row_for(minor) or _row_for(minor[:1])
-    if row is not None:
-        cites.append(_cite(row))
-        eol, deleted = _eol_dates(row)
-        projected = " (projected from NVIDIA's policy)" if row.get("quality") == "Proj" else ""
-        basis = f" Basis: {row['basis']}." if row.get("basis") else ""
-        if _is_eol(row, today):
-            when = f" in {eol.strftime('%B %Y')}" if eol else ""
-            due = ""
-            if deleted is not None:
-                verb = "were due" if deleted <= today else "are due"
-                due = f"; its tags {verb} for deletion around {deleted.strftime('%B %Y')}"
-            problems.append(
-                f"CUDA {fmt(minor)} images reached end of life{when}{due}{projected}.{basis}"
-            )
-        elif eol is not None:
-            notes.append(f"Expected end of life: {eol.strftime('%B %Y')}{projected}.{basis}")
-        else:
-            notes.append(f"Supported{projected}.{basis}")
-    source = "; ".join(dict.fromkeys(cites))
-    if problems:
+    if row is None:
+        return
+    found.known = True
+    found.cites.append(_cite(row))
+    eol, deleted = _eol_dates(row)
+    projected = " (projected from NVIDIA's policy)" if row.get("quality") == "Proj" else ""
+    basis = f" Basis: {row['basis']}." if row.get("basis") else ""
+    if _is_eol(row, today):
+        when = f" in {eol.strftime('%B %Y')}" if eol else ""
+        due = ""
+        if deleted is not None:
+            verb = "were due" if deleted <= today else "are due"
+            due = f"; its tags {verb} for deletion around {deleted.strftime('%B %Y')}"
+        found.problems.append(
+            f"CUDA {fmt(minor)} images reached end of life{when}{due}{projected}.{basis}"
+        )
+    elif eol is not None:
+        found.notes.append(f"Expected end of life: {eol.strftime('%B %Y')}{projected}.{basis}")
+    else:
+        found.notes.append(f"Supported{projected}.{basis}")
+
+
+def _conclude(found: _Findings, release: str, origin: str, rebuild: str) -> Assessment:
+    source = "; ".join(dict.fromkeys(found.cites))
+    if found.problems:
         return Assessment(
             "warn",
             f"The image's nvidia/cuda {release} base is end-of-life or outdated",
-            f"From {origin}: " + " ".join(problems),
+            f"From {origin}: " + " ".join(found.problems),
             rebuild,
             source,
         )
-    if row is None and latest is None:
+    if not found.known:
         as_of = tables.load("cuda_containers").as_of
         return Assessment(
             "skip",
@@ -254,7 +289,7 @@ def assess(
     return Assessment(
         "pass",
         f"The image's nvidia/cuda {release} base is supported",
-        f"From {origin}. " + " ".join(notes),
+        f"From {origin}. " + " ".join(found.notes),
         "",
         source,
     )

@@ -60,12 +60,6 @@ def fmt(version: Version | None) -> str:
     return ".".join(str(part) for part in version)
 
 
-def fmt_driver(version: Version) -> str:
-    """A driver version as NVIDIA writes it: ``(580, 159, 4)`` -> ``"580.159.04"``."""
-    head, *rest = version
-    return ".".join([str(head), *(f"{part:02d}" for part in rest)])
-
-
 def parse_date(text: object) -> datetime.date | None:
     """``"2026-06"`` (read as the month's first day) or ``"2025-02-01"``; ``None`` otherwise."""
     if not isinstance(text, str):

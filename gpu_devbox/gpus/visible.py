@@ -42,10 +42,6 @@ class Selection:
     mig_uuids: frozenset[str] | None = None
 
 
-class VisibleDevicesError(ValueError):
-    """A visible-devices specification that cannot be parsed."""
-
-
 @dataclasses.dataclass(frozen=True)
 class VisibleDevices:
     """The parsed visibility rules. ``None`` for a variable means "no restriction"."""

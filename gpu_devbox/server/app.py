@@ -16,7 +16,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, default, validate
 
 from gpu_devbox._version import __version__
-from gpu_devbox.bench import plan as bench_plan
+from gpu_devbox.bench import suites
 from gpu_devbox.bench.service import MAX_MEMORY_FRACTION, BenchmarkConfig, BenchmarkService
 from gpu_devbox.gpus import NvmlAdapter, Sampler, SamplerConfig, VisibleDevices
 from gpu_devbox.gpus.backends import BACKENDS, SIMULATED_FIELDS, BackendSpec, backend_from_env
@@ -28,8 +28,9 @@ from gpu_devbox.server import (
     prometheus,
 )
 from gpu_devbox.server.base import API_PREFIX, FALLBACK_ROUTE
+from gpu_devbox.server.fanout import StreamFanout
 from gpu_devbox.server.state import ServerState
-from gpu_devbox.server.stream import StreamHandler, StreamHub
+from gpu_devbox.server.stream import StreamHandler
 
 
 def _env_list(name: str) -> list[str]:
@@ -179,7 +180,7 @@ class GPUDevbox(ExtensionApp):
         per_key_traits=None,
         help=f"""Seconds a benchmark run may take per GPU, by suite, before it is stopped and
         reported as failed (the worker process is killed). Defaults:
-        {", ".join(f"{n}={s.timeout:g}" for n, s in bench_plan.SUITES.items())}, generous on
+        {", ".join(f"{n}={s.timeout:g}" for n, s in suites.SUITES.items())}, generous on
         purpose: the first import of PyTorch from a cold disk can take many seconds. Example:
         ``c.GPUDevbox.benchmark_timeouts = {{"full": 300}}`` (suites not named keep their
         default).""",
@@ -203,10 +204,10 @@ class GPUDevbox(ExtensionApp):
     def _check_timeouts(self, proposal: dict[str, Any]) -> dict[str, float]:
         value = dict(proposal["value"])
         for name, seconds in value.items():
-            if name not in bench_plan.SUITES:
+            if name not in suites.SUITES:
                 raise TraitError(
                     f"GPUDevbox.benchmark_timeouts: unknown suite {name!r}; "
-                    f"suites: {', '.join(bench_plan.SUITES)}"
+                    f"suites: {', '.join(suites.SUITES)}"
                 )
             if not 0 < float(seconds) <= 86_400:
                 raise TraitError(
@@ -323,9 +324,9 @@ class GPUDevbox(ExtensionApp):
             probe_timeout=self.checks_probe_timeout,
             logger=self.log,
         )
-        hub = StreamHub(sampler, ping_interval=self.stream_ping_interval)
-        state = ServerState(sampler=sampler, hub=hub, checks=checks)
-        state.benchmarks = self._make_benchmarks(hub)
+        fanout = StreamFanout(sampler, ping_interval=self.stream_ping_interval)
+        state = ServerState(sampler=sampler, fanout=fanout, checks=checks)
+        state.benchmarks = self._make_benchmarks(fanout)
         self._state = state
         self.settings.update({"gpu_devbox": state})
         sampler.start()
@@ -341,8 +342,8 @@ class GPUDevbox(ExtensionApp):
             interval,
         )
 
-    def _make_benchmarks(self, hub: StreamHub) -> BenchmarkService:
-        timeouts = {name: spec.timeout for name, spec in bench_plan.SUITES.items()}
+    def _make_benchmarks(self, fanout: StreamFanout) -> BenchmarkService:
+        timeouts = {name: spec.timeout for name, spec in suites.SUITES.items()}
         timeouts.update(self.benchmark_timeouts)
         config = BenchmarkConfig(
             enabled=self.benchmarks_enabled,
@@ -352,7 +353,7 @@ class GPUDevbox(ExtensionApp):
         )
         return BenchmarkService(
             config,
-            on_event=lambda event: hub.publish_threadsafe("benchmark", event),
+            on_event=lambda event: fanout.publish_threadsafe("benchmark", event),
             logger=self.log,
         )
 

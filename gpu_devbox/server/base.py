@@ -145,7 +145,7 @@ class BaseHandler(BodyLimit, ExtensionHandlerMixin, APIHandler):
 
     @property
     def state(self) -> ServerState:
-        """The extension's shared state (sampler, stream hub, later features)."""
+        """The extension's shared state (sampler, stream fan-out, later features)."""
         state: ServerState = self.settings["gpu_devbox"]
         return state
 

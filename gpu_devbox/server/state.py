@@ -8,7 +8,7 @@ from typing import Any
 from gpu_devbox.bench.service import BenchmarkService
 from gpu_devbox.cuda.service import ChecksService
 from gpu_devbox.gpus import Sampler
-from gpu_devbox.server.stream import StreamHub
+from gpu_devbox.server.fanout import StreamFanout
 
 
 @dataclasses.dataclass
@@ -16,7 +16,8 @@ class ServerState:
     """Everything the handlers share. One instance per server; built by the extension app."""
 
     sampler: Sampler
-    hub: StreamHub
+    #: The push stream's fan-out to the connected clients.
+    fanout: StreamFanout
     #: The CUDA checks (``GET checks``).
     checks: ChecksService
     #: The GPU benchmark (``None`` until the extension has built it).
@@ -30,6 +31,6 @@ class ServerState:
         """Release every resource (threads, NVML) this state holds."""
         if self.benchmarks is not None:
             self.benchmarks.close()
-        self.hub.close()
+        self.fanout.close()
         self.checks.cancel()
         self.sampler.stop()

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import jinja2
 
 from gpu_devbox.catalog import GPUKind
+from gpu_devbox.placement import ImageChoice, Offer
 from gpu_devbox_spawner.options import Choice, gpus_field, image_field
-from gpu_devbox_spawner.placement import ImageChoice, Offer
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,9 +3,10 @@
 Two background loops, one for nodes and one for pods in every namespace, each list once
 (in pages) and then watch from the list's ``resourceVersion``, reconnecting when the server
 ends a watch (``timeoutSeconds``) and listing again when the version expired (410 Gone). They
-feed a :class:`~gpu_devbox_spawner.cluster.ClusterState`; forms and starts read its snapshot,
+feed a :class:`~gpu_devbox.placement.cluster.ClusterState`; forms and starts read its snapshot,
 so rendering a form makes no API call. One inventory per event loop is shared by every
-spawner of a hub.
+spawner of a hub, and so are what the spawners derive from it: the catalog files they read
+and the offers computed for the current snapshot (once per cluster change, not per form).
 
 RBAC: get, list and watch on nodes and pods cluster-wide (``jupyter-config/hub/rbac.yaml``).
 """
@@ -15,13 +16,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from gpu_devbox_spawner.cluster import ClusterSnapshot, ClusterState
+from gpu_devbox.catalog import Catalog, Toleration
+from gpu_devbox.placement import ClusterSnapshot, ClusterState, Offer, compute_offers
+from gpu_devbox_spawner.catalog_file import CatalogFile
 
 #: Pods that can hold GPUs: everything not finished.
 POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
@@ -51,6 +55,16 @@ def _check(status: int, raw: bytes, what: str) -> None:
     raise APIError(f"{what}: HTTP {status} {message}".rstrip())
 
 
+@dataclasses.dataclass(frozen=True)
+class _Offers:
+    """Offers and what they were computed from."""
+
+    snapshot: ClusterSnapshot
+    catalog: Catalog
+    tolerations: tuple[Toleration, ...]
+    offers: tuple[Offer, ...]
+
+
 class Inventory:
     """A watch-fed cache of the cluster's nodes and GPU-holding pods."""
 
@@ -77,6 +91,9 @@ class Inventory:
         self._stopping = False
         #: The last failure reading the cluster ("" when the last attempt worked).
         self.last_error = ""
+        self._catalog_files: dict[str, CatalogFile] = {}
+        #: The offers computed last, and the (snapshot, catalog, tolerations) they came from.
+        self._offers: _Offers | None = None
 
     # -- sharing ------------------------------------------------------------------------------
 
@@ -155,6 +172,36 @@ class Inventory:
     def snapshot(self) -> ClusterSnapshot:
         """The cluster now; no API call."""
         return self.state.snapshot()
+
+    # -- what the spawners derive from it -----------------------------------------------------
+
+    def catalog_file(self, path: str) -> CatalogFile:
+        """The hub's reader of the catalog at ``path`` (empty: the shipped catalog)."""
+        source = self._catalog_files.get(path)
+        if source is None:
+            source = self._catalog_files[path] = CatalogFile(path, self.log)
+        return source
+
+    def offers(
+        self, catalog: Catalog, tolerations: tuple[Toleration, ...] = ()
+    ) -> tuple[Offer, ...]:
+        """Every profile's offer on the cluster now; no API call.
+
+        Computed once per cluster change (or catalog, or tolerations): the forms rendered in
+        between reuse them.
+        """
+        snapshot = self.snapshot()
+        last = self._offers
+        if (
+            last is not None
+            and last.snapshot is snapshot
+            and last.catalog is catalog
+            and last.tolerations == tolerations
+        ):
+            return last.offers
+        offers = compute_offers(catalog, snapshot, tolerations=tolerations)
+        self._offers = _Offers(snapshot, catalog, tolerations, offers)
+        return offers
 
     # -- the loops ----------------------------------------------------------------------------
 

@@ -17,8 +17,7 @@ from typing import Any
 from gpu_devbox.catalog import Profile, Toleration, Volume
 from gpu_devbox.catalog.loader import SHM_MOUNT
 from gpu_devbox.catalog.units import format_size
-from gpu_devbox_spawner.nodes import NVIDIA_PREFIX
-from gpu_devbox_spawner.placement import GPU_TOLERATION, Plan
+from gpu_devbox.placement import GPU_TOLERATION, NVIDIA_PREFIX, Plan
 
 #: What CUDA images set to ``all``: a pod without GPUs would otherwise see every GPU of its node
 #: (NVIDIA/k8s-device-plugin#61).

@@ -2,16 +2,17 @@
 
 KubeSpawner relays raw events (``0/8 nodes are available: 1 Insufficient nvidia.com/gpu``);
 these functions turn a pod's events and status into sentences about scheduling, the image
-download and the start, and recognise a pod that cannot be scheduled for lack of GPUs.
+download and the start, recognise a pod that cannot be scheduled for lack of GPUs
+(:class:`GPUWait`, fed the time by its caller) and say what to try instead.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gpu_devbox_spawner.placement import Plan
+from gpu_devbox.placement import Offer, Plan, alternatives, shortage
 
 _QUOTED_IMAGE = re.compile(r'image "([^"]+)"')
 _PULL_TIME = re.compile(r"\bin ([0-9.]+m?[0-9.]*s)\b")
@@ -94,3 +95,60 @@ def unschedulable_for_gpus(pod: Mapping[str, Any] | None) -> str | None:
             if "Insufficient nvidia.com/" in message:
                 return message
     return None
+
+
+class GPUWait:
+    """How long a pod has been unschedulable for lack of GPUs, from observations of it.
+
+    The caller passes the pod as the reflector holds it and the time (seconds on any clock
+    that only goes forward); :meth:`observe` returns the scheduler's message once the pod
+    has waited ``grace`` seconds without a break, else ``None``. A pod that gets scheduled,
+    or is blocked for another reason, starts the count again.
+    """
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self._since: float | None = None
+
+    def observe(self, pod: Mapping[str, Any] | None, now: float) -> str | None:
+        """The scheduler's message once the pod waited ``grace`` seconds for GPUs."""
+        message = unschedulable_for_gpus(pod)
+        if message is None:
+            self._since = None
+            return None
+        if self._since is None:
+            self._since = now
+        return message if now - self._since >= self.grace else None
+
+
+def no_room_message(
+    offers: Sequence[Offer],
+    chosen: Plan,
+    *,
+    image_chosen: bool,
+    scheduler_says: str | None = None,
+) -> str:
+    """Why a start fails for lack of free GPUs, and what to try instead.
+
+    ``image_chosen``: the user picked the image (the message is about it, and another image
+    of the same profile with room is suggested), rather than leaving it to the profile.
+    ``scheduler_says``: the scheduler's message, when it refused a pod the inventory thought
+    had room.
+    """
+    offer = next(o for o in offers if o.slug == chosen.offer.slug)
+    image = chosen.image.name if image_chosen else None
+    text = shortage(offer, chosen.count, image=image)
+    room = offer.image(image).max_free if image else offer.max_free
+    if scheduler_says and room >= chosen.count:
+        # the inventory has not seen what the scheduler saw yet
+        text = f"No {offer.model_text} {offer.unit} is free for this server ({scheduler_says})"
+    others = [
+        c for c in offer.images if image and c.image.name != image and c.max_free >= chosen.count
+    ]
+    if others:  # the profile has room, with another of its images
+        hint = "try " + " or ".join(
+            f"the image {c.image.label} ({c.free} free)" for c in others[:2]
+        )
+    else:
+        hint = alternatives(offers, exclude=offer.slug)
+    return f"{text}; {hint}"

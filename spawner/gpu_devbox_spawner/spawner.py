@@ -5,13 +5,18 @@ the GPUs free for each right now (from the shared, watch-fed inventory: no API c
 every user option is checked (an HTTP 400 naming the field), the pod's GPU settings come from
 a placement plan on each start, a start that no node has a free GPU for fails within seconds
 with what to try instead, and the progress log says what is happening in plain words.
+
+It works through the hooks JupyterHub and KubeSpawner document: ``options_form`` (a coroutine
+rendering the form), ``options_from_form`` and ``options_from_query`` (form and deep link to
+checked options), ``apply_user_options`` (JupyterHub 5.3: check, place, set the pod's
+settings; ``load_user_options`` does it when an admin replaced that hook), ``start`` (stopped
+early when the pod cannot get a GPU) and ``progress``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,7 +28,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, Float, Integer, List, Unicode, default
 
 from gpu_devbox.catalog import Catalog, CatalogError, Toleration
-from gpu_devbox_spawner.catalog_file import CatalogFile
+from gpu_devbox.placement import Offer, Plan, alternatives, plan
 from gpu_devbox_spawner.form import build_form, make_environment, render_form
 from gpu_devbox_spawner.inventory import Inventory
 from gpu_devbox_spawner.manifests import OWNED_TRAITS, Baseline, as_list, pod_settings
@@ -34,16 +39,15 @@ from gpu_devbox_spawner.options import (
     options_from_form,
     parse_options,
 )
-from gpu_devbox_spawner.placement import Offer, Plan, alternatives, compute_offers, plan, shortage
-from gpu_devbox_spawner.progress import describe_event, describe_plan, unschedulable_for_gpus
+from gpu_devbox_spawner.progress import GPUWait, describe_event, describe_plan, no_room_message
+from gpu_devbox_spawner.start_request import BodyError, options_given
 
 #: HTTP status of "the cluster cannot take this now" (below 500: JupyterHub counts 5xx spawn
 #: failures towards consecutive_failure_limit and would stop the hub if many users hit a full
 #: cluster).
 UNAVAILABLE = 409
-_CATALOGS: dict[str, CatalogFile] = {}
-#: The last offers computed, and the (snapshot, catalog, tolerations) they came from.
-_LAST_OFFERS: tuple[tuple[object, object, tuple[Toleration, ...]], tuple[Offer, ...]] | None = None
+#: Seconds between two looks at a starting pod for a GPU shortage (reads the pod reflector).
+SHORTAGE_POLL = 0.25
 
 
 class UserFacingError(web.HTTPError):
@@ -54,12 +58,18 @@ class UserFacingError(web.HTTPError):
         self.jupyterhub_message = message
 
 
-class _ShowForm(web.HTTPError):
-    """Raised from ``options_from_query`` so that a deep link shows the form, preselected."""
+class DeepLinkShowsForm(Exception):
+    """Raised by ``options_from_query`` so that a spawn URL's choices preselect the form.
+
+    JupyterHub starts a server for a spawn URL with query arguments, unless
+    ``options_from_query`` raises: then it serves the options form, with the exception's
+    message (empty here) above it and the status of an HTTP error (this is none: a 200).
+    """
+
+    jupyterhub_message = None
 
     def __init__(self) -> None:
-        super().__init__(200, "a deep link: showing the options form with its choices")
-        self.jupyterhub_message = None
+        super().__init__()
 
 
 class _QuietUserErrors(logging.Filter):
@@ -72,7 +82,7 @@ class _QuietUserErrors(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, _ShowForm):
+        if isinstance(exc, DeepLinkShowsForm):
             return False
         if isinstance(exc, UserFacingError):
             message = record.getMessage()
@@ -83,19 +93,6 @@ class _QuietUserErrors(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
-
-
-def _json_kind(value: Any) -> str:
-    """How a JSON value is called in an error message."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else "an object"
 
 
 async def _apply_user_options_hook(spawner: GPUDevboxSpawner, user_options: Any) -> None:
@@ -166,12 +163,14 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        #: The admin's values of the traits a start sets, captured before the first start.
         self._baseline: Baseline | None = None
+        #: This start's placement; None until the user's options were applied.
         self._plan: Plan | None = None
+        #: Said first in the progress log (saved options that are no longer offered).
         self._notice: str | None = None
-        self._options_from_request = False
+        #: Whether the user picked the image, rather than leaving it to the profile.
         self._image_chosen = False
-        self._inventory: Inventory | None = None
         # JupyterHub logs a failed start on its app log, and (JupyterHub 5) on tornado's, which
         # it renames "JupyterHub": a filter belongs on each.
         for logger in (self.log, logging.getLogger("JupyterHub"), app_log):
@@ -185,11 +184,11 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
 
     @default("options_form")
     def _default_options_form(self) -> Any:
-        return self._render_form
+        return self.render_options_form
 
     @default("options_from_form")
     def _default_options_from_form(self) -> Any:
-        return self._options_from_form
+        return self.read_options_form
 
     @default("apply_user_options")
     def _default_apply_user_options(self) -> Any:
@@ -197,49 +196,40 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
 
     # -- catalog, inventory, offers -----------------------------------------------------------
 
-    def _catalog_file(self) -> CatalogFile:
-        source = _CATALOGS.get(self.catalog_path)
-        if source is None:
-            source = _CATALOGS[self.catalog_path] = CatalogFile(self.catalog_path, self.log)
-        return source
+    def shared_inventory(self) -> Inventory:
+        """The hub's inventory of this cluster, made by the first spawner that needs it.
 
-    def _invalid_catalog(self, exc: CatalogError) -> UserFacingError:
-        self.log.error("gpu-devbox: the catalog is invalid: %s", exc)
-        return UserFacingError(
-            500, f"The hub's catalog of servers is invalid; please tell its admin. ({exc})"
+        Every spawner of the hub shares it, and with it the catalog files and the offers.
+        """
+        return Inventory.shared(self.k8s_api_host or "in-cluster", self._new_inventory)
+
+    def _new_inventory(self) -> Inventory:
+        return Inventory.for_kubespawner(
+            watch_timeout=self.inventory_watch_timeout,
+            request_timeout=self.k8s_api_request_timeout,
+            log=self.log,
         )
 
-    def catalog(self) -> Catalog:
-        """The catalog in force (re-read when its file changed).
-
-        The coroutines use :meth:`current_catalog`, which reads off the event loop; this is for
-        JupyterHub's synchronous hooks, which then mostly find it read already.
-        """
-        try:
-            return self._catalog_file().get()
-        except CatalogError as exc:
-            raise self._invalid_catalog(exc) from None
+    async def inventory(self) -> Inventory:
+        """The shared inventory, listed at least once (or the sync timeout passed)."""
+        inventory = self.shared_inventory()
+        await inventory.wait_synced(self.inventory_sync_timeout)
+        return inventory
 
     async def current_catalog(self) -> Catalog:
-        """The catalog in force; a changed file is re-read in a worker thread."""
-        try:
-            return await self._catalog_file().aget()
-        except CatalogError as exc:
-            raise self._invalid_catalog(exc) from None
+        """The catalog in force; a changed file is re-read in a worker thread.
 
-    async def inventory(self) -> Inventory:
-        """The hub's shared inventory, listed at least once (or the sync timeout passed)."""
-        if self._inventory is None:
-            self._inventory = Inventory.shared(
-                self.k8s_api_host or "in-cluster",
-                lambda: Inventory.for_kubespawner(
-                    watch_timeout=self.inventory_watch_timeout,
-                    request_timeout=self.k8s_api_request_timeout,
-                    log=self.log,
-                ),
-            )
-        await self._inventory.wait_synced(self.inventory_sync_timeout)
-        return self._inventory
+        Raises:
+            UserFacingError: 500 when the file never held a valid catalog (a broken edit of a
+                good one keeps the good one, and is logged).
+        """
+        try:
+            return await self.shared_inventory().catalog_file(self.catalog_path).aget()
+        except CatalogError as exc:
+            self.log.error("gpu-devbox: the catalog is invalid: %s", exc)
+            raise UserFacingError(
+                500, f"The hub's catalog of servers is invalid; please tell its admin. ({exc})"
+            ) from None
 
     def configured_tolerations(self) -> list[Toleration]:
         """The admin's own tolerations (``c.KubeSpawner.tolerations``), for placement."""
@@ -256,33 +246,23 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         ]
 
     async def offers(self) -> tuple[Offer, ...]:
-        """Every profile's offer, from the inventory's current snapshot.
-
-        Computed once per cluster change: forms rendered in between reuse them.
-        """
-        global _LAST_OFFERS
+        """Every profile's offer on the cluster now (computed once per cluster change)."""
         catalog = await self.current_catalog()
         inventory = await self.inventory()
-        snapshot = inventory.snapshot()
-        tolerations = tuple(self.configured_tolerations())
-        if _LAST_OFFERS is not None:
-            seen, cached = _LAST_OFFERS
-            if seen[0] is snapshot and seen[1] is catalog and seen[2] == tolerations:
-                return cached
-        offers = compute_offers(catalog, snapshot, tolerations=tolerations)
-        _LAST_OFFERS = ((snapshot, catalog, tolerations), offers)
-        return offers
+        return inventory.offers(catalog, tuple(self.configured_tolerations()))
 
     # -- the form -----------------------------------------------------------------------------
 
-    async def _render_form(self, spawner: Any = None) -> str:
+    async def render_options_form(self, spawner: Any = None) -> str:
+        """The options form (the ``options_form`` JupyterHub calls with the spawner)."""
         offers = await self.offers()
         selected, notices = self._preselection(await self.current_catalog())
         view = build_form(offers, selected, notices)
         return render_form(view, make_environment(self.form_template_paths))
 
     def _query_options(self) -> dict[str, list[str]]:
-        request = getattr(getattr(self, "handler", None), "request", None)
+        """A deep link's choices: the spawn page passes its handler for the form to read."""
+        request = getattr(self.handler, "request", None)
         if request is None or request.method != "GET":
             return {}
         out: dict[str, list[str]] = {}
@@ -300,7 +280,7 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
                 return parse_options(options_from_form(query, catalog), catalog), []
             except OptionsError as exc:
                 return None, [f"The link's choice cannot be used ({exc}); pick a server below."]
-        orm = getattr(self, "orm_spawner", None)
+        orm = self.orm_spawner
         saved = (orm.user_options if orm is not None else None) or self.user_options or {}
         if saved:
             try:
@@ -311,68 +291,51 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
                 ]
         return None, []
 
-    def _options_from_form(self, formdata: dict[str, Any]) -> dict[str, Any]:
-        try:
-            options = options_from_form(formdata, self.catalog())
-        except OptionsError as exc:
-            raise UserFacingError(400, str(exc)) from None
-        self._options_from_request = True
-        return options
-
-    def options_from_query(self, query_data: dict[str, Any]) -> dict[str, Any]:
-        """A spawn URL with query parameters: show the form preselected, or start (deep_links)."""
-        if self.deep_links == "preselect":
-            raise _ShowForm()
-        return self._options_from_form(query_data)
-
-    # -- applying the user's choice -------------------------------------------------------------
-
-    def _request_carried_options(self) -> bool:
-        """Whether the starting request gave options (else JupyterHub reuses saved ones).
+    async def read_options_form(self, formdata: dict[str, Any]) -> dict[str, Any]:
+        """User options from the form or a spawn URL (``options_from_form``), all checked.
 
         Raises:
-            UserFacingError: 400 when a REST request's JSON body is not an object, or its
-                ``user_options`` is neither an object nor null. (JupyterHub 5 passes such a
-                body on as the options, and 6 reads a falsy one like ``null`` or ``[]`` as "no
-                options"; either way the user would get the default profile without a word.)
+            UserFacingError: 400 naming the first field that cannot be used.
         """
-        if self._options_from_request:
-            return True
-        request = getattr(getattr(self, "handler", None), "request", None)
-        if request is None or request.method != "POST" or not request.body:
-            return False
+        catalog = await self.current_catalog()
         try:
-            body = json.loads(request.body)
-        except ValueError:
-            return False  # not JSON: a form post (its fields came through options_from_form)
-        if not isinstance(body, dict):
-            orm = getattr(self, "orm_spawner", None)
-            if orm is not None and not isinstance(orm.user_options, dict | None):
-                orm.user_options = {}  # JupyterHub 5 saved the body as the options: drop it
-            raise UserFacingError(
-                400,
-                "The request body must be a JSON object (the user options, or "
-                f'{{"user_options": {{...}}}}), not {_json_kind(body)}',
-            )
-        if "user_options" in body:
-            options = body["user_options"]
-            if options is not None and not isinstance(options, dict):
-                raise UserFacingError(
-                    400, f"user_options must be a JSON object or null, not {_json_kind(options)}"
-                )
-            return options is not None
-        return bool(set(body) - {"name", "display_name"})
+            options = options_from_form(formdata, catalog)
+            parse_options(options, catalog)
+        except OptionsError as exc:
+            raise UserFacingError(400, str(exc)) from None
+        return options
+
+    async def options_from_query(self, query_data: dict[str, Any]) -> dict[str, Any]:
+        """A spawn URL with query arguments: preselect the form, or start (``deep_links``).
+
+        Raises:
+            DeepLinkShowsForm: with ``deep_links = "preselect"``: JupyterHub shows the form.
+            UserFacingError: 400 naming a field that cannot be used.
+        """
+        if self.deep_links == "preselect":
+            raise DeepLinkShowsForm()
+        return await self.read_options_form(query_data)
+
+    # -- applying the user's choice -------------------------------------------------------------
 
     async def apply_catalog_options(self, user_options: Any) -> None:
         """Check the user's options, plan the placement and set this start's pod settings.
 
+        Options the start's request gave must be right; saved ones that are no longer offered
+        start the default profile with a notice.
+
         Raises:
-            UserFacingError: 400 for bad options (naming the field), 409 when no node can take
-                the server now (with what to try instead).
+            UserFacingError: 400 for bad options (naming the field) or a REST body that is not
+                an object, 409 when no node can take the server now (with what to try).
         """
         catalog = await self.current_catalog()
-        given = self._request_carried_options()
-        self._options_from_request = False
+        try:
+            given = options_given(self.handler)
+        except BodyError as exc:
+            orm = self.orm_spawner
+            if orm is not None and not isinstance(orm.user_options, dict | None):
+                orm.user_options = {}  # JupyterHub 5 saved the body as the options: drop it
+            raise UserFacingError(400, str(exc)) from None
         self._notice = None
         try:
             choice = parse_options(user_options or {}, catalog)
@@ -399,7 +362,9 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
             )
         self._image_chosen = choice.image is not None
         if self.fail_fast and not chosen.fits_now:
-            raise UserFacingError(UNAVAILABLE, self._shortage_text(offers, chosen))
+            raise UserFacingError(
+                UNAVAILABLE, no_room_message(offers, chosen, image_chosen=self._image_chosen)
+            )
         if self._baseline is None:
             self._baseline = Baseline.capture({name: getattr(self, name) for name in OWNED_TRAITS})
         settings = pod_settings(
@@ -418,32 +383,11 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
             len(chosen.nodes),
         )
 
-    def _shortage_text(
-        self, offers: tuple[Offer, ...], chosen: Plan, scheduler_says: str | None = None
-    ) -> str:
-        offer = next(o for o in offers if o.slug == chosen.offer.slug)
-        # about the chosen image, or about the whole profile when the user left it to us
-        image = chosen.image.name if self._image_chosen else None
-        text = shortage(offer, chosen.count, image=image)
-        room = offer.image(image).max_free if image else offer.max_free
-        if scheduler_says and room >= chosen.count:
-            # the inventory has not seen what the scheduler saw yet
-            text = f"No {offer.model_text} {offer.unit} is free for this server ({scheduler_says})"
-        others = [
-            c
-            for c in offer.images
-            if image and c.image.name != image and c.max_free >= chosen.count
-        ]
-        if others:  # the profile has room, with another of its images
-            hint = "try " + " or ".join(
-                f"the image {c.image.label} ({c.free} free)" for c in others[:2]
-            )
-        else:
-            hint = alternatives(offers, exclude=offer.slug)
-        return f"{text}; {hint}"
-
     async def load_user_options(self) -> None:
-        """KubeSpawner calls this first in ``_start``; the hook normally did the work already."""
+        """KubeSpawner's first step of a start: apply the options, unless already applied.
+
+        The ``apply_user_options`` hook normally did; this covers an admin who replaced it.
+        """
         if self._plan is None:
             await self.apply_catalog_options(self.user_options)
 
@@ -454,47 +398,54 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
 
     # -- starting -----------------------------------------------------------------------------
 
-    async def _start(self) -> Any:
-        start = asyncio.ensure_future(super()._start())
+    async def start(self) -> Any:
+        """Start the server; with ``fail_fast``, give up once its pod cannot get a GPU.
+
+        Raises:
+            UserFacingError: 409 when the scheduler found no free GPU for the pod for
+                ``unschedulable_grace`` seconds (the pod is deleted).
+        """
+        starting = super().start()  # KubeSpawner's future; its progress() ends with it
         if not self.fail_fast:
-            return await start
-        watcher = asyncio.ensure_future(self._watch_for_gpu_shortage())
+            return await starting
+        watching = asyncio.ensure_future(self._gpu_shortage())
         try:
-            await asyncio.wait({start, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            if start.done():
-                return start.result()
-            start.cancel()
+            await asyncio.wait({starting, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                return starting.result()
+            message = watching.result()
+            starting.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await start
+                await starting
             with contextlib.suppress(Exception):
                 await self.stop(now=True)
-            return watcher.result()  # raises the shortage
+            raise UserFacingError(UNAVAILABLE, message)
         finally:
-            watcher.cancel()
-            if not start.done():
-                start.cancel()
+            watching.cancel()
+            if not starting.done():
+                starting.cancel()
 
-    async def _watch_for_gpu_shortage(self) -> None:
-        """Raise once the pod was unschedulable for lack of GPUs for ``unschedulable_grace``."""
+    async def _gpu_shortage(self) -> str:
+        """What to tell the user once the pod waited ``unschedulable_grace`` s for a GPU."""
         loop = asyncio.get_running_loop()
-        since: float | None = None
+        waiting = GPUWait(self.unschedulable_grace)
         while True:
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(SHORTAGE_POLL)
             chosen = self._plan
             reflector = self.pod_reflector
             if chosen is None or chosen.resource is None or reflector is None:
                 continue
             pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}")
-            message = unschedulable_for_gpus(pod)
-            if message is None:
-                since = None
-                continue
-            since = since if since is not None else loop.time()
-            if loop.time() - since >= self.unschedulable_grace:
-                offers = await self.offers()
-                text = self._shortage_text(offers, chosen, scheduler_says=message)
+            scheduler_says = waiting.observe(pod, loop.time())
+            if scheduler_says is not None:
+                text = no_room_message(
+                    await self.offers(),
+                    chosen,
+                    image_chosen=self._image_chosen,
+                    scheduler_says=scheduler_says,
+                )
                 self.log.warning("gpu-devbox: %s: %s", self._log_name, text)
-                raise UserFacingError(UNAVAILABLE, text)
+                return text
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         """KubeSpawner's progress, with events turned into plain sentences."""

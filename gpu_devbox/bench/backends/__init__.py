@@ -7,17 +7,15 @@ never loads a CUDA library or creates a CUDA context.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from gpu_devbox.bench.backends.optional import BackendUnavailable
 from gpu_devbox.bench.measure import Backend
 
 #: The backends a caller can name; ``auto`` picks one.
 BACKEND_NAMES = ("auto", "torch", "cupy", "numpy")
 
-
-class BackendUnavailable(Exception):
-    """No usable backend; the message says what is missing and how to get it."""
+__all__ = ["BACKEND_NAMES", "BackendUnavailable", "select_backend"]
 
 
 def _torch(gpus: int) -> Backend:
@@ -38,16 +36,6 @@ def _numpy(gpus: int) -> Backend:
     if gpus:
         raise BackendUnavailable("the numpy backend measures the CPU only; ask for no GPU")
     return NumpyBackend()
-
-
-def import_optional(name: str) -> Any:
-    """Import a compute library by name, or raise :class:`BackendUnavailable` saying why not."""
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        raise BackendUnavailable(f"{name} is not importable ({exc})") from exc
-    except Exception as exc:  # a broken install raises anything at import
-        raise BackendUnavailable(f"importing {name} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def select_backend(name: str, gpus: int) -> Backend:

@@ -13,9 +13,9 @@ import platform
 from typing import Any
 
 from gpu_devbox.bench import host
-from gpu_devbox.bench.backends import BackendUnavailable, import_optional
+from gpu_devbox.bench.backends.optional import BackendUnavailable, import_optional
 from gpu_devbox.bench.measure import DeviceInfo, Op, Unsupported, wall_clock
-from gpu_devbox.bench.plan import Kind
+from gpu_devbox.bench.suites import Kind
 
 # cudaMemcpyKind values (CUDA runtime API).
 HOST_TO_DEVICE = 1

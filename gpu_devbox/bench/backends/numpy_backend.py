@@ -7,9 +7,9 @@ import platform
 from typing import Any
 
 from gpu_devbox.bench import host
-from gpu_devbox.bench.backends import import_optional
+from gpu_devbox.bench.backends.optional import import_optional
 from gpu_devbox.bench.measure import DeviceInfo, Op, Unsupported, wall_clock
-from gpu_devbox.bench.plan import Kind
+from gpu_devbox.bench.suites import Kind
 
 #: The dtypes NumPy multiplies through BLAS (float16 has no BLAS path: it would crawl).
 DTYPES = {"fp32": "float32", "fp64": "float64"}

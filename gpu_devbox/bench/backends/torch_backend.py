@@ -15,9 +15,9 @@ import platform
 from typing import Any
 
 from gpu_devbox.bench import host
-from gpu_devbox.bench.backends import BackendUnavailable, import_optional
+from gpu_devbox.bench.backends.optional import BackendUnavailable, import_optional
 from gpu_devbox.bench.measure import DeviceInfo, Op, Unsupported, wall_clock
-from gpu_devbox.bench.plan import Kind
+from gpu_devbox.bench.suites import Kind
 
 #: fp8 tensor cores arrived with Ada Lovelace (8.9) and Hopper (9.0).
 FP8_MIN_CAPABILITY = (8, 9)

@@ -137,66 +137,24 @@ def verdict_check(
 ) -> Check:
     """Turn a compatibility verdict about ``what`` into a check."""
     mech = verdict.mechanism
+    detail, remedy = verdict.detail, ""
     if mech is Mechanism.NATIVE:
-        return Check(
-            check_id,
-            "pass",
-            f"The driver runs {what}",
-            verdict.detail,
-            "",
-            environment,
-            verdict.source,
-        )
-    if mech is Mechanism.FORWARD_COMPAT:
-        return Check(
-            check_id,
-            "pass",
-            f"{what} runs through forward compatibility",
-            verdict.detail,
-            "",
-            environment,
-            verdict.source,
-        )
-    if mech is Mechanism.MINOR_VERSION:
-        if sass_for_all:
-            return Check(
-                check_id,
-                "pass",
-                f"{what} runs through minor-version compatibility",
-                verdict.detail + " It carries SASS for every visible GPU.",
-                "",
-                environment,
-                verdict.source,
-            )
-        return Check(
-            check_id,
-            "warn",
-            f"{what} runs only through minor-version compatibility",
-            verdict.detail,
-            driver_remedy(verdict, what),
-            environment,
-            verdict.source,
-        )
-    if mech is Mechanism.UNSUPPORTED:
+        status, title = "pass", f"The driver runs {what}"
+    elif mech is Mechanism.FORWARD_COMPAT:
+        status, title = "pass", f"{what} runs through forward compatibility"
+    elif mech is Mechanism.MINOR_VERSION and sass_for_all:
+        status, title = "pass", f"{what} runs through minor-version compatibility"
+        detail += " It carries SASS for every visible GPU."
+    elif mech is Mechanism.MINOR_VERSION:
+        status, title = "warn", f"{what} runs only through minor-version compatibility"
         remedy = driver_remedy(verdict, what)
-        return Check(
-            check_id,
-            "fail",
-            f"The driver is too old for {what}",
-            verdict.detail,
-            remedy,
-            environment,
-            verdict.source,
-        )
-    return Check(
-        check_id,
-        "warn",
-        f"Cannot tell whether the driver runs {what}",
-        verdict.detail,
-        "Check NVIDIA's release notes for this CUDA release's minimum driver.",
-        environment,
-        verdict.source,
-    )
+    elif mech is Mechanism.UNSUPPORTED:
+        status, title = "fail", f"The driver is too old for {what}"
+        remedy = driver_remedy(verdict, what)
+    else:
+        status, title = "warn", f"Cannot tell whether the driver runs {what}"
+        remedy = "Check NVIDIA's release notes for this CUDA release's minimum driver."
+    return Check(check_id, status, title, detail, remedy, environment, verdict.source)
 
 
 def image_cuda(ctx: Context) -> tuple[str, str] | None:

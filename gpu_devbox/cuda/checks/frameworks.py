@@ -321,6 +321,19 @@ def cuda_available(build: Build, ctx: Context) -> Check | None:
             "",
             env,
         )
+    why, remedy = _why_no_gpu(build, ctx)
+    return Check(
+        "cuda-available",
+        "fail",
+        f"{build.framework} cannot use the GPU(s) NVML shows",
+        f"NVML shows {nvml_sees} GPU(s) but {build.label} sees none: {why}.",
+        remedy,
+        env,
+    )
+
+
+def _why_no_gpu(build: Build, ctx: Context) -> tuple[str, str]:
+    """Why a build sees none of the GPUs NVML shows, from the facts, and what to do."""
     reasons = []
     remedy = (
         "Fix the cause named by framework-cuda / gpu-arch for this environment, then restart "
@@ -340,14 +353,7 @@ def cuda_available(build: Build, ctx: Context) -> Check | None:
     if build.error:
         reasons.append(build.error)
     why = "; ".join(r.rstrip(". ") for r in reasons) or "the cause is not in the facts"
-    return Check(
-        "cuda-available",
-        "fail",
-        f"{build.framework} cannot use the GPU(s) NVML shows",
-        f"NVML shows {nvml_sees} GPU(s) but {build.label} sees none: {why}.",
-        remedy,
-        env,
-    )
+    return why, remedy
 
 
 def _environment_status(env: Environment) -> Check | None:

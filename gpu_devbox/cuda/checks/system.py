@@ -98,8 +98,40 @@ def check_driver_capabilities(ctx: Context) -> Check:
     visible = container.var("NVIDIA_VISIBLE_DEVICES")
     caps = _caps(caps_raw)
     gpus = len(ctx.gpus)
-    requested = container.requested_gpus
-    libcuda = bool(container.libcuda)
+    unjudged = _capabilities_not_judged(ctx, caps, visible, gpus)
+    if unjudged is not None:
+        return unjudged
+    problems = [
+        *_capability_problems(caps, caps_raw, gpus, libcuda=bool(container.libcuda)),
+        *_request_problems(ctx, container.requested_gpus, gpus, visible),
+    ]
+    if problems:
+        status = "fail" if any(p[0] == "fail" for p in problems) else "warn"
+        return Check(
+            "driver-capabilities",
+            status,
+            "The container runtime's GPU settings need attention",
+            " ".join(p[1] for p in problems),
+            " ".join(dict.fromkeys(p[2] for p in problems)),
+        )
+    shown = caps_raw if caps_raw is not None else "unset (libcuda found)"
+    return Check(
+        "driver-capabilities",
+        "pass",
+        "The container runtime provides compute and utility",
+        f"NVIDIA_DRIVER_CAPABILITIES={shown}; NVIDIA_VISIBLE_DEVICES={visible or 'unset'}.",
+    )
+
+
+#: One thing wrong with the runtime's GPU settings: (status, sentence, remedy).
+_Problem = tuple[str, str, str]
+_WANT_CAPS = "NVIDIA_DRIVER_CAPABILITIES=compute,utility"
+
+
+def _capabilities_not_judged(
+    ctx: Context, caps: set[str] | None, visible: str | None, gpus: int
+) -> Check | None:
+    """The answer when there is nothing to judge: simulated GPUs, no NVIDIA runtime, GPUs hidden."""
     if ctx.facts.nvml.simulated:
         return Check(
             "driver-capabilities",
@@ -120,8 +152,14 @@ def check_driver_capabilities(ctx: Context) -> Check:
         )
         status = "pass" if not gpus else "warn"
         return Check("driver-capabilities", status, "GPUs are hidden from this server", hidden)
-    problems: list[tuple[str, str, str]] = []  # (status, sentence, remedy)
-    want = "NVIDIA_DRIVER_CAPABILITIES=compute,utility"
+    return None
+
+
+def _capability_problems(
+    caps: set[str] | None, caps_raw: str | None, gpus: int, *, libcuda: bool
+) -> list[_Problem]:
+    """Missing ``compute`` (no libcuda mounted) or ``utility`` (no NVML)."""
+    problems: list[_Problem] = []
     if caps is not None and "compute" not in caps:
         problems.append(
             (
@@ -130,7 +168,7 @@ def check_driver_capabilities(ctx: Context) -> Check:
                     f"NVIDIA_DRIVER_CAPABILITIES={caps_raw!r} lacks 'compute': the runtime "
                     "does not mount libcuda, so CUDA cannot be used."
                 ),
-                f"Set {want} in the image or the profile's environment.",
+                f"Set {_WANT_CAPS} in the image or the profile's environment.",
             )
         )
     elif caps is None and gpus and not libcuda:
@@ -141,7 +179,7 @@ def check_driver_capabilities(ctx: Context) -> Check:
                     "NVIDIA_DRIVER_CAPABILITIES is unset (the runtime's default is 'utility' only) "
                     "and no libcuda.so.1 is on the loader path, so CUDA cannot be used."
                 ),
-                f"Set {want} in the image or the profile's environment.",
+                f"Set {_WANT_CAPS} in the image or the profile's environment.",
             )
         )
     if caps is not None and "utility" not in caps:
@@ -152,11 +190,18 @@ def check_driver_capabilities(ctx: Context) -> Check:
                     f"NVIDIA_DRIVER_CAPABILITIES={caps_raw!r} lacks 'utility': NVML and nvidia-smi "
                     "are not mounted, so GPU metrics are unavailable."
                 ),
-                f"Set {want}.",
+                f"Set {_WANT_CAPS}.",
             )
         )
+    return problems
+
+
+def _request_problems(
+    ctx: Context, requested: int | None, gpus: int, visible: str | None
+) -> list[_Problem]:
+    """GPUs visible to a profile that asked for none, or fewer than it asked for."""
     if requested == 0 and gpus:
-        problems.append(
+        return [
             (
                 "warn",
                 (
@@ -165,31 +210,16 @@ def check_driver_capabilities(ctx: Context) -> Check:
                 ),
                 "Set NVIDIA_VISIBLE_DEVICES=void in the environment of CPU-only profiles.",
             )
-        )
-    elif requested and gpus < requested and ctx.facts.nvml.available:
-        problems.append(
+        ]
+    if requested and gpus < requested and ctx.facts.nvml.available:
+        return [
             (
                 "warn",
                 f"This server's profile requested {requested} GPU(s) but {gpus} are visible.",
                 "Check the GPU request and NVIDIA_VISIBLE_DEVICES / CUDA_VISIBLE_DEVICES.",
             )
-        )
-    if problems:
-        status = "fail" if any(p[0] == "fail" for p in problems) else "warn"
-        return Check(
-            "driver-capabilities",
-            status,
-            "The container runtime's GPU settings need attention",
-            " ".join(p[1] for p in problems),
-            " ".join(dict.fromkeys(p[2] for p in problems)),
-        )
-    shown = caps_raw if caps_raw is not None else "unset (libcuda found)"
-    return Check(
-        "driver-capabilities",
-        "pass",
-        "The container runtime provides compute and utility",
-        f"NVIDIA_DRIVER_CAPABILITIES={shown}; NVIDIA_VISIBLE_DEVICES={visible or 'unset'}.",
-    )
+        ]
+    return []
 
 
 def _compat_hazard(ctx: Context) -> Check | None:

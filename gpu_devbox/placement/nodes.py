@@ -16,6 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from gpu_devbox.quantity import QuantityError, parse_quantity
+
 GPU = "nvidia.com/gpu"
 GPU_SHARED = "nvidia.com/gpu.shared"
 MIG_PREFIX = "nvidia.com/mig-"
@@ -25,43 +27,27 @@ GPU_TAINT = GPU
 
 _MIG_SUFFIX = re.compile(r"-MIG-(\d+g\.\d+gb(?:\+me)?)$")
 _SHARED_SUFFIX = "-SHARED"
-_QUANTITY = re.compile(
-    r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
-)
-_FACTORS = {
-    None: 1.0,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "Ki": 2.0**10,
-    "Mi": 2.0**20,
-    "Gi": 2.0**30,
-    "Ti": 2.0**40,
-    "Pi": 2.0**50,
-    "Ei": 2.0**60,
-}
 
 
-def parse_quantity(value: object) -> float | None:
-    """A Kubernetes quantity (``"8"``, ``"15900m"``, ``"1056089420Ki"``); ``None`` if unreadable."""
+def allocatable_amount(value: object) -> float | None:
+    """An amount the API server reports (``"8"``, ``"15900m"``, ``"1056089420Ki"``).
+
+    ``None`` when it is no Kubernetes quantity (:func:`gpu_devbox.quantity.parse_quantity`).
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         return float(value)
     if not isinstance(value, str):
         return None
-    match = _QUANTITY.match(value.strip())
-    if not match:
+    try:
+        return float(parse_quantity(value))
+    except QuantityError:
         return None
-    return float(match.group(1)) * _FACTORS[match.group(2)]
 
 
 def _count(value: object) -> int:
-    amount = parse_quantity(value)
+    amount = allocatable_amount(value)
     return int(amount) if amount is not None and amount > 0 else 0
 
 
@@ -302,8 +288,8 @@ def parse_node(obj: Mapping[str, Any]) -> Node:
         for key, value in allocatable.items()
         if key.startswith(NVIDIA_PREFIX) and _count(value) > 0
     }
-    cpu = parse_quantity(allocatable.get("cpu"))
-    memory = parse_quantity(allocatable.get("memory"))
+    cpu = allocatable_amount(allocatable.get("cpu"))
+    memory = allocatable_amount(allocatable.get("memory"))
     return Node(
         name=str(metadata.get("name", "")),
         ready=ready,

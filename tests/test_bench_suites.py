@@ -4,40 +4,40 @@ from __future__ import annotations
 
 import pytest
 
-from gpu_devbox.bench import plan
+from gpu_devbox.bench import suites
 from gpu_devbox.bench.measure import spread
-from gpu_devbox.bench.plan import GiB, MiB, PlanError, Sizes, parse_sizes, plan_sizes
+from gpu_devbox.bench.suites import GiB, MiB, Sizes, SuiteError, parse_sizes, suite_sizes
 
-QUICK = plan.SUITES["quick"]
-FULL = plan.SUITES["full"]
+QUICK = suites.SUITES["quick"]
+FULL = suites.SUITES["full"]
 H100_FREE = 79 * GiB
 
 
 def test_an_h100_runs_the_quick_suite_at_the_reference_sizes() -> None:
     budget = int(H100_FREE * 0.5)
-    sizes = plan_sizes(QUICK, "gpu", device_budget=budget, host_budget=8 * GiB)
+    sizes = suite_sizes(QUICK, "gpu", device_budget=budget, host_budget=8 * GiB)
     # 8192 is the size the plain-PyTorch reference measures at.
     assert sizes == Sizes(matmul_n=8192, copy_bytes=1 * GiB, transfer_bytes=256 * MiB)
-    full = plan_sizes(FULL, "gpu", device_budget=budget, host_budget=8 * GiB)
+    full = suite_sizes(FULL, "gpu", device_budget=budget, host_budget=8 * GiB)
     assert full == Sizes(matmul_n=8192, copy_bytes=4 * GiB, transfer_bytes=1 * GiB)
 
 
 def test_default_sizes_shrink_to_the_memory_allowed() -> None:
     # 300 MiB allowed: 4 matrices of fp32 must fit, the copy gets half, the transfer the rest.
-    sizes = plan_sizes(QUICK, "gpu", device_budget=300 * MiB, host_budget=64 * MiB)
-    assert sizes.matmul_n % plan.MATMUL_N_STEP == 0
+    sizes = suite_sizes(QUICK, "gpu", device_budget=300 * MiB, host_budget=64 * MiB)
+    assert sizes.matmul_n % suites.MATMUL_N_STEP == 0
     assert 16 * sizes.matmul_n**2 <= 300 * MiB < 16 * (sizes.matmul_n + 256) ** 2
     assert sizes.copy_bytes == 150 * MiB
     assert sizes.transfer_bytes == 64 * MiB
 
 
 def test_too_little_memory_for_the_smallest_default_is_an_error() -> None:
-    with pytest.raises(PlanError, match="not enough free GPU memory for even a 256x256 matmul"):
-        plan_sizes(QUICK, "gpu", device_budget=512 * 1024, host_budget=GiB)
+    with pytest.raises(SuiteError, match="not enough free GPU memory for even a 256x256 matmul"):
+        suite_sizes(QUICK, "gpu", device_budget=512 * 1024, host_budget=GiB)
 
 
 def test_requested_sizes_are_used_as_given_when_they_fit() -> None:
-    sizes = plan_sizes(
+    sizes = suite_sizes(
         QUICK,
         "cpu",
         device_budget=0,
@@ -58,8 +58,8 @@ def test_requested_sizes_are_used_as_given_when_they_fit() -> None:
 def test_requested_sizes_beyond_the_budget_are_refused(
     requested: dict[str, int], words: str
 ) -> None:
-    with pytest.raises(PlanError) as error:
-        plan_sizes(QUICK, "gpu", device_budget=2 * GiB, host_budget=2 * GiB, requested=requested)
+    with pytest.raises(SuiteError) as error:
+        suite_sizes(QUICK, "gpu", device_budget=2 * GiB, host_budget=2 * GiB, requested=requested)
     assert words in str(error.value)
     assert "the benchmark may use" in str(error.value)
 
@@ -77,7 +77,7 @@ def test_requested_sizes_beyond_the_budget_are_refused(
     ],
 )
 def test_malformed_or_absurd_sizes_are_refused(raw: object, words: str) -> None:
-    with pytest.raises(PlanError, match=words.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(SuiteError, match=words.replace("(", r"\(").replace(")", r"\)")):
         parse_sizes(raw)
 
 
@@ -87,16 +87,16 @@ def test_no_sizes_is_fine() -> None:
 
 
 def test_unknown_suites_name_the_known_ones() -> None:
-    assert plan.suite("full") is FULL
-    with pytest.raises(PlanError, match="unknown suite 'fast'; choose one of: quick, full"):
-        plan.suite("fast")
+    assert suites.suite("full") is FULL
+    with pytest.raises(SuiteError, match="unknown suite 'fast'; choose one of: quick, full"):
+        suites.suite("fast")
 
 
 def test_every_step_of_every_suite_is_a_known_measurement() -> None:
-    for spec in plan.SUITES.values():
+    for spec in suites.SUITES.values():
         for kind in ("gpu", "cpu"):
             for step in spec.steps[kind]:
-                assert step in plan.MEASUREMENTS
+                assert step in suites.MEASUREMENTS
             assert spec.repeats[kind] >= 5
             assert spec.warmup[kind] >= 1
 

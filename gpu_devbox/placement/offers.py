@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import NamedTuple
 
-from gpu_devbox.catalog import Catalog, GPUKind, Image, Profile, Toleration
+from gpu_devbox.catalog import Catalog, Image, Profile, Toleration
 from gpu_devbox.catalog.model import cuda_key
-from gpu_devbox_spawner.checks import (
+from gpu_devbox.placement.cluster import ClusterSnapshot, NodeState
+from gpu_devbox.placement.eligibility import (
     GPU_TOLERATION,
     Stage,
     fits,
@@ -25,146 +25,11 @@ from gpu_devbox_spawner.checks import (
     matches_filter,
     node_resource,
 )
-from gpu_devbox_spawner.cluster import ClusterSnapshot, NodeState
-from gpu_devbox_spawner.nodes import GPU, Node
-from gpu_devbox_spawner.reasons import (
-    alternatives,
-    join_models,
-    shortage,
-    summarise,
-    unit_of,
-    why_none,
-)
+from gpu_devbox.placement.model import ImageChoice, NodeChoice, Offer, Plan
+from gpu_devbox.placement.nodes import GPU, Node
+from gpu_devbox.placement.reasons import shortage, summarise, why_none
 
-__all__ = [
-    "GPU_TOLERATION",
-    "ImageChoice",
-    "NodeChoice",
-    "Offer",
-    "Plan",
-    "alternatives",
-    "compute_offers",
-    "image_runs",
-    "node_resource",
-    "offer_for",
-    "plan",
-    "shortage",
-]
-
-
-class NodeChoice(NamedTuple):
-    """A node that could take a profile's server (a tuple: made for every node, it is cheap)."""
-
-    name: str
-    model: str | None
-    #: The resource the pod requests on this node (``None`` for CPU profiles).
-    resource: str | None
-    free: int
-    total: int
-    driver: str | None
-    cuda: str | None
-    #: Names of the profile's images this node runs, newest CUDA first (GPU profiles).
-    images: tuple[str, ...]
-    #: How the driver runs each of them (``native``, ``minor_version``; ``cpu`` without CUDA).
-    mechanisms: tuple[str, ...]
-
-    @property
-    def best_image(self) -> str:
-        """The newest image this node runs."""
-        return self.images[0]
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageChoice:
-    """One of a profile's images, and where it could run right now."""
-
-    image: Image
-    nodes: tuple[str, ...]
-    free: int
-    total: int
-    #: The most units free on one node that runs it.
-    max_free: int
-    #: Why it runs on no node (``None`` when it runs somewhere).
-    reason: str | None = None
-
-    @property
-    def runs(self) -> bool:
-        """Whether some eligible node runs it."""
-        return bool(self.nodes)
-
-
-@dataclasses.dataclass(frozen=True)
-class Offer:
-    """What the cluster can give one profile right now."""
-
-    profile: Profile
-    available: bool
-    #: Why it is unavailable (``None`` when available).
-    reason: str | None
-    free: int
-    total: int
-    #: The most units free on a single eligible node.
-    max_free: int
-    #: Distinct GPU models of the eligible nodes (GPU profiles).
-    models: tuple[str, ...]
-    nodes: tuple[NodeChoice, ...]
-    images: tuple[ImageChoice, ...]
-    #: The image preselected for this profile.
-    default_image: str
-
-    @property
-    def slug(self) -> str:
-        """The profile's slug."""
-        return self.profile.slug
-
-    @property
-    def kind(self) -> GPUKind:
-        """What the profile asks for."""
-        return self.profile.gpu.kind
-
-    @property
-    def max_count(self) -> int:
-        """The most whole GPUs a user may pick now (the profile's count when none are free)."""
-        gpu = self.profile.gpu
-        return max(gpu.count, min(gpu.max_count, self.max_free))
-
-    def image(self, name: str) -> ImageChoice:
-        """The choice for one of the profile's images (KeyError if not one of them)."""
-        for choice in self.images:
-            if choice.image.name == name:
-                return choice
-        raise KeyError(name)
-
-    @property
-    def model_text(self) -> str:
-        """``A100-SXM4-80GB``, ``A100-SXM4-80GB or H100-80GB-HBM3``, or ``matching``."""
-        return join_models(self.models)
-
-    @property
-    def unit(self) -> str:
-        """What is counted: ``GPU``, ``MIG 1g.10gb slice``, ``shared GPU``."""
-        return unit_of(self.profile)
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """Where a chosen profile, image and count may go."""
-
-    offer: Offer
-    image: Image
-    count: int
-    resource: str | None
-    #: Nodes the pod may be scheduled on (its required node affinity).
-    nodes: tuple[str, ...]
-    #: The most units free now on one of those nodes.
-    max_free: int
-
-    @property
-    def fits_now(self) -> bool:
-        """Whether a node has room for it right now."""
-        if self.resource is None:
-            return bool(self.nodes)
-        return bool(self.nodes) and self.max_free >= self.count
+__all__ = ["compute_offers", "offer_for", "plan"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -192,52 +57,9 @@ def offer_for(
     tolerated = (*tolerations, *profile.tolerations)
     if profile.gpu.wants_gpu:
         tolerated = (GPU_TOLERATION, *tolerated)
-    furthest = Stage.KIND
-    blocked: list[tuple[NodeState, str]] = []  # nodes stopped at the furthest stage, and why
-    chosen: list[NodeChoice] = []
-    # nodes of one pool share a shape: judge each shape once, then count each node's GPUs
-    judged: dict[object, tuple[_Judgement, Node]] = {}
-    for state in cluster.nodes:
-        node = state.node
-        key = state.shape if state.shape >= 0 else node.shape
-        found = judged.get(key)
-        if found is None:
-            found = judged[key] = (_judge(node, profile, images, tolerated), node)
-        verdict = found[0]
-        if verdict.stage is Stage.OK:
-            resource = verdict.resource
-            info = node.gpu
-            if resource:
-                total = node.allocatable.get(resource, 0)
-                free = max(0, total - state.used.get(resource, 0))
-            else:
-                total = free = 0
-            chosen.append(
-                NodeChoice(
-                    node.name,
-                    verdict.model,
-                    resource,
-                    free,
-                    total,
-                    info.driver if info else None,
-                    info.cuda if info else None,
-                    verdict.images,
-                    verdict.mechanisms,
-                )
-            )
-        elif verdict.stage > furthest:
-            furthest, blocked = verdict.stage, [(state, verdict.detail)]
-        elif verdict.stage == furthest:
-            blocked.append((state, verdict.detail))
-
-    # one node per shape is enough to say why an image runs nowhere
-    if chosen:
-        candidates = [node for verdict, node in judged.values() if verdict.stage is Stage.OK]
-    elif furthest is Stage.IMAGES:
-        candidates = [node for verdict, node in judged.values() if verdict.stage is Stage.IMAGES]
-    else:
-        candidates = []
-    image_choices = _image_choices(images, chosen, candidates)
+    survey = _survey(cluster, profile, images, tolerated)
+    chosen = survey.chosen
+    image_choices = _image_choices(images, chosen, survey.explaining_nodes())
     offer = Offer(
         profile=profile,
         available=False,
@@ -250,15 +72,88 @@ def offer_for(
         images=image_choices,
         default_image=_default_image(profile, image_choices),
     )
-    if not cluster.synced:
-        reason = "The hub has not read the cluster's nodes yet; reload this page in a moment."
-    elif not chosen:
-        reason = why_none(profile, furthest, blocked, images)
-    elif profile.gpu.wants_gpu and offer.max_free < profile.gpu.count:
-        reason = shortage(offer, profile.gpu.count)
-    else:
+    reason = _why_unavailable(offer, cluster, survey, images)
+    if reason is None:
         return dataclasses.replace(offer, available=True)
     return dataclasses.replace(offer, reason=reason)
+
+
+@dataclasses.dataclass
+class _Survey:
+    """Every node judged for one profile: those that can take it, and how far the rest got."""
+
+    #: The nodes that pass every check, with their free units.
+    chosen: list[NodeChoice] = dataclasses.field(default_factory=list)
+    #: One judgement per node shape (nodes of one pool share it), and a node of that shape.
+    judged: dict[object, tuple[_Judgement, Node]] = dataclasses.field(default_factory=dict)
+    #: The furthest stage a refused node reached, and the nodes stopped there with why.
+    furthest: Stage = Stage.KIND
+    blocked: list[tuple[NodeState, str]] = dataclasses.field(default_factory=list)
+
+    def explaining_nodes(self) -> list[Node]:
+        """One node per shape to say why an image runs nowhere with."""
+        if self.chosen:
+            wanted = Stage.OK
+        elif self.furthest is Stage.IMAGES:
+            wanted = Stage.IMAGES
+        else:
+            return []
+        return [node for verdict, node in self.judged.values() if verdict.stage is wanted]
+
+
+def _survey(
+    cluster: ClusterSnapshot,
+    profile: Profile,
+    images: Sequence[Image],
+    tolerated: Sequence[Toleration],
+) -> _Survey:
+    """Judge each node shape once, then count each eligible node's free units."""
+    survey = _Survey()
+    for state in cluster.nodes:
+        node = state.node
+        key = state.shape if state.shape >= 0 else node.shape
+        found = survey.judged.get(key)
+        if found is None:
+            found = survey.judged[key] = (_judge(node, profile, images, tolerated), node)
+        verdict = found[0]
+        if verdict.stage is Stage.OK:
+            survey.chosen.append(_node_choice(state, verdict))
+        elif verdict.stage > survey.furthest:
+            survey.furthest, survey.blocked = verdict.stage, [(state, verdict.detail)]
+        elif verdict.stage == survey.furthest:
+            survey.blocked.append((state, verdict.detail))
+    return survey
+
+
+def _node_choice(state: NodeState, verdict: _Judgement) -> NodeChoice:
+    node, resource, info = state.node, verdict.resource, state.node.gpu
+    total = node.allocatable.get(resource, 0) if resource else 0
+    free = max(0, total - state.used.get(resource, 0)) if resource else 0
+    return NodeChoice(
+        node.name,
+        verdict.model,
+        resource,
+        free,
+        total,
+        info.driver if info else None,
+        info.cuda if info else None,
+        verdict.images,
+        verdict.mechanisms,
+    )
+
+
+def _why_unavailable(
+    offer: Offer, cluster: ClusterSnapshot, survey: _Survey, images: Sequence[Image]
+) -> str | None:
+    """Why the profile cannot start now; ``None`` when it can."""
+    profile = offer.profile
+    if not cluster.synced:
+        return "The hub has not read the cluster's nodes yet; reload this page in a moment."
+    if not survey.chosen:
+        return why_none(profile, survey.furthest, survey.blocked, images)
+    if profile.gpu.wants_gpu and offer.max_free < profile.gpu.count:
+        return shortage(offer, profile.gpu.count)
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The checks a node must pass for a profile, and whether its driver and GPU run an image.
 
-Pure functions over parsed nodes (:mod:`gpu_devbox_spawner.nodes`) and the catalog; the CUDA
+Pure functions over parsed nodes (:mod:`gpu_devbox.placement.nodes`) and the catalog; the CUDA
 driver rules are :func:`gpu_devbox.cuda.compat.driver_runs_cuda`'s.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from gpu_devbox.catalog import GPUKind, Image, Profile, Toleration, matches_model
 from gpu_devbox.cuda.compat import Mechanism, driver_runs_cuda
-from gpu_devbox_spawner.nodes import GPU, GPU_SHARED, GPU_TAINT, MIG_PREFIX, Node, Taint
+from gpu_devbox.placement.nodes import GPU, GPU_SHARED, GPU_TAINT, MIG_PREFIX, Node, Taint
 
 #: Every GPU pod tolerates the de-facto GPU taint, whatever its value or effect.
 GPU_TOLERATION = Toleration(key=GPU_TAINT, operator="Exists")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gpu_devbox_spawner.cluster import ClusterState
-from gpu_devbox_spawner.nodes import parse_node, parse_pod, parse_quantity
+from gpu_devbox.placement.cluster import ClusterState
+from gpu_devbox.placement.nodes import allocatable_amount, parse_node, parse_pod
 from tests import k8s_objects as k
 
 
@@ -87,17 +87,31 @@ def test_pods_hold_limits_and_the_larger_of_init_and_main() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "value"),
+    ("raw", "value"),
     [
         ("8", 8.0),
         ("15900m", 15.9),
         ("1056089420Ki", 1056089420 * 1024.0),
         ("1e3", 1000.0),
+        ("1k", 1000.0),
         ("2Gi", 2.0 * 2**30),
+        (4, 4.0),
+        ("40GiB", None),  # not a Kubernetes quantity: unknown, not a guess
+        ("1K", None),
+        (True, None),
+        (None, None),
     ],
 )
-def test_quantities(text: str, value: float) -> None:
-    assert parse_quantity(text) == value
+def test_allocatable_amounts_follow_the_kubernetes_grammar(
+    raw: object, value: float | None
+) -> None:
+    assert allocatable_amount(raw) == value
+
+
+def test_a_node_reads_its_allocatable_cpu_and_memory() -> None:
+    node = parse_node(k.node("cpu", cpu="15900m", memory="1056089420Ki"))
+    assert node.cpu == 15.9
+    assert node.memory == 1056089420 * 1024
 
 
 def test_the_cluster_store_follows_events() -> None:

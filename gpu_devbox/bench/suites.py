@@ -156,7 +156,7 @@ MATMUL_N_STEP = 256
 BYTES_STEP = MiB
 
 
-class PlanError(ValueError):
+class SuiteError(ValueError):
     """A request that cannot run: unknown suite, absurd size, or more memory than allowed."""
 
 
@@ -164,21 +164,21 @@ def parse_sizes(raw: Any) -> dict[str, int]:
     """Validate a ``sizes`` object from a request (keys from :data:`SIZE_LIMITS`, integers).
 
     Raises:
-        PlanError: the object, a key or a value is not acceptable; the message names it.
+        SuiteError: the object, a key or a value is not acceptable; the message names it.
     """
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        raise PlanError(f"sizes must be an object, not {type(raw).__name__}")
+        raise SuiteError(f"sizes must be an object, not {type(raw).__name__}")
     sizes: dict[str, int] = {}
     for key, value in raw.items():
         if key not in SIZE_LIMITS:
-            raise PlanError(f"unknown size {brief(key)}; allowed: {', '.join(SIZE_LIMITS)}")
+            raise SuiteError(f"unknown size {brief(key)}; allowed: {', '.join(SIZE_LIMITS)}")
         if isinstance(value, bool) or not isinstance(value, int):
-            raise PlanError(f"sizes.{key} must be an integer, not {brief(value)}")
+            raise SuiteError(f"sizes.{key} must be an integer, not {brief(value)}")
         low, high = SIZE_LIMITS[key]
         if not low <= value <= high:
-            raise PlanError(
+            raise SuiteError(
                 f"sizes.{key}={brief(value)} is outside the allowed range {low} to {high}"
             )
         sizes[key] = value
@@ -189,10 +189,10 @@ def suite(name: Any) -> SuiteSpec:
     """The suite called ``name``.
 
     Raises:
-        PlanError: no such suite.
+        SuiteError: no such suite.
     """
     if not isinstance(name, str) or name not in SUITES:
-        raise PlanError(f"unknown suite {brief(name)}; choose one of: {', '.join(SUITES)}")
+        raise SuiteError(f"unknown suite {brief(name)}; choose one of: {', '.join(SUITES)}")
     return SUITES[name]
 
 
@@ -205,7 +205,7 @@ def matmul_bytes(n: int, kind: Kind, steps: tuple[str, ...]) -> int:
     return 4 * n * n * widest
 
 
-def plan_sizes(
+def suite_sizes(
     spec: SuiteSpec,
     kind: Kind,
     *,
@@ -223,7 +223,7 @@ def plan_sizes(
         requested: explicit sizes (already range-checked by :func:`parse_sizes`).
 
     Raises:
-        PlanError: a requested size needs more memory than the budget, or the budget is too
+        SuiteError: a requested size needs more memory than the budget, or the budget is too
             small for even the smallest default.
     """
     requested = dict(requested or {})
@@ -236,7 +236,7 @@ def plan_sizes(
     if "matmul_n" in requested:
         n = requested["matmul_n"]
         if per_n * n * n > memory:
-            raise PlanError(
+            raise SuiteError(
                 f"sizes.matmul_n={n} needs {_gib(per_n * n * n)} of {where}; "
                 f"the benchmark may use {_gib(memory)}"
             )
@@ -245,7 +245,7 @@ def plan_sizes(
         while n > MIN_DEFAULT_MATMUL_N and per_n * n * n > memory:
             n -= MATMUL_N_STEP
         if per_n * n * n > memory:
-            raise PlanError(
+            raise SuiteError(
                 f"not enough free {where} for even a {n}x{n} matmul "
                 f"({_gib(per_n * n * n)} needed, {_gib(memory)} allowed)"
             )
@@ -270,14 +270,14 @@ def _fit(
     if key in requested:
         value = requested[key]
         if value > limit:
-            raise PlanError(
+            raise SuiteError(
                 f"sizes.{key}={value} needs {_gib(factor * value)} of {where}; "
                 f"the benchmark may use {_gib(factor * limit)}"
             )
         return value
     value = min(default, limit // BYTES_STEP * BYTES_STEP)
     if value < BYTES_STEP:
-        raise PlanError(f"not enough free {where} for a {key.split('_')[0]} of 1 MiB")
+        raise SuiteError(f"not enough free {where} for a {key.split('_')[0]} of 1 MiB")
     return value
 
 

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gpu_devbox_spawner.nodes import Node, PodUse, parse_node, parse_pod, pod_key
+from gpu_devbox.placement.nodes import Node, PodUse, parse_node, parse_pod, pod_key
 
 
 @dataclasses.dataclass(frozen=True)

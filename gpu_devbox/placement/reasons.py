@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from gpu_devbox.catalog import GPUKind, Image, Profile
 from gpu_devbox.catalog.units import format_size
-from gpu_devbox_spawner.checks import Stage
-
-if TYPE_CHECKING:
-    from gpu_devbox_spawner.cluster import NodeState
-    from gpu_devbox_spawner.placement import Offer
+from gpu_devbox.placement.cluster import NodeState
+from gpu_devbox.placement.eligibility import Stage
+from gpu_devbox.placement.model import Offer, join_models, unit_of
 
 
 def summarise(reasons: Sequence[str], limit: int = 2) -> str:
@@ -20,23 +17,6 @@ def summarise(reasons: Sequence[str], limit: int = 2) -> str:
     if len(unique) > limit:
         text += f"; and {len(unique) - limit} more"
     return text
-
-
-def join_models(models: Sequence[str]) -> str:
-    if not models:
-        return "matching"
-    if len(models) > 3:
-        return f"{', '.join(models[:3])} or {len(models) - 3} other"
-    return " or ".join(models)
-
-
-def unit_of(profile: Profile) -> str:
-    gpu = profile.gpu
-    if gpu.kind is GPUKind.MIG:
-        return f"MIG {gpu.mig} slice"
-    if gpu.kind is GPUKind.SHARED:
-        return "shared GPU"
-    return "GPU"
 
 
 def filter_text(profile: Profile) -> str:
