@@ -10,10 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gpu_devbox.gpus import fields
 from gpu_devbox.gpus.errors import Reason
 from gpu_devbox.gpus.nvml import Device
+from gpu_devbox.gpus.reading import compile_projection
 
 NO_MIG: dict[str, Any] = {"capable": False, "enabled": False, "pending": None, "instances": []}
+
+
+#: What a GPU document holds of the slow groups before they were first read.
+_NO_SLOW_VALUES = {group: fields.null_groups()[group] for group in fields.SLOW_GROUPS}
 
 
 def sampled_gpu(
@@ -25,8 +31,9 @@ def sampled_gpu(
     """The document of a GPU read this tick (``cached``: its last costly fields)."""
     gpu = device.static_dict()
     gpu.update(values)
-    gpu["energy"] = cached.get("energy", {"total": None})
-    gpu["ecc"] = cached.get("ecc", {"uncorrected_volatile": None})
+    for group in fields.SLOW_GROUPS:
+        value = cached.get(group)
+        gpu[group] = value if value is not None else _NO_SLOW_VALUES[group].copy()
     gpu["processes"] = cached.get("processes")
     gpu["mig"] = filter_mig(cached.get("mig"), mig_uuids)
     gpu["reason"] = None
@@ -36,42 +43,19 @@ def sampled_gpu(
 def unreadable_gpu(device: Device, reason: Reason) -> dict[str, Any]:
     """The document of a GPU NVML cannot read: static facts, ``null`` values, the reason."""
     gpu = device.static_dict()
-    gpu.update(
-        {
-            "utilization": {"gpu": None, "memory": None},
-            "memory": {"total": device.memory_total, "used": None, "reserved": None, "free": None},
-            "temperature": {"gpu": None},
-            "power": {"usage": None, "limit": device.power_limit},
-            "clocks": {
-                "sm": None,
-                "memory": None,
-                "sm_max": device.max_clocks["sm"],
-                "memory_max": device.max_clocks["memory"],
-            },
-            "pcie": {"tx": None, "rx": None},
-            "energy": {"total": None},
-            "ecc": {"uncorrected_volatile": None},
-            "processes": None,
-            "mig": dict(NO_MIG),
-            "reason": reason.as_dict(),
-        }
-    )
+    groups = fields.null_groups()
+    for group, known in device.known.items():
+        groups[group].update(known)
+    gpu.update(groups)
+    gpu["processes"] = None
+    gpu["mig"] = dict(NO_MIG)
+    gpu["reason"] = reason.as_dict()
     return gpu
 
 
-def history_entry(gpu: dict[str, Any]) -> dict[str, Any]:
-    """The part of one GPU's sample kept in the history: the time series the panel charts."""
-    util, memory, clocks, pcie = gpu["utilization"], gpu["memory"], gpu["clocks"], gpu["pcie"]
-    return {
-        "index": gpu["index"],
-        "uuid": gpu["uuid"],
-        "utilization": {"gpu": util["gpu"], "memory": util["memory"]},
-        "memory": {"used": memory["used"], "reserved": memory["reserved"]},
-        "temperature": {"gpu": gpu["temperature"]["gpu"]},
-        "power": {"usage": gpu["power"]["usage"]},
-        "clocks": {"sm": clocks["sm"], "memory": clocks["memory"]},
-        "pcie": {"tx": pcie["tx"], "rx": pcie["rx"]},
-    }
+#: The part of one GPU's sample kept in the history: the time series the panel charts
+#: (``index``, ``uuid`` and the charted fields of the field table).
+history_entry = compile_projection(fields.CHARTED)
 
 
 def filter_mig(mig: Mapping[str, Any] | None, allowed: frozenset[str] | None) -> dict[str, Any]:
