@@ -7,7 +7,7 @@ values were read or not: a GPU that NVML cannot read right now keeps its static 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gpu_devbox.gpus import fields
@@ -65,3 +65,105 @@ def filter_mig(mig: Mapping[str, Any] | None, allowed: frozenset[str] | None) ->
     if allowed is None:
         return dict(mig)
     return {**mig, "instances": [i for i in mig["instances"] if i["uuid"] in allowed]}
+
+
+# ---------------------------------------------------------------------------------------------
+# the JSON Schemas of the documents (the ``Gpu`` and ``HistoryGpu`` schemas of openapi.json)
+# ---------------------------------------------------------------------------------------------
+def _nullable(kind: str, description: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": [kind, "null"]}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _object(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def field_schema(field: fields.GpuField) -> dict[str, Any]:
+    """The JSON Schema of one measured value: its type (or ``null``), meaning and unit."""
+    return _nullable(field.type, f"{field.description} Unit: {field.unit}.")
+
+
+def _groups_schema(keep: Callable[[fields.GpuField], bool]) -> dict[str, Any]:
+    groups: dict[str, dict[str, Any]] = {}
+    for field in fields.FIELDS:
+        if keep(field):
+            groups.setdefault(field.group, {})[field.key] = field_schema(field)
+    return {group: _object(properties) for group, properties in groups.items()}
+
+
+_IDENTITY: dict[str, Any] = {
+    "index": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "NVML index (as nvidia-smi shows it).",
+    },
+    "uuid": {"type": "string"},
+    "name": {"type": "string"},
+    "serial": _nullable("string"),
+    "pci_bus_id": _nullable("string"),
+    "compute_capability": {**_nullable("string"), "pattern": r"^[0-9]+\.[0-9]+$"},
+}
+
+_MIG_SCHEMA = _object(
+    {
+        "capable": {"type": "boolean"},
+        "enabled": {"type": "boolean"},
+        "pending": _nullable("boolean"),
+        "instances": {"type": "array", "items": {"$ref": "#/components/schemas/MigInstance"}},
+    }
+)
+
+_PROCESSES_SCHEMA: dict[str, Any] = {
+    "type": ["array", "null"],
+    "description": "Compute processes; PIDs are the host's inside containers. `null` when NVML "
+    "does not list them (no permission).",
+    "items": {
+        "title": "GpuProcess",
+        **_object(
+            {
+                "pid": {"type": "integer"},
+                "used_memory": _nullable("integer", "GPU memory the process uses. Unit: bytes."),
+            }
+        ),
+    },
+}
+
+_REASON_SCHEMA: dict[str, Any] = {
+    "oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/GpuReason"}],
+    "description": "`null` while the GPU answers; otherwise why it cannot be read (e.g. "
+    "`gpu_lost`).",
+}
+
+
+def schemas() -> dict[str, dict[str, Any]]:
+    """The ``Gpu`` and ``HistoryGpu`` schemas of the OpenAPI document, from the field table."""
+    gpu = _object(
+        {
+            **_IDENTITY,
+            **_groups_schema(lambda field: True),
+            "mig": _MIG_SCHEMA,
+            "processes": _PROCESSES_SCHEMA,
+            "reason": _REASON_SCHEMA,
+        },
+        description="One GPU. A GPU that NVML cannot read right now (lost, or failing) keeps "
+        "its static facts, has `null` for every measured value and says why in `reason`; the "
+        "other GPUs are not affected.",
+    )
+    history = _object(
+        {
+            "index": {"type": "integer"},
+            "uuid": {"type": "string"},
+            **_groups_schema(lambda field: field.charted),
+        },
+        description="One GPU in a history sample: only the fields the panel charts.",
+    )
+    return {"Gpu": gpu, "HistoryGpu": history}
