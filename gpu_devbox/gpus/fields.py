@@ -66,8 +66,10 @@ class Nvml:
     def call(self) -> str:
         """The call as the docs show it, e.g. ``nvmlDeviceGetClockInfo(NVML_CLOCK_SM)``."""
         args = ", ".join(name for name, _ in self.args)
-        call = f"{self.functions[0]}({args})" if args else self.functions[0]
-        return f"{call}.{self.member}" if self.member and not self.reader else call
+        calls = [f"{name}({args})" if args else name for name in self.functions]
+        if self.member and not self.reader:
+            calls = [f"{call}.{self.member}" for call in calls]
+        return ", else ".join(calls)
 
 
 @dataclasses.dataclass(frozen=True)
