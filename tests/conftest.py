@@ -23,6 +23,7 @@ SOURCE_TREE_MODULES = frozenset(
     {
         "test_bench_scripts",
         "test_doctor_gpu_script",
+        "test_generated_docs",
         "test_gpu_test_scripts",
         "test_images_files",
         "test_images_plan",
