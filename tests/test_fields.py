@@ -16,10 +16,10 @@ from prometheus_client import CollectorRegistry
 from gpu_devbox.gpus import fields
 from gpu_devbox.gpus.nvml import NvmlAdapter
 from gpu_devbox.gpus.sampler import Sampler, SamplerConfig
-from gpu_devbox.gpus.simulated import FIELD_FUNCTIONS, SimulatedNVML, build_gpus
+from gpu_devbox.gpus.simulated import FIELD_FUNCTIONS, SimulatedGPU, SimulatedNVML, build_gpus
 from gpu_devbox.gpus.visible import VisibleDevices
 from gpu_devbox.server.prometheus import GpuCollector
-from tests.fakenvml import FakeNVML
+from tests.fakenvml import FakeNVML, h100
 
 
 def open_sampler(lib: object) -> Sampler:
@@ -30,6 +30,10 @@ def open_sampler(lib: object) -> Sampler:
     )
     sampler.tick()
     return sampler
+
+
+def every_call_answered() -> list[SimulatedGPU]:
+    return [h100(unsupported=frozenset()), h100(unsupported=frozenset())]
 
 
 def test_every_gpu_document_has_exactly_the_tables_fields() -> None:
@@ -59,12 +63,13 @@ def test_a_history_entry_keeps_exactly_the_charted_fields() -> None:
 def test_each_field_is_read_from_its_nvml_call(field: fields.GpuField) -> None:
     # The captured H100 answers every call of the table: each value is read (not null), and a
     # GPU whose driver refuses the call's entry points reports null instead.
-    sampler = open_sampler(FakeNVML(state="loaded"))
+    # (GPUs that answer every call: the captured H100 has, for one, no fan of its own.)
+    sampler = open_sampler(FakeNVML(every_call_answered(), state="loaded"))
     sampler.tick()
     [gpu, *_] = sampler.snapshot().gpus
-    if field.path not in ("pcie.tx", "pcie.rx"):  # rates need two readings; checked below
+    if field.path not in ("pcie.tx", "pcie.rx"):  # rates need two readings
         assert gpu[field.group][field.key] is not None
-    fake = FakeNVML()
+    fake = FakeNVML(every_call_answered())
     fake.missing.update(field.nvml.functions)
     [gpu, *_] = open_sampler(fake).snapshot().gpus
     assert gpu[field.group][field.key] is None
@@ -95,7 +100,7 @@ def test_prometheus_and_dcgm_names_are_unique_and_valid() -> None:
 
 
 def test_the_collector_exports_every_named_field_scaled() -> None:
-    sampler = open_sampler(FakeNVML(state="loaded"))
+    sampler = open_sampler(FakeNVML(every_call_answered(), state="loaded"))
     sampler.tick()
     registry = CollectorRegistry()
     registry.register(GpuCollector(sampler, dcgm_names=True, hostname=lambda: "node"))
