@@ -31,7 +31,7 @@ TARGET_US = 50.0
 class FlatNVML(SimulatedNVML):
     """The simulated NVML with a constant load, so each call costs next to nothing."""
 
-    def load(self, gpu: int, now: float | None = None) -> float:
+    def load(self, gpu: int, now: float | None = None, *, instance: int = 0) -> float:
         return 0.5
 
 

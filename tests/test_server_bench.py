@@ -271,6 +271,7 @@ async def test_the_stream_carries_every_step_of_a_run(jp_fetch: Fetch, jp_ws_fet
             message = await asyncio.wait_for(ws.read_message(), deadline - time.monotonic())
             assert message is not None, "the stream closed"
             decoded = json.loads(message)
+            validate_component("StreamMessage", decoded)
             if decoded["type"] == "benchmark":
                 validate_component("BenchmarkEvent", decoded["data"])
                 events.append(decoded["data"])

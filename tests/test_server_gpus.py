@@ -15,7 +15,7 @@ from tornado.websocket import WebSocketClientConnection
 
 from tests.conftest import Fetch, fetch_json
 from tests.fakenvml import CAPTURE, FakeNVML
-from tests.openapi import validate_response
+from tests.openapi import validate_component, validate_response
 
 API = ("gpu-devbox", "api")
 
@@ -203,6 +203,7 @@ async def read_until(ws: WebSocketClientConnection, kind: str, timeout: float = 
         raw = await asyncio.wait_for(ws.read_message(), timeout)
         assert raw is not None, "the stream closed"
         message = json.loads(raw)
+        validate_component("StreamMessage", message)  # every message is one the document names
         if message["type"] == kind:
             return message["data"]
 
@@ -211,6 +212,7 @@ async def test_stream_greets_then_pushes_samples(jp_ws_fetch: Any) -> None:
     ws = await jp_ws_fetch(*API, "stream", params={"interval": "0.2"})
     try:
         hello = json.loads(await asyncio.wait_for(ws.read_message(), 5))
+        validate_component("StreamMessage", hello)
         assert hello["type"] == "hello"
         assert hello["data"]["interval"] == 0.2
         assert hello["data"]["status"]["nvml"]["available"] is True

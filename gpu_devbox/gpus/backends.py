@@ -15,7 +15,7 @@ from gpu_devbox.gpus.simulated import FIELD_FUNCTIONS, SimulatedNVML, build_gpus
 
 BACKENDS = ("nvml", "simulated")
 #: Field groups the simulated backend can declare unsupported.
-SIMULATED_FIELDS = tuple(sorted([*FIELD_FUNCTIONS, "memory_v2"]))
+SIMULATED_FIELDS = tuple(sorted(FIELD_FUNCTIONS))
 BACKEND_ENV = "GPU_DEVBOX_BACKEND"
 
 

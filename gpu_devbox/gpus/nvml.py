@@ -13,6 +13,9 @@ Design rules (see the project's peer study for the measurements behind them):
   microsecond timestamps, handling counter wrap-around. ``nvmlDeviceGetPcieThroughput`` blocks
   for ~20 ms per call and is deliberately never used.
 * Static facts are read once per :meth:`open`.
+* Which values are read, how and when comes from the field table
+  (:data:`gpu_devbox.gpus.fields.FIELDS`): this module knows NVML's calling conventions, the
+  table knows the fields.
 
 The adapter works on any object with pynvml's surface, so the simulated backend
 (:mod:`gpu_devbox.gpus.simulated`) and the test fakes run through exactly this code.
@@ -22,11 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import re
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
+from gpu_devbox.gpus import fields, reading
 from gpu_devbox.gpus.errors import (
     FIELD_UNAVAILABLE_CODES,
     NVML_ERROR_FUNCTION_NOT_FOUND,
@@ -40,11 +45,6 @@ from gpu_devbox.gpus.errors import (
 )
 
 # NVML constants (nvml.h); read from the library when it has them.
-_TEMPERATURE_GPU = 0
-_CLOCK_SM = 1
-_CLOCK_MEM = 2
-_MEMORY_ERROR_TYPE_UNCORRECTED = 1
-_VOLATILE_ECC = 0
 _FI_PCIE_TX_BYTES = 197
 _FI_PCIE_RX_BYTES = 198
 _MIG_ENABLE = 1
@@ -62,6 +62,13 @@ _VALUE_TYPES: dict[int, tuple[str, int]] = {
 }
 
 _MIG_PROFILE = re.compile(r"MIG\s+(\S+)")
+
+
+_Reader = Callable[["Device"], dict[str, dict[str, Any]]]
+
+
+def _unopened(device: Any) -> dict[str, dict[str, Any]]:
+    raise RuntimeError("NVML is not open")
 
 
 def _import_pynvml() -> Any:
@@ -96,9 +103,9 @@ class Device:
     serial: str | None
     pci_bus_id: str | None
     compute_capability: str | None
-    memory_total: int | None
-    power_limit: float | None
-    max_clocks: dict[str, int | None]
+    #: The values read at open that stay put (the static fields of the field table, and the
+    #: total memory), by group and key: a GPU that cannot be read later still shows them.
+    known: dict[str, dict[str, Any]]
     #: Why this GPU could not be read when NVML was opened (``None``: it could).
     error: Reason | None = None
     _pcie_prev: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict, repr=False)
@@ -118,14 +125,34 @@ class Device:
             serial=None,
             pci_bus_id=None,
             compute_capability=None,
-            memory_total=None,
-            power_limit=None,
-            max_clocks={"sm": None, "memory": None},
+            known=_known(),
             error=reason,
         )
 
+    @property
+    def memory_total(self) -> int | None:
+        """Total memory in bytes, as read at open."""
+        total: int | None = self.known["memory"]["total"]
+        return total
+
+    @property
+    def power_limit(self) -> float | None:
+        """The enforced power limit in watts."""
+        limit: float | None = self.known["power"]["limit"]
+        return limit
+
+    @property
+    def max_clocks(self) -> dict[str, int | None]:
+        """The highest SM and memory clocks in MHz."""
+        clocks = self.known["clocks"]
+        return {"sm": clocks["sm_max"], "memory": clocks["memory_max"]}
+
     def static_dict(self) -> dict[str, Any]:
-        """The static facts in API form."""
+        """The static facts in API form (a new dict: the caller may add to it)."""
+        return self._identity.copy()
+
+    @functools.cached_property
+    def _identity(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "uuid": self.uuid,
@@ -134,6 +161,32 @@ class Device:
             "pci_bus_id": self.pci_bus_id,
             "compute_capability": self.compute_capability,
         }
+
+
+def _known() -> dict[str, dict[str, Any]]:
+    """The values a device keeps from its opening, all ``None`` until read: the static fields
+    of the table and the total memory, by group and key."""
+    known: dict[str, dict[str, Any]] = {}
+    for field in fields.STATIC:
+        known.setdefault(field.group, {})[field.key] = None
+    known.setdefault("memory", {})["total"] = None
+    return known
+
+
+class _MemoryInfo(NamedTuple):
+    total: int | None
+    used: int | None
+    reserved: int | None
+    free: int | None
+
+
+class _Rates(NamedTuple):
+    tx: int | None
+    rx: int | None
+
+
+def _no_answer(device: Device) -> None:
+    """The answer of a call this binding lacks."""
 
 
 def cuda_version_string(encoded: int | None) -> str | None:
@@ -161,12 +214,17 @@ class NvmlAdapter:
         self._open = False
         # Which API variants this driver answers; learnt on first use.
         self._memory_v2 = True
-        self._temperature_v = True
+        self._learnt: dict[fields.Nvml, int] = {}
         # NVML constants, read from the binding once at open (it may differ from nvml.h's).
-        self._clock_sm = _CLOCK_SM
-        self._clock_mem = _CLOCK_MEM
-        self._sensor_gpu = _TEMPERATURE_GPU
         self._pcie_fields = [_FI_PCIE_TX_BYTES, _FI_PCIE_RX_BYTES]
+        # The binding's functions the dedicated readers call on every tick, looked up at open.
+        self._memory_info: Callable[..., Any] | None = None
+        self._memory_version: Any = None
+        self._field_values: Callable[..., Any] | None = None
+        # The field table's readers, compiled for the binding at open: by cadence.
+        self._read_static: _Reader = _unopened
+        self._read_fast: _Reader = _unopened
+        self._read_slow: _Reader = _unopened
 
     # -------------------------------------------------------------------------------------
     # lifecycle
@@ -196,9 +254,12 @@ class NvmlAdapter:
             if not self._open:
                 self._fatal_call("nvmlInit")
                 self._open = True
-                self._clock_sm = self._const("NVML_CLOCK_SM", _CLOCK_SM)
-                self._clock_mem = self._const("NVML_CLOCK_MEM", _CLOCK_MEM)
-                self._sensor_gpu = self._const("NVML_TEMPERATURE_GPU", _TEMPERATURE_GPU)
+                self._read_static = self._reader(fields.Cadence.STATIC)
+                self._read_fast = self._reader(fields.Cadence.FAST)
+                self._read_slow = self._reader(fields.Cadence.SLOW)
+                self._memory_info = getattr(self._lib, "nvmlDeviceGetMemoryInfo", None)
+                self._memory_version = getattr(self._lib, "nvmlMemory_v2", None)
+                self._field_values = getattr(self._lib, "nvmlDeviceGetFieldValues", None)
                 self._pcie_fields = [
                     self._const("NVML_FI_DEV_PCIE_COUNT_TX_BYTES", _FI_PCIE_TX_BYTES),
                     self._const("NVML_FI_DEV_PCIE_COUNT_RX_BYTES", _FI_PCIE_RX_BYTES),
@@ -255,6 +316,35 @@ class NvmlAdapter:
                 return None
             raise NvmlUnavailable(reason_for_nvml_error(code, self._error_text(code))) from exc
 
+    def _call(
+        self,
+        fn: Callable[..., Any] | None,
+        *args: Any,
+        tolerate: frozenset[int] = frozenset(),
+        **kwargs: Any,
+    ) -> Any:
+        """Call a function of the binding; ``None`` when this device or driver cannot answer."""
+        if fn is None:
+            return None  # this binding predates the function
+        try:
+            return fn(*args, **kwargs)
+        except self._lib.NVMLError as exc:
+            code = self._error_code(exc)
+            if code in FIELD_UNAVAILABLE_CODES or code in tolerate:
+                return None
+            raise NvmlUnavailable(reason_for_nvml_error(code, self._error_text(code))) from exc
+
+    def _tolerated(self, exc: Any) -> None:
+        """``None`` for an NVML error that means "this field is unavailable"; else raise.
+
+        Raises:
+            NvmlUnavailable: the error makes NVML (or this GPU) unusable.
+        """
+        code = self._error_code(exc)
+        if code in FIELD_UNAVAILABLE_CODES:
+            return
+        raise NvmlUnavailable(reason_for_nvml_error(code, self._error_text(code))) from exc
+
     def _error_text(self, code: int) -> str:
         texts = getattr(getattr(self._lib, "NVMLError", None), "_errcode_to_string", {})
         return str(texts.get(code, ""))
@@ -289,7 +379,7 @@ class NvmlAdapter:
         for index in range(count):
             try:
                 handle = self._fatal_call("nvmlDeviceGetHandleByIndex", index)
-                devices.append(self._read_static(index, handle))
+                devices.append(self._describe(index, handle))
             except NvmlUnavailable as exc:  # noqa: PERF203 - one GPU's fault stays its own
                 failures.append(exc)
                 devices.append(Device.unreadable(index, exc.reason))
@@ -297,17 +387,13 @@ class NvmlAdapter:
             raise failures[0]
         return devices
 
-    def _read_static(self, index: int, handle: Any) -> Device:
+    def _describe(self, index: int, handle: Any) -> Device:
         uuid = self._field("nvmlDeviceGetUUID", handle)
         name = self._field("nvmlDeviceGetName", handle)
         serial = self._field("nvmlDeviceGetSerial", handle)
         pci = self._field("nvmlDeviceGetPciInfo", handle)
         cc = self._field("nvmlDeviceGetCudaComputeCapability", handle)
-        limit_mw = self._field("nvmlDeviceGetEnforcedPowerLimit", handle)
-        if limit_mw is None:
-            limit_mw = self._field("nvmlDeviceGetPowerManagementLimit", handle)
-        memory = self._memory(handle)
-        return Device(
+        device = Device(
             index=index,
             handle=handle,
             uuid=_text(uuid) if uuid is not None else f"GPU-index-{index}",
@@ -315,63 +401,100 @@ class NvmlAdapter:
             serial=_text(serial) if serial is not None else None,
             pci_bus_id=_text(pci.busId) if pci is not None else None,
             compute_capability=f"{cc[0]}.{cc[1]}" if cc is not None else None,
-            memory_total=memory["total"],
-            power_limit=limit_mw / 1000.0 if limit_mw is not None else None,
-            max_clocks={
-                "sm": self._field("nvmlDeviceGetMaxClockInfo", handle, self._clock_sm),
-                "memory": self._field("nvmlDeviceGetMaxClockInfo", handle, self._clock_mem),
-            },
+            known=_known(),
         )
+        for group, values in self._read_static(device).items():
+            device.known[group].update(values)
+        device.known["memory"]["total"] = self._memory(device).total
+        return device
+
+    # -------------------------------------------------------------------------------------
+    # the field table's calls
+    # -------------------------------------------------------------------------------------
+    def _reader(self, cadence: fields.Cadence) -> _Reader:
+        """The table's reader of ``cadence``, compiled for this binding."""
+        sources: dict[fields.Nvml, reading.Call | reading.Ask] = {}
+        for call in reading.calls(cadence):
+            if call.reader == "memory":
+                sources[call] = self._memory
+                continue
+            if call.reader == "pcie":
+                sources[call] = self._pcie
+                continue
+            functions = [getattr(self._lib, name, None) for name in call.functions]
+            args = tuple(self._const(name, value) for name, value in call.args)
+            first = self._learnt.get(call, 0)
+            fallback = None
+            if first < len(functions) - 1:
+                fallback = functools.partial(self._fallback, cadence, call, functions, args, first)
+            fn = functions[first]
+            if fn is not None:
+                sources[call] = reading.Call(fn, args, fallback)
+            else:
+                sources[call] = fallback or _no_answer
+        return reading.compile_reader(
+            cadence, sources, error=self._lib.NVMLError, tolerated=self._tolerated
+        )
+
+    def _fallback(
+        self,
+        cadence: fields.Cadence,
+        call: fields.Nvml,
+        functions: list[Callable[..., Any] | None],
+        args: tuple[int, ...],
+        tried: int,
+        device: Device,
+    ) -> Any:
+        """Try the entry points of ``call`` after the one that did not answer.
+
+        A per-tick call remembers the entry point that answered (or the last one), so the next
+        ticks go straight to it: an old driver lacks the newer entry point for good.
+        """
+        last = len(functions) - 1
+        index = tried + 1
+        while True:
+            value = self._call(functions[index], device.handle, *args)
+            if value is not None or index == last:
+                break
+            index += 1
+        if cadence is not fields.Cadence.STATIC:
+            self._learnt[call] = index
+            reader = self._reader(cadence)
+            if cadence is fields.Cadence.FAST:
+                self._read_fast = reader
+            else:
+                self._read_slow = reader
+        return value
 
     # -------------------------------------------------------------------------------------
     # per-tick fields
     # -------------------------------------------------------------------------------------
-    def _memory(self, handle: Any) -> dict[str, int | None]:
+    def _memory(self, device: Device) -> _MemoryInfo:
+        handle = device.handle
         if self._memory_v2:
-            version = getattr(self._lib, "nvmlMemory_v2", None)
+            version = self._memory_version
             if version is not None:
-                info = self._field(
-                    "nvmlDeviceGetMemoryInfo",
-                    handle,
-                    version=version,
-                    tolerate=frozenset({_ARGUMENT_VERSION_MISMATCH}),
+                info = self._call(
+                    self._memory_info, handle, version=version, tolerate=_VERSION_MISMATCH
                 )
                 if info is not None:
-                    return {
-                        "total": int(info.total),
-                        "used": int(info.used),
-                        "reserved": int(info.reserved),
-                        "free": int(info.free),
-                    }
+                    return _MemoryInfo(
+                        int(info.total), int(info.used), int(info.reserved), int(info.free)
+                    )
             # Old driver (before R510) or binding: learn it once and use v1 from now on.
             self._memory_v2 = False
-        info = self._field("nvmlDeviceGetMemoryInfo", handle)
+        info = self._call(self._memory_info, handle)
         if info is None:
-            return {"total": None, "used": None, "reserved": None, "free": None}
+            return _MemoryInfo(None, None, None, None)
         # v1 counts reserved memory as used; it cannot be separated.
-        return {
-            "total": int(info.total),
-            "used": int(info.used),
-            "reserved": None,
-            "free": int(info.free),
-        }
+        return _MemoryInfo(int(info.total), int(info.used), None, int(info.free))
 
-    def _temperature(self, handle: Any) -> int | None:
-        sensor = self._sensor_gpu
-        if self._temperature_v:
-            value = self._field("nvmlDeviceGetTemperatureV", handle, sensor)
-            if value is not None:
-                return int(value)
-            self._temperature_v = False
-        value = self._field("nvmlDeviceGetTemperature", handle, sensor)
-        return int(value) if value is not None else None
-
-    def _pcie(self, device: Device) -> dict[str, int | None]:
-        values = self._field("nvmlDeviceGetFieldValues", device.handle, self._pcie_fields)
+    def _pcie(self, device: Device) -> _Rates | None:
+        values = self._call(self._field_values, device.handle, self._pcie_fields)
         if values is None or len(values) < 2:
-            return {"tx": None, "rx": None}
+            return None
         prev = device._pcie_prev
-        return {"tx": _counter_rate(prev, values[0]), "rx": _counter_rate(prev, values[1])}
+        return _Rates(_counter_rate(prev, values[0]), _counter_rate(prev, values[1]))
 
     def sample(self, device: Device, *, slow: bool) -> dict[str, Any]:
         """Read one device's current values (and its costly ones when ``slow``).
@@ -380,59 +503,28 @@ class NvmlAdapter:
             NvmlUnavailable: NVML itself failed (GPU lost, driver gone, ...).
         """
         h = device.handle
-        util = self._field("nvmlDeviceGetUtilizationRates", h)
-        power_mw = self._field("nvmlDeviceGetPowerUsage", h)
-        sm = self._field("nvmlDeviceGetClockInfo", h, self._clock_sm)
-        mem_clock = self._field("nvmlDeviceGetClockInfo", h, self._clock_mem)
-        memory = self._memory(h)
-        sample: dict[str, Any] = {
-            "utilization": {
-                "gpu": int(util.gpu) if util is not None else None,
-                "memory": int(util.memory) if util is not None else None,
-            },
-            "memory": memory,
-            "temperature": {"gpu": self._temperature(h)},
-            "power": {
-                "usage": power_mw / 1000.0 if power_mw is not None else None,
-                "limit": device.power_limit,
-            },
-            "clocks": {
-                "sm": sm,
-                "memory": mem_clock,
-                "sm_max": device.max_clocks["sm"],
-                "memory_max": device.max_clocks["memory"],
-            },
-            "pcie": self._pcie(device),
-        }
+        sample: dict[str, Any] = self._read_fast(device)
+        used = sample["memory"]["used"]
         if slow:
             sample.update(self.sample_slow(device))
-        elif memory["used"] != device._used_when_listed:
+        elif used != device._used_when_listed:
             # Memory use changed since the processes were listed: so did they (or the MIG
             # instances' use). Read them now, so a card never shows memory without its process.
             sample["processes"] = self._processes(h)
             if device._mig_enabled:
                 sample["mig"] = self.mig(device)
         if slow or "processes" in sample:
-            device._used_when_listed = memory["used"]
+            device._used_when_listed = used
             device._mig_enabled = bool(sample.get("mig", {}).get("enabled", device._mig_enabled))
         return sample
 
     def sample_slow(self, device: Device) -> dict[str, Any]:
         """Read the costly fields: energy (~4 ms on an H100), ECC, processes and MIG."""
         h = device.handle
-        energy_mj = self._field("nvmlDeviceGetTotalEnergyConsumption", h)
-        ecc = self._field(
-            "nvmlDeviceGetTotalEccErrors",
-            h,
-            self._const("NVML_MEMORY_ERROR_TYPE_UNCORRECTED", _MEMORY_ERROR_TYPE_UNCORRECTED),
-            self._const("NVML_VOLATILE_ECC", _VOLATILE_ECC),
-        )
-        return {
-            "energy": {"total": energy_mj / 1000.0 if energy_mj is not None else None},
-            "ecc": {"uncorrected_volatile": ecc},
-            "processes": self._processes(h),
-            "mig": self.mig(device),
-        }
+        sample: dict[str, Any] = self._read_slow(device)
+        sample["processes"] = self._processes(h)
+        sample["mig"] = self.mig(device)
+        return sample
 
     def _processes(self, handle: Any) -> list[dict[str, int | None]] | None:
         procs = None
@@ -501,6 +593,7 @@ class NvmlAdapter:
 
 
 _LIB_MISSING = frozenset({NVML_ERROR_FUNCTION_NOT_FOUND})
+_VERSION_MISMATCH = frozenset({_ARGUMENT_VERSION_MISMATCH})
 
 
 def _counter_rate(prev: dict[int, tuple[int, int]], field: Any) -> int | None:

@@ -7,13 +7,19 @@ values were read or not: a GPU that NVML cannot read right now keeps its static 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from gpu_devbox.gpus import fields
 from gpu_devbox.gpus.errors import Reason
 from gpu_devbox.gpus.nvml import Device
+from gpu_devbox.gpus.reading import compile_projection
 
 NO_MIG: dict[str, Any] = {"capable": False, "enabled": False, "pending": None, "instances": []}
+
+
+#: What a GPU document holds of the slow groups before they were first read.
+_NO_SLOW_VALUES = {group: fields.null_groups()[group] for group in fields.SLOW_GROUPS}
 
 
 def sampled_gpu(
@@ -25,8 +31,9 @@ def sampled_gpu(
     """The document of a GPU read this tick (``cached``: its last costly fields)."""
     gpu = device.static_dict()
     gpu.update(values)
-    gpu["energy"] = cached.get("energy", {"total": None})
-    gpu["ecc"] = cached.get("ecc", {"uncorrected_volatile": None})
+    for group in fields.SLOW_GROUPS:
+        value = cached.get(group)
+        gpu[group] = value if value is not None else _NO_SLOW_VALUES[group].copy()
     gpu["processes"] = cached.get("processes")
     gpu["mig"] = filter_mig(cached.get("mig"), mig_uuids)
     gpu["reason"] = None
@@ -36,42 +43,19 @@ def sampled_gpu(
 def unreadable_gpu(device: Device, reason: Reason) -> dict[str, Any]:
     """The document of a GPU NVML cannot read: static facts, ``null`` values, the reason."""
     gpu = device.static_dict()
-    gpu.update(
-        {
-            "utilization": {"gpu": None, "memory": None},
-            "memory": {"total": device.memory_total, "used": None, "reserved": None, "free": None},
-            "temperature": {"gpu": None},
-            "power": {"usage": None, "limit": device.power_limit},
-            "clocks": {
-                "sm": None,
-                "memory": None,
-                "sm_max": device.max_clocks["sm"],
-                "memory_max": device.max_clocks["memory"],
-            },
-            "pcie": {"tx": None, "rx": None},
-            "energy": {"total": None},
-            "ecc": {"uncorrected_volatile": None},
-            "processes": None,
-            "mig": dict(NO_MIG),
-            "reason": reason.as_dict(),
-        }
-    )
+    groups = fields.null_groups()
+    for group, known in device.known.items():
+        groups[group].update(known)
+    gpu.update(groups)
+    gpu["processes"] = None
+    gpu["mig"] = dict(NO_MIG)
+    gpu["reason"] = reason.as_dict()
     return gpu
 
 
-def history_entry(gpu: dict[str, Any]) -> dict[str, Any]:
-    """The part of one GPU's sample kept in the history: the time series the panel charts."""
-    util, memory, clocks, pcie = gpu["utilization"], gpu["memory"], gpu["clocks"], gpu["pcie"]
-    return {
-        "index": gpu["index"],
-        "uuid": gpu["uuid"],
-        "utilization": {"gpu": util["gpu"], "memory": util["memory"]},
-        "memory": {"used": memory["used"], "reserved": memory["reserved"]},
-        "temperature": {"gpu": gpu["temperature"]["gpu"]},
-        "power": {"usage": gpu["power"]["usage"]},
-        "clocks": {"sm": clocks["sm"], "memory": clocks["memory"]},
-        "pcie": {"tx": pcie["tx"], "rx": pcie["rx"]},
-    }
+#: The part of one GPU's sample kept in the history: the time series the panel charts
+#: (``index``, ``uuid`` and the charted fields of the field table).
+history_entry = compile_projection(fields.CHARTED)
 
 
 def filter_mig(mig: Mapping[str, Any] | None, allowed: frozenset[str] | None) -> dict[str, Any]:
@@ -81,3 +65,105 @@ def filter_mig(mig: Mapping[str, Any] | None, allowed: frozenset[str] | None) ->
     if allowed is None:
         return dict(mig)
     return {**mig, "instances": [i for i in mig["instances"] if i["uuid"] in allowed]}
+
+
+# ---------------------------------------------------------------------------------------------
+# the JSON Schemas of the documents (the ``Gpu`` and ``HistoryGpu`` schemas of openapi.json)
+# ---------------------------------------------------------------------------------------------
+def _nullable(kind: str, description: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": [kind, "null"]}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _object(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def field_schema(field: fields.GpuField) -> dict[str, Any]:
+    """The JSON Schema of one measured value: its type (or ``null``), meaning and unit."""
+    return _nullable(field.type, f"{field.description} Unit: {field.unit}.")
+
+
+def _groups_schema(keep: Callable[[fields.GpuField], bool]) -> dict[str, Any]:
+    groups: dict[str, dict[str, Any]] = {}
+    for field in fields.FIELDS:
+        if keep(field):
+            groups.setdefault(field.group, {})[field.key] = field_schema(field)
+    return {group: _object(properties) for group, properties in groups.items()}
+
+
+_IDENTITY: dict[str, Any] = {
+    "index": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "NVML index (as nvidia-smi shows it).",
+    },
+    "uuid": {"type": "string"},
+    "name": {"type": "string"},
+    "serial": _nullable("string"),
+    "pci_bus_id": _nullable("string"),
+    "compute_capability": {**_nullable("string"), "pattern": r"^[0-9]+\.[0-9]+$"},
+}
+
+_MIG_SCHEMA = _object(
+    {
+        "capable": {"type": "boolean"},
+        "enabled": {"type": "boolean"},
+        "pending": _nullable("boolean"),
+        "instances": {"type": "array", "items": {"$ref": "#/components/schemas/MigInstance"}},
+    }
+)
+
+_PROCESSES_SCHEMA: dict[str, Any] = {
+    "type": ["array", "null"],
+    "description": "Compute processes; PIDs are the host's inside containers. `null` when NVML "
+    "does not list them (no permission).",
+    "items": {
+        "title": "GpuProcess",
+        **_object(
+            {
+                "pid": {"type": "integer"},
+                "used_memory": _nullable("integer", "GPU memory the process uses. Unit: bytes."),
+            }
+        ),
+    },
+}
+
+_REASON_SCHEMA: dict[str, Any] = {
+    "oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/GpuReason"}],
+    "description": "`null` while the GPU answers; otherwise why it cannot be read (e.g. "
+    "`gpu_lost`).",
+}
+
+
+def schemas() -> dict[str, dict[str, Any]]:
+    """The ``Gpu`` and ``HistoryGpu`` schemas of the OpenAPI document, from the field table."""
+    gpu = _object(
+        {
+            **_IDENTITY,
+            **_groups_schema(lambda field: True),
+            "mig": _MIG_SCHEMA,
+            "processes": _PROCESSES_SCHEMA,
+            "reason": _REASON_SCHEMA,
+        },
+        description="One GPU. A GPU that NVML cannot read right now (lost, or failing) keeps "
+        "its static facts, has `null` for every measured value and says why in `reason`; the "
+        "other GPUs are not affected.",
+    )
+    history = _object(
+        {
+            "index": {"type": "integer"},
+            "uuid": {"type": "string"},
+            **_groups_schema(lambda field: field.charted),
+        },
+        description="One GPU in a history sample: only the fields the panel charts.",
+    )
+    return {"Gpu": gpu, "HistoryGpu": history}

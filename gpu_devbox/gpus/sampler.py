@@ -30,15 +30,19 @@ from collections.abc import Callable
 from typing import Any
 
 from gpu_devbox.gpus.errors import NvmlUnavailable, Reason, ReasonCode, reason_for
+from gpu_devbox.gpus.fields import SLOW_GROUPS
 from gpu_devbox.gpus.nvml import Device, NvmlAdapter, SystemInfo
 from gpu_devbox.gpus.payload import history_entry, sampled_gpu, unreadable_gpu
 from gpu_devbox.gpus.visible import DeviceIdentity, Selection, VisibleDevices
 
 log = logging.getLogger("gpu_devbox.sampler")
 
+#: What a GPU keeps between its slow readings: the slow fields' groups, processes and MIG.
+_CACHED = (*SLOW_GROUPS, "processes", "mig")
 
-def _dumps(payload: object) -> str:
-    return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+
+#: Compact JSON; one encoder for every call (``json.dumps`` with options builds one per call).
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,7 +283,7 @@ class Sampler:
                 out.append(unreadable_gpu(device, reason))
                 continue
             cached = self._slow.setdefault(device.uuid, {})
-            for key in ("energy", "ecc", "processes", "mig"):
+            for key in _CACHED:
                 if key in values:
                     cached[key] = values.pop(key)
             out.append(sampled_gpu(device, values, cached, selection.mig_uuids))

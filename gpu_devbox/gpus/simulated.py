@@ -37,26 +37,20 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gpu_devbox.gpus import errors
+from gpu_devbox.gpus import errors, fields
 
-#: Field groups that can be declared unsupported, and the NVML functions they disable.
+#: Names ``simulated_unsupported`` accepts, and the NVML functions each one makes answer "Not
+#: Supported": those of the field table (:mod:`gpu_devbox.gpus.fields`), and the rest.
 FIELD_FUNCTIONS: dict[str, tuple[str, ...]] = {
-    "utilization": ("nvmlDeviceGetUtilizationRates",),
+    **fields.unsupported_functions(),
     "memory_v2": (),  # handled in nvmlDeviceGetMemoryInfo: the v2 call fails, v1 works
-    "temperature": ("nvmlDeviceGetTemperatureV", "nvmlDeviceGetTemperature"),
-    "power": ("nvmlDeviceGetPowerUsage",),
-    "power_limit": ("nvmlDeviceGetEnforcedPowerLimit", "nvmlDeviceGetPowerManagementLimit"),
-    "clocks": ("nvmlDeviceGetClockInfo", "nvmlDeviceGetMaxClockInfo"),
-    "pcie": ("nvmlDeviceGetFieldValues",),
-    "energy": ("nvmlDeviceGetTotalEnergyConsumption",),
-    "ecc": ("nvmlDeviceGetTotalEccErrors",),
     "processes": (
         "nvmlDeviceGetComputeRunningProcesses_v3",
         "nvmlDeviceGetComputeRunningProcesses_v2",
         "nvmlDeviceGetComputeRunningProcesses",
     ),
     "serial": ("nvmlDeviceGetSerial",),
-    "fan": ("nvmlDeviceGetFanSpeed",),
+    "fan": ("nvmlDeviceGetFanSpeed",),  # an H100 SXM has no fan of its own
 }
 
 #: Seconds a simulated GPU's processes and their memory hold still: work changes in steps.
@@ -358,14 +352,6 @@ class SimulatedNVML:
         busy = self.busy(handle.gpu)
         return _Struct({"gpu": round(100 * busy), "memory": round(35 * busy)})
 
-    def nvmlDeviceGetTemperatureV(self, handle: _Handle, sensor: int) -> int:
-        self._check("nvmlDeviceGetTemperatureV", handle)
-        return round(33 + 24 * self.busy(handle.gpu))
-
-    def nvmlDeviceGetTemperature(self, handle: _Handle, sensor: int) -> int:
-        self._check("nvmlDeviceGetTemperature", handle)
-        return round(33 + 24 * self.busy(handle.gpu))
-
     def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:
         self._check("nvmlDeviceGetPowerUsage", handle)
         gpu = self._gpu(handle)
@@ -412,10 +398,6 @@ class SimulatedNVML:
             self._energy_last[handle.gpu] = now
             self._energy_mj[handle.gpu] += dt * self.nvmlDeviceGetPowerUsage(handle)
             return int(self._energy_mj[handle.gpu])
-
-    def nvmlDeviceGetTotalEccErrors(self, handle: _Handle, error_type: int, counter: int) -> int:
-        self._check("nvmlDeviceGetTotalEccErrors", handle)
-        return 0
 
     def nvmlDeviceGetComputeRunningProcesses_v3(self, handle: _Handle) -> list[_Struct]:
         self._check("nvmlDeviceGetComputeRunningProcesses_v3", handle)
@@ -481,6 +463,35 @@ class SimulatedNVML:
     def nvmlDeviceGetComputeInstanceId(self, handle: _Handle) -> int:
         self._check("nvmlDeviceGetComputeInstanceId", handle)
         return 0
+
+
+def _table_answer(name: str, members: tuple[tuple[str | None, Callable[[float], int]], ...]) -> Any:
+    """The simulated NVML function ``name``: the field table's curves at the GPU's load."""
+
+    def answer(self: SimulatedNVML, handle: _Handle, *args: Any) -> Any:
+        self._check(name, handle)
+        load = self.busy(handle.gpu)
+        if len(members) == 1 and members[0][0] is None:
+            return members[0][1](load)
+        return _Struct({str(member): curve(load) for member, curve in members})
+
+    answer.__name__ = answer.__qualname__ = name
+    return answer
+
+
+def _table_calls() -> dict[str, tuple[tuple[str | None, Callable[[float], int]], ...]]:
+    """The NVML functions of the field table's rows that give a ``simulate`` curve."""
+    calls: dict[str, list[tuple[str | None, Callable[[float], int]]]] = {}
+    for field in fields.FIELDS:
+        if field.simulate is not None:
+            for name in field.nvml.functions:
+                calls.setdefault(name, []).append((field.nvml.member, field.simulate))
+    return {name: tuple(members) for name, members in calls.items()}
+
+
+# The simulated GPUs answer the calls of the table's simulated fields from the table itself.
+for _name, _members in _table_calls().items():
+    setattr(SimulatedNVML, _name, _table_answer(_name, _members))
 
 
 def _struct_field(field_id: int, now: float, ret: int, value: int) -> _Struct:

@@ -48,12 +48,13 @@ class GPUDevbox(ExtensionApp):
     backend = Enum(
         list(BACKENDS),
         default_value="nvml",  # shown in the help; GPU_DEVBOX_BACKEND wins (below)
-        help="""Where GPU data comes from.
+        help="""Where GPU data comes from: ``"nvml"`` or ``"simulated"``.
 
         ``"nvml"`` (the default) reads the GPUs through NVIDIA's NVML library. ``"simulated"``
         invents H100-like GPUs for demos and tests on machines without one; every payload then
         says ``"simulated": true``. The environment variable ``GPU_DEVBOX_BACKEND`` sets the
         default, e.g. ``GPU_DEVBOX_BACKEND=simulated jupyter lab``.
+        Example: ``c.GPUDevbox.backend = "simulated"``.
         """,
     ).tag(config=True)
 
@@ -67,33 +68,38 @@ class GPUDevbox(ExtensionApp):
 
     interval = Float(
         1.0,
-        help="""Seconds between two GPU samples (0.1 to 3600). Every client reads the same
-        samples, so this is also the fastest rate the push stream offers.""",
+        help="""Seconds between two GPU samples (0.1 to 3600 s). Every client reads the same
+        samples, so this is also the fastest rate the push stream offers.
+        Example: ``c.GPUDevbox.interval = 2.0``.""",
     ).tag(config=True)
 
     slow_interval = Float(
         5.0,
         help="""Seconds between two readings of the costly fields: energy (about 4 ms per GPU
-        on an H100), ECC counters, processes and MIG instances. At least ``interval``.""",
+        on an H100), ECC counters, processes and MIG instances. At least ``interval`` (a
+        shorter value is raised to it), at most a week (604800 s).
+        Example: ``c.GPUDevbox.slow_interval = 10.0``.""",
     ).tag(config=True)
 
     history_seconds = Float(
         600.0,
-        help="""How many seconds of samples the server keeps in memory for
-        ``GET gpus/history`` and for charts opened later (10 minutes by default).""",
+        help="""Seconds of samples the server keeps in memory for ``GET gpus/history`` and
+        for charts opened later (600 s, 10 minutes, by default; at least ``interval``, at most a
+        week). Example: ``c.GPUDevbox.history_seconds = 3600.0``.""",
     ).tag(config=True)
 
     visible_devices = Unicode(
         "",
-        help="""Which GPUs to show, as a CUDA_VISIBLE_DEVICES-style list of NVML indices,
-        ``GPU-`` or ``MIG-`` UUIDs. Empty (the default) follows the server's
-        ``CUDA_VISIBLE_DEVICES`` and ``NVIDIA_VISIBLE_DEVICES``.""",
+        help="""Which GPUs to show: a CUDA_VISIBLE_DEVICES-style, comma-separated list of
+        NVML indices, ``GPU-`` or ``MIG-`` UUIDs. Empty (the default) follows the server's
+        ``CUDA_VISIBLE_DEVICES`` and ``NVIDIA_VISIBLE_DEVICES``.
+        Example: ``c.GPUDevbox.visible_devices = "0,2"``.""",
     ).tag(config=True)
 
     simulated_gpus = Int(
         2,  # shown in the help; GPU_DEVBOX_SIMULATED_GPUS wins (below)
-        help="""How many GPUs the simulated backend invents (0 to 64). Default 2, or
-        ``GPU_DEVBOX_SIMULATED_GPUS``.""",
+        help="""How many GPUs the simulated backend invents (0 to 64 GPUs). Default 2, or
+        ``GPU_DEVBOX_SIMULATED_GPUS``. Example: ``c.GPUDevbox.simulated_gpus = 4``.""",
     ).tag(config=True)
 
     @default("simulated_gpus")
@@ -107,8 +113,9 @@ class GPUDevbox(ExtensionApp):
 
     simulated_mig = List(
         Int(),
-        help="""Indices of simulated GPUs that run in MIG mode (split into 3g.40gb, 2g.20gb and
-        1g.10gb instances). Default none, or ``GPU_DEVBOX_SIMULATED_MIG=0,1``.""",
+        help="""NVML indices of the simulated GPUs that run in MIG mode (each split into
+        3g.40gb, 2g.20gb and 1g.10gb instances). Default none, or
+        ``GPU_DEVBOX_SIMULATED_MIG=0,1``. Example: ``c.GPUDevbox.simulated_mig = [1]``.""",
     ).tag(config=True)
 
     @default("simulated_mig")
@@ -121,9 +128,10 @@ class GPUDevbox(ExtensionApp):
 
     simulated_unsupported = List(
         Unicode(),
-        help=f"""Fields the simulated GPUs answer with "Not Supported", as real GPUs often do
-        (e.g. ``["power", "pcie"]``). Allowed: {", ".join(SIMULATED_FIELDS)}. Default none, or
-        ``GPU_DEVBOX_SIMULATED_UNSUPPORTED=power,pcie``.""",
+        help=f"""Names of the fields the simulated GPUs answer with "Not Supported", as real
+        GPUs often do. Allowed: {", ".join(SIMULATED_FIELDS)}. Default none, or
+        ``GPU_DEVBOX_SIMULATED_UNSUPPORTED=power,pcie``.
+        Example: ``c.GPUDevbox.simulated_unsupported = ["power", "pcie"]``.""",
     ).tag(config=True)
 
     @default("simulated_unsupported")
@@ -133,9 +141,9 @@ class GPUDevbox(ExtensionApp):
     stream_ping_interval = Float(
         30.0,
         help="""Seconds between two websocket pings of each push-stream client (0 turns pings
-        off, at most 3600). A client that does not answer a ping within the same number of
+        off, at most 3600 s). A client that does not answer a ping within the same number of
         seconds is disconnected, so a vanished or stalled client never holds the server's
-        memory for long. Example: ``c.GPUDevbox.stream_ping_interval = 10``.""",
+        memory for long. Example: ``c.GPUDevbox.stream_ping_interval = 10.0``.""",
     ).tag(config=True)
 
     @validate("stream_ping_interval")
@@ -152,52 +160,59 @@ class GPUDevbox(ExtensionApp):
         help="""Add GPU metrics to the server's ``/metrics`` endpoint (read from the sampler's
         cache at scrape time; a scrape never calls NVML). Only users the authorizer allows to
         ``read`` the ``gpu-devbox`` resource get them; other users get the server's other
-        metrics.""",
+        metrics. Example: ``c.GPUDevbox.prometheus_enabled = False``.""",
     ).tag(config=True)
 
     prometheus_prefix = Unicode(
         "gpu_devbox",
-        help="""Prefix of the Prometheus metric names, e.g. ``gpu_devbox_memory_used_bytes``.""",
+        help="""Prefix of the Prometheus metric names (letters, digits, ``_`` and ``:``, not
+        starting with a digit): ``gpu_devbox`` gives ``gpu_devbox_memory_used_bytes``.
+        Example: ``c.GPUDevbox.prometheus_prefix = "jupyter_gpu"``.""",
     ).tag(config=True)
 
     prometheus_dcgm_names = Bool(
         False,
         help="""Also export the DCGM-exporter metric names (``DCGM_FI_DEV_GPU_UTIL``,
-        ``DCGM_FI_DEV_FB_USED``, ...) so Grafana dashboards built for dcgm-exporter work.
-        Off by default: on clusters that also run dcgm-exporter it would double count.""",
+        ``DCGM_FI_DEV_FB_USED``, ...), in dcgm-exporter's units (percent, MiB, MHz), so Grafana
+        dashboards built for dcgm-exporter work. Off by default: on clusters that also run
+        dcgm-exporter it would double count.
+        Example: ``c.GPUDevbox.prometheus_dcgm_names = True``.""",
     ).tag(config=True)
 
     benchmarks_enabled = Bool(
         True,
         help="""Let users run the GPU benchmark (``POST gpu-devbox/api/benchmarks``, the panel's
-        Benchmark section). Set ``c.GPUDevbox.benchmarks_enabled = False`` to refuse new runs
-        with 403; the history stays readable. To refuse them per user instead, deny the
-        ``gpu-devbox-benchmarks`` resource in your authorizer.""",
+        Benchmark section). Off, new runs are refused with 403; the history stays readable. To
+        refuse them per user instead, deny the ``gpu-devbox-benchmarks`` resource in your
+        authorizer. Example: ``c.GPUDevbox.benchmarks_enabled = False``.""",
     ).tag(config=True)
 
     benchmark_timeouts = Dict(
         value_trait=Float(),
         per_key_traits=None,
-        help=f"""Seconds a benchmark run may take per GPU, by suite, before it is stopped and
-        reported as failed (the worker process is killed). Defaults:
+        help=f"""Seconds a benchmark run may take per GPU, by suite (above 0, at most 86400 s
+        each), before it is stopped and reported as failed (the worker process is killed).
+        Suites not named keep their default (in seconds):
         {", ".join(f"{n}={s.timeout:g}" for n, s in suites.SUITES.items())}, generous on
-        purpose: the first import of PyTorch from a cold disk can take many seconds. Example:
-        ``c.GPUDevbox.benchmark_timeouts = {{"full": 300}}`` (suites not named keep their
-        default).""",
+        purpose: the first import of PyTorch from a cold disk can take many seconds.
+        Example: ``c.GPUDevbox.benchmark_timeouts = {{"full": 300.0}}``.""",
     ).tag(config=True)
 
     benchmark_max_memory_fraction = Float(
         0.5,
         help=f"""The share of a GPU's free memory (and of the host's available memory) a
-        benchmark may use, between 0 and {MAX_MEMORY_FRACTION}. Sizes are derived from it, so a
-        benchmark never takes memory a notebook on the same GPU is about to need. Default 0.5.""",
+        benchmark may use, as a fraction above 0 and at most {MAX_MEMORY_FRACTION} (not a
+        percentage). Sizes are derived from it, so a benchmark never takes memory a notebook on
+        the same GPU is about to need. Default 0.5.
+        Example: ``c.GPUDevbox.benchmark_max_memory_fraction = 0.25``.""",
     ).tag(config=True)
 
     benchmark_history_file = Unicode(
         "",
-        help="""Where finished benchmark runs are appended, one JSON document per line. Empty
-        (the default) means ``benchmarks.jsonl`` in the ``gpu_devbox`` folder of Jupyter's data
-        directory (``jupyter --data-dir``).""",
+        help="""Path of the file finished benchmark runs are appended to, one JSON document per
+        line. Empty (the default) means ``benchmarks.jsonl`` in the ``gpu_devbox`` folder of
+        Jupyter's data directory (``jupyter --data-dir``).
+        Example: ``c.GPUDevbox.benchmark_history_file = "/srv/gpu-devbox/benchmarks.jsonl"``.""",
     ).tag(config=True)
 
     @validate("benchmark_timeouts")
@@ -229,15 +244,16 @@ class GPUDevbox(ExtensionApp):
     checks_probe_timeout = Float(
         60.0,
         help="""Seconds the CUDA checks give each Python environment (the server's own and each
-        kernelspec's) to report its torch, cupy, jax and tensorflow (1 to 600). Importing them
-        takes seconds; an environment that does not answer in time is reported, not waited on.""",
+        kernelspec's) to report its torch, cupy, jax and tensorflow (1 to 600 s). Importing
+        them takes seconds; an environment that does not answer in time is reported, not waited
+        on. Example: ``c.GPUDevbox.checks_probe_timeout = 120.0``.""",
     ).tag(config=True)
 
     checks_probe_kernelspecs = Bool(
         True,
         help="""Probe every kernelspec whose argv[0] is a Python interpreter for the CUDA checks
         (``GET checks``), not only the server's own Python. Turn off when kernelspecs are
-        remote or slow to start.""",
+        remote or slow to start. Example: ``c.GPUDevbox.checks_probe_kernelspecs = False``.""",
     ).tag(config=True)
 
     @validate("checks_probe_timeout")

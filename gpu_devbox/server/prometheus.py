@@ -4,6 +4,8 @@ Names use Prometheus base units (bytes, watts, joules, hertz, celsius, ratios) w
 ``gpu`` (NVML index), ``uuid`` and ``model``. With ``c.GPUDevbox.prometheus_dcgm_names = True``
 the collector also emits the DCGM-exporter names that existing Grafana dashboards query
 (``DCGM_FI_DEV_GPU_UTIL`` in percent, ``DCGM_FI_DEV_FB_USED`` in MiB, ...), with DCGM's labels.
+Both lists, with their help and scale, come from the field table
+(:data:`gpu_devbox.gpus.fields.FIELDS`).
 A scrape never calls NVML.
 
 Who may see the series is decided per scrape by :mod:`gpu_devbox.server.metrics_handler`, which
@@ -23,50 +25,21 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
-from gpu_devbox.gpus import Sampler
+from gpu_devbox.gpus import Sampler, fields
 
 METRIC_PREFIX = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_MIB = 1024 * 1024
-_MHZ = 1_000_000
 
-# (suffix, help, path in the GPU document, scale to base units)
-_GAUGES: tuple[tuple[str, str, tuple[str, str], float], ...] = (
-    ("utilization_ratio", "GPU utilization (0-1)", ("utilization", "gpu"), 0.01),
-    (
-        "memory_utilization_ratio",
-        "Share of time GPU memory was read or written (0-1)",
-        ("utilization", "memory"),
-        0.01,
-    ),
-    ("memory_total_bytes", "Total GPU memory", ("memory", "total"), 1),
-    ("memory_used_bytes", "GPU memory used by processes", ("memory", "used"), 1),
-    ("memory_reserved_bytes", "GPU memory reserved by the driver", ("memory", "reserved"), 1),
-    ("memory_free_bytes", "Free GPU memory", ("memory", "free"), 1),
-    ("temperature_celsius", "GPU core temperature", ("temperature", "gpu"), 1),
-    ("power_watts", "Power draw", ("power", "usage"), 1),
-    ("power_limit_watts", "Enforced power limit", ("power", "limit"), 1),
-    ("sm_clock_hertz", "SM clock", ("clocks", "sm"), _MHZ),
-    ("memory_clock_hertz", "Memory clock", ("clocks", "memory"), _MHZ),
-    ("pcie_transmit_bytes_per_second", "PCIe transmit throughput", ("pcie", "tx"), 1),
-    ("pcie_receive_bytes_per_second", "PCIe receive throughput", ("pcie", "rx"), 1),
-    (
-        "ecc_uncorrected_volatile_errors",
-        "Uncorrected ECC errors since the last driver load",
-        ("ecc", "uncorrected_volatile"),
-        1,
-    ),
+#: The field table's rows with a Prometheus metric: gauges first, then counters (each in table
+#: order), as (path in the GPU document, metric).
+_METRICS: tuple[tuple[tuple[str, str], fields.Prometheus], ...] = tuple(
+    ((f.group, f.key), f.prometheus)
+    for counter in (False, True)
+    for f in fields.FIELDS
+    if f.prometheus is not None and f.prometheus.counter is counter
 )
-
-# DCGM-exporter compatible aliases: (name, help, path, scale from our JSON units).
-_DCGM: tuple[tuple[str, str, tuple[str, str], float], ...] = (
-    ("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", ("utilization", "gpu"), 1),
-    ("DCGM_FI_DEV_MEM_COPY_UTIL", "Memory utilization (in %).", ("utilization", "memory"), 1),
-    ("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", ("memory", "used"), 1 / _MIB),
-    ("DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).", ("memory", "free"), 1 / _MIB),
-    ("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", ("temperature", "gpu"), 1),
-    ("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", ("power", "usage"), 1),
-    ("DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz).", ("clocks", "sm"), 1),
-    ("DCGM_FI_DEV_MEM_CLOCK", "Memory clock frequency (in MHz).", ("clocks", "memory"), 1),
+#: The rows with a dcgm-exporter alias.
+_DCGM: tuple[tuple[tuple[str, str], fields.Dcgm], ...] = tuple(
+    ((f.group, f.key), f.dcgm) for f in fields.FIELDS if f.dcgm is not None
 )
 
 
@@ -143,29 +116,24 @@ class GpuCollector:
 
         gpus = self.sampler.snapshot().gpus
         labels = ["gpu", "uuid", "model"]
-        for suffix, help_text, path, scale in _GAUGES:
-            family = GaugeMetricFamily(f"{p}_{suffix}", help_text, labels=labels)
+        for path, metric in _METRICS:
+            kind = CounterMetricFamily if metric.counter else GaugeMetricFamily
+            family = kind(f"{p}_{metric.name}", metric.help, labels=labels)
             for gpu in gpus:
                 value = _value(gpu, path)
                 if value is not None:
-                    family.add_metric([str(gpu["index"]), gpu["uuid"], gpu["name"]], value * scale)
+                    family.add_metric(
+                        [str(gpu["index"]), gpu["uuid"], gpu["name"]], value * metric.scale
+                    )
             yield family
-        energy = CounterMetricFamily(
-            f"{p}_energy_joules", "Energy used since the driver loaded", labels=labels
-        )
-        for gpu in gpus:
-            value = _value(gpu, ("energy", "total"))
-            if value is not None:
-                energy.add_metric([str(gpu["index"]), gpu["uuid"], gpu["name"]], value)
-        yield energy
 
         if self.dcgm_names:
             yield from self._dcgm(gpus)
 
     def _dcgm(self, gpus: tuple[dict[str, Any], ...]) -> Iterator[Metric]:
         labels = ["gpu", "UUID", "device", "modelName", "Hostname"]
-        for name, help_text, path, scale in _DCGM:
-            family = GaugeMetricFamily(name, help_text, labels=labels)
+        for path, alias in _DCGM:
+            family = GaugeMetricFamily(alias.name, alias.help, labels=labels)
             for gpu in gpus:
                 value = _value(gpu, path)
                 if value is not None:
@@ -177,7 +145,7 @@ class GpuCollector:
                             gpu["name"],
                             self._hostname,
                         ],
-                        value * scale,
+                        value * alias.scale,
                     )
             yield family
 

@@ -8,7 +8,13 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { IChecks, IHistory, IStatus } from './tokens';
+import {
+  IBenchmarkList,
+  IBenchmarkRun,
+  IChecksDocument,
+  IHistory,
+  IStatus
+} from './tokens';
 
 /** Where the extension's routes live, relative to the server's base URL. */
 export const API_PATH = 'gpu-devbox/api';
@@ -110,30 +116,35 @@ export class DevboxApi {
   }
 
   /** The doctor's checks; `refresh` regathers the facts (slow: it imports frameworks). */
-  getChecks(refresh = false): Promise<IChecks> {
-    return this.request<IChecks>(refresh ? 'checks?refresh=1' : 'checks');
+  getChecks(refresh = false): Promise<IChecksDocument> {
+    return this.request<IChecksDocument>(
+      refresh ? 'checks?refresh=1' : 'checks'
+    );
   }
 
-  /** Start a benchmark run; resolves with the server's answer (it holds the run's id). */
-  startBenchmark(suite: string, devices: number[]): Promise<unknown> {
-    return this.request<unknown>('benchmarks', {
+  /** Start a benchmark run; resolves with the run as it starts (it holds the run's id). */
+  startBenchmark(suite: string, devices: number[]): Promise<IBenchmarkRun> {
+    return this.request<IBenchmarkRun>('benchmarks', {
       method: 'POST',
       body: JSON.stringify({ suite, devices })
     });
   }
 
-  getBenchmark(id: string): Promise<unknown> {
-    return this.request<unknown>(`benchmarks/${encodeURIComponent(id)}`);
+  /** One run, finished or not. */
+  getBenchmark(id: string): Promise<IBenchmarkRun> {
+    return this.request<IBenchmarkRun>(`benchmarks/${encodeURIComponent(id)}`);
   }
 
-  cancelBenchmark(id: string): Promise<unknown> {
-    return this.request<unknown>(`benchmarks/${encodeURIComponent(id)}`, {
+  /** Cancel a run; resolves with the run as it ends. */
+  cancelBenchmark(id: string): Promise<IBenchmarkRun> {
+    return this.request<IBenchmarkRun>(`benchmarks/${encodeURIComponent(id)}`, {
       method: 'DELETE'
     });
   }
 
-  listBenchmarks(): Promise<unknown> {
-    return this.request<unknown>('benchmarks');
+  /** Whether runs are allowed, the suites, the run in progress and the history. */
+  listBenchmarks(): Promise<IBenchmarkList> {
+    return this.request<IBenchmarkList>('benchmarks');
   }
 }
 

@@ -9,91 +9,24 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { ApiError } from './api';
 import { MISSING } from './format';
+import {
+  IBenchmarkDevice,
+  IBenchmarkEvent,
+  IBenchmarkList,
+  IBenchmarkMeasurement,
+  IBenchmarkProgress,
+  IBenchmarkRun
+} from './tokens';
 
-export type RunState = 'running' | 'succeeded' | 'failed' | 'cancelled';
-
-export interface IBenchMeasurement {
-  id: string;
-  kind: 'matmul' | 'memory_bandwidth' | 'transfer' | 'latency';
-  label: string;
-  /** Base units: FLOP/s, B/s (copies count bytes read and written), s. */
-  unit: string;
-  status: 'ok' | 'unsupported';
-  reason: string | null;
-  value: number | null;
-  spread: { min: number; q1: number; q3: number; max: number } | null;
-  peak: number | null;
-  percent_of_peak: number | null;
-  expected: number | null;
-  flag: 'below_expected' | null;
-}
-
-export interface IBenchDevice {
-  index: number | null;
-  uuid: string | null;
-  name: string | null;
-  datasheet: { model: string | null; reason: string | null; source?: string };
-  measurements: IBenchMeasurement[];
-}
-
-export interface IBenchProgress {
-  done: number;
-  total: number | null;
-  fraction: number;
-  step: {
-    id: string | null;
-    label: string | null;
-    device: number | null;
-  } | null;
-}
-
-export interface IBenchRun {
-  id: string;
-  suite: string;
-  state: RunState;
-  created: number;
-  started: number | null;
-  finished: number | null;
-  duration: number | null;
-  request: { suite: string; devices: number[]; backend?: string };
-  progress: IBenchProgress;
-  error: { code: string; message: string } | null;
-  environment: {
-    backend: string | null;
-    kind: string | null;
-    versions: Record<string, string>;
-    driver_version: string | null;
-  };
-  devices: IBenchDevice[];
-  flagged: number;
-}
-
-export interface IBenchList {
-  enabled: boolean;
-  suites: Record<string, { description: string; timeout: number }>;
-  running: IBenchRun | null;
-  runs: IBenchRun[];
-  skipped_lines: number;
-}
-
-/** The `data` of a `benchmark` stream message. */
-export interface IBenchEvent {
-  id: string;
-  event: 'started' | 'progress' | 'step' | 'measurement' | 'finished';
-  state: RunState;
-  progress: IBenchProgress;
-  device?: number | null;
-  measurement?: IBenchMeasurement;
-  error?: { code: string; message: string } | null;
-  run?: IBenchRun;
-}
+/** Where a run is: `running`, then `succeeded`, `failed` or `cancelled`. */
+export type RunState = IBenchmarkRun['state'];
 
 /** The REST calls the model makes. */
 export interface IBenchApi {
-  startBenchmark(suite: string, devices: number[]): Promise<unknown>;
-  getBenchmark(id: string): Promise<unknown>;
-  cancelBenchmark(id: string): Promise<unknown>;
-  listBenchmarks(): Promise<unknown>;
+  startBenchmark(suite: string, devices: number[]): Promise<IBenchmarkRun>;
+  getBenchmark(id: string): Promise<IBenchmarkRun>;
+  cancelBenchmark(id: string): Promise<IBenchmarkRun>;
+  listBenchmarks(): Promise<IBenchmarkList>;
 }
 
 const SCALES: Record<string, Array<[number, string]>> = {
@@ -143,7 +76,7 @@ export function formatBenchValue(
 }
 
 /** `Step 3 of 12 · Matmul bf16 · GPU 0`. */
-export function progressText(progress: IBenchProgress): string {
+export function progressText(progress: IBenchmarkProgress): string {
   const parts: string[] = [];
   if (progress.total) {
     parts.push(
@@ -189,11 +122,11 @@ export class BenchModel {
   }
 
   /** The run on screen: the one in progress, the last one started here, or one picked from the history. */
-  get current(): IBenchRun | null {
+  get current(): IBenchmarkRun | null {
     return this._current;
   }
 
-  get list(): IBenchList | null {
+  get list(): IBenchmarkList | null {
     return this._list;
   }
 
@@ -214,7 +147,7 @@ export class BenchModel {
   /** Load the history (and adopt a run in progress, e.g. started in another tab). */
   async refresh(): Promise<void> {
     try {
-      const list = (await this._api.listBenchmarks()) as IBenchList;
+      const list = await this._api.listBenchmarks();
       this._list = list;
       this._unavailable = false;
       if (list.running) {
@@ -241,9 +174,7 @@ export class BenchModel {
     this._error = '';
     this._changed.emit();
     try {
-      this._setCurrent(
-        (await this._api.startBenchmark(suite, devices)) as IBenchRun
-      );
+      this._setCurrent(await this._api.startBenchmark(suite, devices));
     } catch (error) {
       const busy =
         error instanceof ApiError && error.status === 409
@@ -269,7 +200,7 @@ export class BenchModel {
       return;
     }
     try {
-      this._setCurrent((await this._api.cancelBenchmark(run.id)) as IBenchRun);
+      this._setCurrent(await this._api.cancelBenchmark(run.id));
     } catch (error) {
       // 409: it finished meanwhile; show how it ended
       this._error =
@@ -280,7 +211,7 @@ export class BenchModel {
   }
 
   /** Show a run from the history. */
-  show(run: IBenchRun): void {
+  show(run: IBenchmarkRun): void {
     if (!this.running) {
       this._current = run;
       this._changed.emit();
@@ -288,8 +219,7 @@ export class BenchModel {
   }
 
   /** Apply a `benchmark` stream event. */
-  handleEvent(data: unknown): void {
-    const event = data as IBenchEvent;
+  handleEvent(event: IBenchmarkEvent): void {
     if (!event || typeof event.id !== 'string') {
       return;
     }
@@ -325,14 +255,14 @@ export class BenchModel {
 
   private async _fetch(id: string): Promise<void> {
     try {
-      this._setCurrent((await this._api.getBenchmark(id)) as IBenchRun);
+      this._setCurrent(await this._api.getBenchmark(id));
     } catch (error) {
       this._error = message(error);
     }
     this._changed.emit();
   }
 
-  private _setCurrent(run: IBenchRun): void {
+  private _setCurrent(run: IBenchmarkRun): void {
     const wasRunning = this.running;
     this._current = run;
     if (run.state === 'running') {
@@ -367,8 +297,8 @@ export class BenchModel {
     }
   }
 
-  private _current: IBenchRun | null = null;
-  private _list: IBenchList | null = null;
+  private _current: IBenchmarkRun | null = null;
+  private _list: IBenchmarkList | null = null;
   private _error = '';
   private _unavailable = false;
   private _starting = false;
@@ -378,10 +308,10 @@ export class BenchModel {
 }
 
 function withMeasurement(
-  devices: IBenchDevice[],
+  devices: IBenchmarkDevice[],
   index: number | null,
-  measurement: IBenchMeasurement
-): IBenchDevice[] {
+  measurement: IBenchmarkMeasurement
+): IBenchmarkDevice[] {
   const found = devices.findIndex(d => d.index === index);
   if (found < 0) {
     return [

@@ -4,7 +4,10 @@
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { ApiError } from './api';
-import { CheckStatus, ICheck } from './tokens';
+import { ICheck, IChecksDocument } from './tokens';
+
+/** The outcome of one check. */
+export type CheckStatus = ICheck['status'];
 
 /** Display order of the groups: what needs attention first. */
 export const STATUS_ORDER: CheckStatus[] = ['fail', 'warn', 'pass', 'skip'];
@@ -82,7 +85,7 @@ export function parseChecks(body: unknown): ICheck[] {
 
 /** The checks the panel shows. */
 export class ChecksModel {
-  constructor(private _fetch: (refresh: boolean) => Promise<unknown>) {}
+  constructor(private _fetch: (refresh: boolean) => Promise<IChecksDocument>) {}
 
   get changed(): ISignal<this, void> {
     return this._changed;
@@ -158,11 +161,8 @@ export class ChecksModel {
   private _changed = new Signal<this, void>(this);
 }
 
-function gatheredAt(body: unknown): number | null {
-  const raw =
-    body && typeof body === 'object'
-      ? (body as { gathered_at?: unknown }).gathered_at
-      : null;
+function gatheredAt(body: IChecksDocument): number | null {
+  const raw: unknown = body?.gathered_at;
   if (typeof raw !== 'string') {
     return null;
   }

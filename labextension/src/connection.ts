@@ -12,7 +12,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { ApiError } from './api';
 import { capacityFor, GpuStore } from './store';
-import { IGpus, IHello, IHistory, IStatus, IStreamMessage } from './tokens';
+import { IGpus, IHistory, IStatus, StreamMessage } from './tokens';
 
 /** What the server said the last time it was asked. */
 export type ServerState =
@@ -116,7 +116,7 @@ export class DevboxConnection implements IDisposable {
   }
 
   /** Every other stream message (`benchmark` progress and future feature events). */
-  get event(): ISignal<this, IStreamMessage> {
+  get event(): ISignal<this, StreamMessage> {
     return this._event;
   }
 
@@ -273,16 +273,16 @@ export class DevboxConnection implements IDisposable {
   }
 
   private _onMessage(raw: unknown): void {
-    let message: IStreamMessage;
+    let message: StreamMessage;
     try {
-      message = JSON.parse(String(raw)) as IStreamMessage;
+      message = JSON.parse(String(raw)) as StreamMessage;
     } catch {
       return; // not ours to judge: ignore what we cannot read
     }
     this._armWatchdog();
     switch (message.type) {
       case 'hello': {
-        const hello = message.data as IHello;
+        const hello = message.data;
         this._effectiveInterval = hello.interval;
         this._status = hello.status;
         this._backoff.reset();
@@ -290,11 +290,11 @@ export class DevboxConnection implements IDisposable {
         break;
       }
       case 'status':
-        this._status = message.data as IStatus;
+        this._status = message.data;
         this._changed.emit();
         break;
       case 'gpus': {
-        const snapshot = message.data as IGpus;
+        const snapshot = message.data;
         if (this.store.applySnapshot(snapshot)) {
           this._lastDataAt = this._now();
           this._sampled.emit(snapshot);
@@ -411,5 +411,5 @@ export class DevboxConnection implements IDisposable {
   private _watchdog: ReturnType<typeof setTimeout> | null = null;
   private _changed = new Signal<this, void>(this);
   private _sampled = new Signal<this, IGpus>(this);
-  private _event = new Signal<this, IStreamMessage>(this);
+  private _event = new Signal<this, StreamMessage>(this);
 }

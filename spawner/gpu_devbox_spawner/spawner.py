@@ -105,10 +105,11 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
     catalog_path = Unicode(
         "",
         config=True,
-        help="""Path of the catalog (YAML) of images and profiles users can start.
+        help="""Path of the catalog (a YAML file) of images and profiles users can start.
 
         Empty: the catalog gpu-devbox ships. The file is read again when it changes; an edit
         that breaks it is logged and the previous version stays in use.
+        Example: ``c.GPUDevboxSpawner.catalog_path = "/etc/jupyterhub/catalog.yaml"``.
         """,
     )
     fail_fast = Bool(
@@ -118,14 +119,15 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
 
         The user gets "No <model> GPU is free (0 of N); try <alternative>" instead of waiting
         for start_timeout. Turn this off with a cluster autoscaler that adds GPU nodes for
-        pending pods.
+        pending pods. Example: ``c.GPUDevboxSpawner.fail_fast = False``.
         """,
     )
     unschedulable_grace = Float(
         2.0,
         config=True,
         help="""Seconds a started pod may stay unschedulable for lack of GPUs before the start
-        fails (with fail_fast). Covers a GPU that is being released as the pod arrives.""",
+        fails (with fail_fast). Covers a GPU that is being released as the pod arrives.
+        Example: ``c.GPUDevboxSpawner.unschedulable_grace = 5.0``.""",
     )
     deep_links = Enum(
         ["preselect", "start"],
@@ -135,22 +137,27 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
 
         "preselect" shows the form with those choices selected; "start" starts the server at
         once (JupyterHub's default for spawn URLs with query parameters).
+        Example: ``c.GPUDevboxSpawner.deep_links = "start"``.
         """,
     )
     form_template_paths = List(
         Unicode(),
         config=True,
-        help="Directories searched for a form.html replacing the packaged options form.",
+        help="""Paths of directories searched, in order, for a ``form.html`` that replaces the
+        packaged options form. Empty: the packaged form.
+        Example: ``c.GPUDevboxSpawner.form_template_paths = ["/etc/jupyterhub/templates"]``.""",
     )
     inventory_watch_timeout = Integer(
         60,
         config=True,
-        help="Seconds each watch of nodes and pods lasts before it is renewed.",
+        help="""Seconds (a whole number) each watch of nodes and pods lasts before it is
+        renewed. Example: ``c.GPUDevboxSpawner.inventory_watch_timeout = 300``.""",
     )
     inventory_sync_timeout = Float(
         10.0,
         config=True,
-        help="Seconds the first form after the hub starts waits for the cluster to be listed.",
+        help="""Seconds the first form after the hub starts waits for the cluster's nodes and
+        pods to be listed. Example: ``c.GPUDevboxSpawner.inventory_sync_timeout = 30.0``.""",
     )
 
     # JupyterHub 5 assigns a REST request's body as it is (a list, a string, a number) to

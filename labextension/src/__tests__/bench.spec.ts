@@ -4,17 +4,20 @@ import {
   devicesFor,
   formatBenchValue,
   IBenchApi,
-  IBenchMeasurement,
-  IBenchRun,
   progressText
 } from '../bench';
+import {
+  IBenchmarkList,
+  IBenchmarkMeasurement,
+  IBenchmarkRun
+} from '../tokens';
 import { BenchSection } from '../widgets/benchSection';
 import { connectedWith } from './fakes';
 import { makeGpu, makeGpus, makeStatus } from './fixtures';
 
 function measurement(
-  overrides: Partial<IBenchMeasurement> = {}
-): IBenchMeasurement {
+  overrides: Partial<IBenchmarkMeasurement> = {}
+): IBenchmarkMeasurement {
   return {
     id: 'matmul_bf16',
     kind: 'matmul',
@@ -32,7 +35,7 @@ function measurement(
   };
 }
 
-function run(overrides: Partial<IBenchRun> = {}): IBenchRun {
+function run(overrides: Partial<IBenchmarkRun> = {}): IBenchmarkRun {
   return {
     id: 'r1',
     suite: 'quick',
@@ -41,7 +44,8 @@ function run(overrides: Partial<IBenchRun> = {}): IBenchRun {
     started: 1_790_000_000,
     finished: null,
     duration: 1.5,
-    request: { suite: 'quick', devices: [0] },
+    request: { suite: 'quick', devices: [0], sizes: {}, backend: 'torch' },
+    timeout: 60,
     progress: { done: 0, total: 4, fraction: 0, step: null },
     error: null,
     environment: {
@@ -67,10 +71,11 @@ function run(overrides: Partial<IBenchRun> = {}): IBenchRun {
 /** A benchmark API whose answers the test sets. */
 class FakeBenchApi implements IBenchApi {
   started: Array<[string, number[]]> = [];
-  start: () => Promise<unknown> = async () => run();
-  get: (id: string) => Promise<unknown> = async id => run({ id });
-  cancel: () => Promise<unknown> = async () => run({ state: 'cancelled' });
-  list: () => Promise<unknown> = async () => ({
+  start: () => Promise<IBenchmarkRun> = async () => run();
+  get: (id: string) => Promise<IBenchmarkRun> = async id => run({ id });
+  cancel: () => Promise<IBenchmarkRun> = async () =>
+    run({ state: 'cancelled' });
+  list: () => Promise<IBenchmarkList> = async () => ({
     enabled: true,
     suites: {
       quick: { description: 'q', timeout: 60 },
@@ -81,17 +86,17 @@ class FakeBenchApi implements IBenchApi {
     skipped_lines: 0
   });
 
-  startBenchmark(suite: string, devices: number[]): Promise<unknown> {
+  startBenchmark(suite: string, devices: number[]): Promise<IBenchmarkRun> {
     this.started.push([suite, devices]);
     return this.start();
   }
-  getBenchmark(id: string): Promise<unknown> {
+  getBenchmark(id: string): Promise<IBenchmarkRun> {
     return this.get(id);
   }
-  cancelBenchmark(): Promise<unknown> {
+  cancelBenchmark(): Promise<IBenchmarkRun> {
     return this.cancel();
   }
-  listBenchmarks(): Promise<unknown> {
+  listBenchmarks(): Promise<IBenchmarkList> {
     return this.list();
   }
 }

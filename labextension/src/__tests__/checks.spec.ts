@@ -5,7 +5,8 @@ import {
   groupChecks,
   parseChecks
 } from '../checks';
-import { ICheck } from '../tokens';
+import { ICheck, IChecksDocument } from '../tokens';
+import { makeChecksDocument } from './fixtures';
 
 const checks: ICheck[] = [
   {
@@ -70,10 +71,8 @@ describe('checks', () => {
   });
 
   it('loads, reports errors and knows an older server without the route', async () => {
-    let answer: () => Promise<unknown> = async () => ({
-      checks,
-      gathered_at: '2026-11-22T12:00:00+00:00'
-    });
+    let answer: () => Promise<IChecksDocument> = async () =>
+      makeChecksDocument(checks, { gathered_at: '2026-11-22T12:00:00+00:00' });
     const refreshes: boolean[] = [];
     const model = new ChecksModel(refresh => {
       refreshes.push(refresh);
@@ -104,7 +103,7 @@ describe('checks', () => {
     let calls = 0;
     const model = new ChecksModel(async () => {
       calls++;
-      return { checks };
+      return makeChecksDocument(checks);
     });
     await Promise.all([model.load(), model.load(true)]);
     expect(calls).toBe(1);

@@ -2,7 +2,14 @@
  * Payload builders for the tests, shaped like the server's OpenAPI schemas (an idle H100 by
  * default; override what a test is about).
  */
-import { IGpu, IGpus, IHistory, IStatus } from '../tokens';
+import {
+  ICheck,
+  IChecksDocument,
+  IGpu,
+  IGpus,
+  IHistory,
+  IStatus
+} from '../tokens';
 
 export const GIB = 1024 ** 3;
 /** An H100 80GB's memory as NVML reports it (81559 MiB). */
@@ -31,6 +38,7 @@ export function makeGpu(index: number, overrides: Partial<IGpu> = {}): IGpu {
     ecc: { uncorrected_volatile: 0 },
     mig: { capable: true, enabled: false, pending: null, instances: [] },
     processes: [],
+    reason: null,
     ...overrides
   };
 }
@@ -110,4 +118,25 @@ export function makeHistory(
     });
   }
   return { interval: 1, history_seconds: 600, samples };
+}
+
+/** `GET checks` with these checks (counts and worst status computed, no facts). */
+export function makeChecksDocument(
+  checks: ICheck[],
+  overrides: Partial<IChecksDocument> = {}
+): IChecksDocument {
+  const counts = { fail: 0, warn: 0, pass: 0, skip: 0 };
+  checks.forEach(check => counts[check.status]++);
+  const worst = (['fail', 'warn', 'pass', 'skip'] as const).find(
+    status => counts[status] > 0
+  );
+  return {
+    gathered_at: null,
+    status: worst ?? 'skip',
+    counts,
+    checks,
+    tables_as_of: {},
+    facts: { schema_version: 1, nvml: {}, container: {}, environments: [] },
+    ...overrides
+  };
 }

@@ -1,5 +1,6 @@
 import { ChecksModel } from '../checks';
 import { ICheck } from '../tokens';
+import { makeChecksDocument } from './fixtures';
 import { HealthSection } from '../widgets/healthSection';
 
 const checks: ICheck[] = [
@@ -31,10 +32,11 @@ const checks: ICheck[] = [
 
 describe('HealthSection', () => {
   it('groups checks by status with detail, remedy, environment and source', async () => {
-    const model = new ChecksModel(async () => ({
-      checks,
-      gathered_at: new Date(Date.now() - 125_000).toISOString()
-    }));
+    const model = new ChecksModel(async () =>
+      makeChecksDocument(checks, {
+        gathered_at: new Date(Date.now() - 125_000).toISOString()
+      })
+    );
     const section = new HealthSection(model);
     await model.load();
     const node = section.node;

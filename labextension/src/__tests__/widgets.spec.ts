@@ -178,6 +178,69 @@ describe('GpuSection', () => {
     ).not.toContain('jp-mod-warning');
   });
 
+  it('shows why a GPU cannot be read, and what to do, in its card', async () => {
+    const lost = makeGpu(1, {
+      utilization: { gpu: null, memory: null },
+      temperature: { gpu: null },
+      processes: null,
+      reason: {
+        code: 'gpu_lost',
+        message:
+          'A GPU fell off the bus or stopped responding (NVML reports it as lost). (NVML error 15: GPU is lost)',
+        remedy:
+          'The node needs attention: drain it, then reset the GPU or reboot the node.',
+        nvml_error: 15
+      }
+    });
+    const { connection, socket } = await connected(
+      makeStatus(),
+      makeGpus(1000, [makeGpu(0), lost])
+    );
+    const section = newSection();
+    expect(section.render(connection, DEFAULT_SETTINGS)).toBe(2);
+    const [healthy, card] = Array.from(
+      section.node.querySelectorAll<HTMLElement>('.jp-GpuDevbox-card')
+    );
+    const fault = card.querySelector<HTMLElement>('[role="status"]')!;
+    expect(fault.hidden).toBe(false);
+    expect(
+      fault.querySelector(`#${fault.getAttribute('aria-labelledby')}`)!
+        .textContent
+    ).toBe('This GPU is lost');
+    expect(text(fault, 'p')).toEqual([
+      'A GPU fell off the bus or stopped responding (NVML reports it as lost). (NVML error 15: GPU is lost)',
+      'What to do: The node needs attention: drain it, then reset the GPU or reboot the node.',
+      'reason: gpu_lost · NVML error 15'
+    ]);
+    // its empty values give way to the reason; the name stays, so the user knows which GPU
+    expect(
+      card.querySelector<HTMLElement>('.jp-GpuDevbox-card-values')!.hidden
+    ).toBe(true);
+    expect(text(card, '.jp-GpuDevbox-card-name')).toEqual([
+      'GPU 1 · NVIDIA H100 80GB HBM3'
+    ]);
+    expect(card.classList).toContain('jp-mod-unreadable');
+    // the other GPU is not affected
+    expect(healthy.querySelector<HTMLElement>('[role="status"]')!.hidden).toBe(
+      true
+    );
+    expect(
+      healthy.querySelector<HTMLElement>('.jp-GpuDevbox-card-values')!.hidden
+    ).toBe(false);
+
+    // once it answers again, its values come back and the reason goes
+    socket.send('gpus', makeGpus(1001, [makeGpu(0), makeGpu(1)]));
+    section.render(connection, DEFAULT_SETTINGS);
+    expect(fault.hidden).toBe(true);
+    expect(
+      card.querySelector<HTMLElement>('.jp-GpuDevbox-card-values')!.hidden
+    ).toBe(false);
+    expect(card.classList).not.toContain('jp-mod-unreadable');
+    expect(
+      text(card, '[data-metric="temperature"] .jp-GpuDevbox-value')
+    ).toEqual(['31 °C']);
+  });
+
   it('shows NVML’s reason and remedy instead of an empty panel when there is no GPU', async () => {
     const { connection } = await connected(noGpuStatus(), makeGpus(1000, []));
     const section = newSection();

@@ -13,14 +13,16 @@ import {
   BenchModel,
   devicesFor,
   formatBenchValue,
-  IBenchDevice,
-  IBenchMeasurement,
-  IBenchRun,
   progressText
 } from '../bench';
 import { DevboxConnection } from '../connection';
 import { h, setAttr, setHidden, setText, uniqueId } from '../dom';
 import { formatDuration, formatPercent } from '../format';
+import {
+  IBenchmarkDevice,
+  IBenchmarkMeasurement,
+  IBenchmarkRun
+} from '../tokens';
 
 const STATE_LABELS: Record<string, string> = {
   running: 'Running',
@@ -170,7 +172,7 @@ export class BenchSection extends PanelWithToolbar {
     this._renderHistory();
   }
 
-  private _renderHead(run: IBenchRun | null): void {
+  private _renderHead(run: IBenchmarkRun | null): void {
     setHidden(this._runHead, !run);
     if (!run) {
       return;
@@ -372,7 +374,7 @@ function when(unixSeconds: number): string {
   });
 }
 
-function deviceNames(run: IBenchRun): string {
+function deviceNames(run: IBenchmarkRun): string {
   if (run.devices.length === 0) {
     return run.request.devices.length
       ? run.request.devices.map(i => `GPU ${i}`).join(', ')
@@ -383,7 +385,7 @@ function deviceNames(run: IBenchRun): string {
     .join(', ');
 }
 
-function renderRun(run: IBenchRun): HTMLElement[] {
+function renderRun(run: IBenchmarkRun): HTMLElement[] {
   const parts: HTMLElement[] = [];
   if (run.error) {
     parts.push(
@@ -399,7 +401,7 @@ function renderRun(run: IBenchRun): HTMLElement[] {
   return parts;
 }
 
-function renderDevice(device: IBenchDevice): HTMLElement {
+function renderDevice(device: IBenchmarkDevice): HTMLElement {
   const title =
     device.index === null
       ? `CPU · ${device.name ?? ''}`
@@ -424,7 +426,7 @@ function renderDevice(device: IBenchDevice): HTMLElement {
   );
 }
 
-function renderMeasurement(m: IBenchMeasurement): HTMLElement {
+function renderMeasurement(m: IBenchmarkMeasurement): HTMLElement {
   const labelId = uniqueId('measure');
   const row = h('div', {
     className: 'jp-GpuDevbox-measure',

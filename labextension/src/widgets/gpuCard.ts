@@ -1,7 +1,8 @@
 /**
  * One GPU's card: name, compute capability, a memory bar, a row per metric (current value and
  * sparkline), clocks, processes, and one small card per MIG instance. Built once, then updated
- * in place on every sample.
+ * in place on every sample. A GPU the server cannot read right now (lost, failing) shows why
+ * and what to do instead of its empty values.
  */
 import { h, setAttr, setHidden, setText, toggleClass, uniqueId } from '../dom';
 import {
@@ -17,7 +18,7 @@ import {
 import { ChartMetric, IPanelSettings } from '../settings';
 import { Sparkline, windowMax } from '../sparkline';
 import { Channel, Ring } from '../store';
-import { IGpu, IMigInstance } from '../tokens';
+import { IGpu, IGpuReason, IMigInstance } from '../tokens';
 
 /** The time window and gap every chart of one update shares. */
 export interface IWindow {
@@ -143,6 +144,12 @@ export class GpuCard {
   private _procKey = '';
   private _migBox: HTMLElement;
   private _migCards: MigCard[] = [];
+  private _values: HTMLElement;
+  private _fault: HTMLElement;
+  private _faultTitle: HTMLElement;
+  private _faultReason: HTMLElement;
+  private _faultRemedy: HTMLElement;
+  private _faultCode: HTMLElement;
 
   constructor() {
     // "GPU 0 · " then the model as one box: in a narrow panel the model moves to a line of
@@ -189,6 +196,35 @@ export class GpuCard {
     this._clocks = h('div', { className: 'jp-GpuDevbox-clocks' });
     this._procs = h('div', { className: 'jp-GpuDevbox-procs' });
     this._migBox = h('div', { className: 'jp-GpuDevbox-migs' });
+    this._values = h(
+      'div',
+      { className: 'jp-GpuDevbox-card-values' },
+      this._memory.node,
+      metrics,
+      this._clocks,
+      this._procs,
+      this._migBox
+    );
+    const faultId = uniqueId('fault');
+    this._faultTitle = h('div', {
+      className: 'jp-GpuDevbox-notice-title',
+      attrs: { id: faultId }
+    });
+    this._faultReason = h('p', { className: 'jp-GpuDevbox-reason' });
+    this._faultRemedy = h('p', { className: 'jp-GpuDevbox-remedy' });
+    this._faultCode = h('p', { className: 'jp-GpuDevbox-muted' });
+    this._fault = h(
+      'div',
+      {
+        className: 'jp-GpuDevbox-notice jp-GpuDevbox-gpu-fault',
+        attrs: { role: 'status', 'aria-labelledby': faultId }
+      },
+      this._faultTitle,
+      this._faultReason,
+      this._faultRemedy,
+      this._faultCode
+    );
+    setHidden(this._fault, true);
     this.node = h(
       'section',
       {
@@ -196,11 +232,8 @@ export class GpuCard {
         attrs: { 'data-kind': 'gpu', 'aria-labelledby': titleId }
       },
       h('header', { className: 'jp-GpuDevbox-card-header' }, this._cc, title),
-      this._memory.node,
-      metrics,
-      this._clocks,
-      this._procs,
-      this._migBox
+      this._fault,
+      this._values
     );
   }
 
@@ -232,6 +265,10 @@ export class GpuCard {
       this._cc,
       gpu.compute_capability ? `sm ${gpu.compute_capability}` : 'sm ?'
     );
+    this._showFault(gpu.reason);
+    if (gpu.reason) {
+      return; // its values are all null: the reason says why, not a card of dashes
+    }
     this._memory.update(
       gpu.memory.used,
       gpu.memory.total,
@@ -255,6 +292,33 @@ export class GpuCard {
     );
     this._updateProcesses(gpu);
     this._updateMig(gpu, settings.memoryWarning);
+  }
+
+  /** Show why the GPU cannot be read (or nothing, when it can). */
+  private _showFault(reason: IGpuReason | null): void {
+    toggleClass(this.node, 'jp-mod-unreadable', reason !== null);
+    setHidden(this._fault, reason === null);
+    setHidden(this._values, reason !== null);
+    if (!reason) {
+      return;
+    }
+    setText(
+      this._faultTitle,
+      reason.code === 'gpu_lost'
+        ? 'This GPU is lost'
+        : 'This GPU cannot be read'
+    );
+    setText(this._faultReason, reason.message);
+    setText(this._faultRemedy, `What to do: ${reason.remedy}`);
+    setText(
+      this._faultCode,
+      [
+        `reason: ${reason.code}`,
+        reason.nvml_error !== null ? `NVML error ${reason.nvml_error}` : ''
+      ]
+        .filter(Boolean)
+        .join(' · ')
+    );
   }
 
   private _updateProcesses(gpu: IGpu): void {
