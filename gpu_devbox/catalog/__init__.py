@@ -20,6 +20,7 @@ from gpu_devbox.catalog.loader import (
 from gpu_devbox.catalog.model import (
     Architecture,
     Catalog,
+    CullPolicy,
     Framework,
     GPUKind,
     GPURequest,
@@ -39,6 +40,7 @@ __all__ = [
     "Architecture",
     "Catalog",
     "CatalogError",
+    "CullPolicy",
     "Framework",
     "GPUKind",
     "GPURequest",
