@@ -203,8 +203,54 @@ class FakeHub:
                 else:
                     raise web.HTTPError(404)
 
+        class Query(web.RequestHandler):
+            """Prometheus' instant query, answering gpu-devbox's series of every server."""
+
+            def post(self) -> None:
+                hub.requests += 1
+                query = self.get_body_argument("query", "")
+                now = time.time()
+                result = []
+                for s in hub.servers.values():
+                    if s.stopped or s.behaviour != "ok":
+                        continue
+                    labels = {"username": s.user, "servername": s.name, "job": "jupyter"}
+                    if query.startswith("avg by"):
+                        result.append({"metric": labels, "value": [now, str(s.utilization / 100)]})
+                        continue
+                    doc = s.status(now)
+                    for metric, value in (
+                        ("gpu_idle_seconds", doc["gpu_idle_seconds"]),
+                        ("gpu_busy_timestamp_seconds", doc["gpu_busy_at"]),
+                        ("gpu_memory_held", 1),
+                    ):
+                        result.append(
+                            {
+                                "metric": {"__name__": f"gpu_devbox_{metric}", **labels},
+                                "value": [now, str(value)],
+                            }
+                        )
+                    for i in range(s.gpus):
+                        gpu = {"gpu": str(i), "model": "NVIDIA H100 80GB HBM3", **labels}
+                        result.append(
+                            {
+                                "metric": {"__name__": "gpu_devbox_utilization_ratio", **gpu},
+                                "value": [now, str(s.utilization / 100)],
+                            }
+                        )
+                        result.append(
+                            {
+                                "metric": {"__name__": "gpu_devbox_memory_used_bytes", **gpu},
+                                "value": [now, str(2**30)],
+                            }
+                        )
+                self.finish(
+                    {"status": "success", "data": {"resultType": "vector", "result": result}}
+                )
+
         app = web.Application(
             [
+                (r"/api/v1/query", Query),
                 (r"/hub/api/users", Users),
                 (r"/hub/api/users/([^/]+)/server", Stop),
                 (r"/hub/api/users/([^/]+)/servers/([^/]+)", Stop),

@@ -17,14 +17,12 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from tornado.httpclient import AsyncHTTPClient
-
 from gpu_devbox._version import __version__
 from gpu_devbox.catalog import Catalog, CatalogError, default_catalog, load_catalog
 from gpu_devbox.culling import prometheus as prom
 from gpu_devbox_culler.culler import Culler, Source, log
 from gpu_devbox_culler.hub import HubClient
-from gpu_devbox_culler.sources import MAX_BODY, PrometheusSource, ServerSource
+from gpu_devbox_culler.sources import PrometheusSource, ServerSource, http_client
 from gpu_devbox_culler.store import Store
 
 DEFAULT_DB = "gpu-devbox-culler.sqlite"
@@ -286,9 +284,7 @@ def _mtime(path: str) -> float | None:
 async def serve(args: argparse.Namespace) -> None:
     """Run until SIGTERM or SIGINT."""
     token = os.environ["JUPYTERHUB_API_TOKEN"]
-    client = AsyncHTTPClient(
-        force_instance=True, max_clients=args.concurrency * 2 + 4, max_body_size=MAX_BODY
-    )
+    client = http_client(args.concurrency * 2 + 4)
     direct = ServerSource(
         args.proxy_url, token, client, concurrency=args.concurrency, timeout=args.timeout
     )

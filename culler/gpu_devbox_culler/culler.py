@@ -225,6 +225,8 @@ class Culler:
         level = logging.INFO if changed or decision.action is Action.CULL else logging.DEBUG
         if decision.reason == "unreadable" and changed:
             level = logging.WARNING
+        if not log.isEnabledFor(level):
+            return
         observation = reading.observation if reading is not None else None
         names = observation.gpus.names if observation is not None else ()
         verb = decision.action.value

@@ -25,7 +25,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from gpu_devbox.culling.observe import GPUs, Observation
 
@@ -40,9 +40,8 @@ class PrometheusError(Exception):
     """Prometheus answered something the culler cannot use."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Sample:
-    """One element of an instant vector."""
+class Sample(NamedTuple):
+    """One element of an instant vector (a tuple: a thousand servers make many of them)."""
 
     labels: Mapping[str, str]
     value: float
