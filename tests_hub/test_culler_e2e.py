@@ -218,3 +218,82 @@ def test_the_admin_view_needs_a_hub_login_with_the_view_scope(hub: Hub) -> None:
     assert isinstance(api.json()["servers"], list)
     metrics = requests.get(f"{url}metrics", timeout=30)
     assert "gpu_devbox_culler_culls_total" in metrics.text
+
+
+@pytest.mark.timeout(300)
+def test_the_admin_page_sorts_and_stops_a_server_after_confirmation(hub: Hub) -> None:
+    from playwright import sync_api
+
+    chromium = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    for user, load in (("frank", 90), ("grace", 30)):
+        hub.api("POST", f"/users/{user}")
+        started = hub.api("POST", f"/users/{user}/server", json={"profile": "gpu"})
+        assert started.status_code in (201, 202), started.text
+        hub.wait_ready(user)
+        pin(hub, user, load)
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=["--no-sandbox"]
+        )
+        page = browser.new_page(viewport={"width": 1500, "height": 420})
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
+        page.on("pageerror", lambda error: console.append(str(error)))
+        page.goto(f"{hub.url}/hub/login")
+        page.fill("input[name=username]", "vera")
+        page.fill("input[name=password]", "x")
+        page.click("input[type=submit], button[type=submit]")
+        page.wait_for_url("**/hub/**")
+        page.goto(f"{hub.url}/services/gpu-devbox/")
+        users = page.locator("#servers tbody tr")
+
+        def listed() -> list[str]:
+            return [str(u) for u in users.evaluate_all("rows => rows.map(r => r.dataset.user)")]
+
+        # both servers, once a round has read them (the page reloads the list every 5 s)
+        try:
+            sync_api.expect(users).to_have_count(2, timeout=30_000)
+        except AssertionError:
+            raise AssertionError(f"{page.inner_text('p.meta')}\n{console}") from None
+        sync_api.expect(page.locator("#servers tbody")).to_contain_text("30 %", timeout=30_000)
+        page.click("th[data-key=user] button")
+        assert listed() == ["frank", "grace"]
+        assert page.get_attribute("th[data-key=user]", "aria-sort") == "ascending"
+        page.click("th[data-key=user] button")
+        assert listed() == ["grace", "frank"]
+        page.click("th[data-key=utilization] button")
+        assert listed() == ["grace", "frank"]  # 30 % before 90 %
+        page.click("th[data-key=utilization] button")
+        assert listed() == ["frank", "grace"]
+        row = page.locator("#servers tbody tr[data-user=grace]")
+        sync_api.expect(row).to_contain_text("NVIDIA H100 80GB HBM3")
+        # where the spawner placed it (its state, read with admin:server_state)
+        assert row.locator("td").nth(3).inner_text() == "a100-1"
+        page.screenshot(path=str(hub.workdir / "culler-admin.png"))
+
+        # Stop asks first; Cancel leaves the server alone
+        row.locator("button.stop").click()
+        dialog = page.locator("dialog#confirm")
+        sync_api.expect(dialog).to_be_visible()
+        sync_api.expect(dialog).to_contain_text("Stop grace's server")
+        dialog.locator("button[value=cancel]").click()
+        sync_api.expect(dialog).to_be_hidden()
+        time.sleep(1)
+        assert running(hub, "grace")
+
+        row.locator("button.stop").click()
+        dialog.locator("#confirm-stop").click()
+        sync_api.expect(row).to_have_count(0)
+        sync_api.expect(page.locator("#error")).to_have_text("")
+        browser.close()
+    hub.wait_stopped("grace")
+    assert running(hub, "frank")
+    log = hub.log_path.read_text(errors="replace")
+    assert "gpu-devbox-culler: stop grace: asked by vera in the admin view" in log
+    with sqlite3.connect(hub.workdir / "culler.sqlite") as db:
+        assert db.execute("SELECT reason FROM culls WHERE user = 'grace'").fetchall() == [
+            ("admin",)
+        ]
+    hub.api("DELETE", "/users/frank/server")
+    hub.wait_stopped("frank")

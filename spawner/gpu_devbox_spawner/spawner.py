@@ -178,6 +178,8 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         self._notice: str | None = None
         #: Whether the user picked the image, rather than leaving it to the profile.
         self._image_chosen = False
+        #: The node the running pod was placed on (kept in the hub's state for the culler).
+        self._node: str | None = None
         # JupyterHub logs a failed start on its app log, and (JupyterHub 5) on tornado's, which
         # it renames "JupyterHub": a filter belongs on each.
         for logger in (self.log, logging.getLogger("JupyterHub"), app_log):
@@ -402,6 +404,29 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         """Forget the last start's plan (JupyterHub calls this before each start and after stop)."""
         super().clear_state()
         self._plan = None
+        self._node = None
+
+    def get_state(self) -> dict[str, Any]:
+        """KubeSpawner's state, plus ``gpu_devbox.node``: where the pod runs.
+
+        gpu-devbox-culler's admin view shows it (with the ``admin:server_state`` scope).
+        """
+        state: dict[str, Any] = super().get_state()
+        reflector = self.pod_reflector
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+        node = (pod or {}).get("spec", {}).get("nodeName") if isinstance(pod, dict) else None
+        if isinstance(node, str) and node:
+            self._node = node
+        if self._node:
+            state["gpu_devbox"] = {"node": self._node}
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """KubeSpawner's state, and the node recorded by :meth:`get_state`."""
+        super().load_state(state)
+        ours = state.get("gpu_devbox")
+        node = ours.get("node") if isinstance(ours, dict) else None
+        self._node = node if isinstance(node, str) else None
 
     # -- starting -----------------------------------------------------------------------------
 
