@@ -126,8 +126,8 @@ export interface ICullModelOptions {
 
 /**
  * The warning's state: the newest status (from the live stream, or polled once a minute while
- * nothing streams, so the warning reaches a user whose panel and status bar item are off), and
- * the "Keep running" action.
+ * nothing streams and the server has an idle policy, so the warning reaches a user whose panel
+ * and status bar item are off), and the "Keep running" action.
  */
 export class CullModel implements IDisposable {
   constructor(options: ICullModelOptions) {
@@ -252,8 +252,8 @@ export class CullModel implements IDisposable {
   }
 
   private async _pollStatus(always = false): Promise<void> {
-    if (!always && this._connection.running) {
-      return; // the stream brings every change
+    if (!always && !this._pollWanted) {
+      return;
     }
     try {
       const status = await this._api.getStatus();
@@ -263,6 +263,18 @@ export class CullModel implements IDisposable {
     } catch {
       // the connection's banner says what is wrong with the server
     }
+  }
+
+  /**
+   * Poll only while nothing streams, and only for a server that has an idle policy or whose
+   * status is not known yet: the policy comes with the server's start, so a server known to have
+   * none never gets one.
+   */
+  private get _pollWanted(): boolean {
+    return (
+      !this._connection.running &&
+      (this._status === null || this._status.cull !== null)
+    );
   }
 
   private _emitWarning(before: boolean): void {

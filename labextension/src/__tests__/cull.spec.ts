@@ -212,6 +212,35 @@ describe('CullModel', () => {
   });
 });
 
+describe('CullModel polling', () => {
+  async function polled(status: IStatus): Promise<FakeCullApi> {
+    const { connection } = await connectedWith(
+      status,
+      makeGpus(1000, [makeGpu(0)])
+    );
+    owned.add(connection);
+    const api = new FakeCullApi();
+    api.status = status;
+    const made = new CullModel({ connection, api, pollInterval: 5 });
+    owned.add(made);
+    await new Promise(resolve => setTimeout(resolve, 40));
+    expect(api.calls).toEqual([]); // the stream runs: it brings every change
+    connection.stop();
+    await new Promise(resolve => setTimeout(resolve, 40));
+    return api;
+  }
+
+  it('reads the status while nothing streams, for a server with a policy', async () => {
+    const api = await polled(warnedStatus());
+    expect(api.calls.length).toBeGreaterThan(1);
+  });
+
+  it('never polls a server known to have no policy', async () => {
+    const api = await polled(makeStatus());
+    expect(api.calls).toEqual([]);
+  });
+});
+
 describe('CullWarningBar', () => {
   it('shows the warning with Keep running, and hides the button when none are left', async () => {
     const clock = { now: NOW * 1000 };
