@@ -20,7 +20,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 from gpu_devbox.catalog import parse_catalog_text
 from gpu_devbox.culling import Action
-from gpu_devbox_culler.app import main
+from gpu_devbox_culler.app import _bind_address, main
 from gpu_devbox_culler.culler import Culler
 from gpu_devbox_culler.hub import HubClient
 from gpu_devbox_culler.sources import ServerSource
@@ -285,3 +285,12 @@ def test_help_names_every_option() -> None:
     )
     for option in ("--dry-run", "--exempt-group", "--source", "--prometheus-url", "--db"):
         assert option in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("host", "bound"),
+    [("127.0.0.1", "127.0.0.1"), ("::1", "::1"), ("hub", ""), (None, "127.0.0.1")],
+)
+def test_the_view_binds_an_ip_or_every_interface_for_a_name(host: str | None, bound: str) -> None:
+    # Zero to JupyterHub's service URL names the hub's Kubernetes service, not an interface
+    assert _bind_address(host) == bound

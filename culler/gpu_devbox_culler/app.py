@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import math
 import os
@@ -281,6 +282,18 @@ def _mtime(path: str) -> float | None:
         return None
 
 
+def _bind_address(host: str | None) -> str:
+    """Where the view listens: the service URL's host when it is an IP address, else every
+    interface (``http://hub:10101`` in Zero to JupyterHub names a Kubernetes service)."""
+    if not host:
+        return "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return ""
+    return host
+
+
 async def serve(args: argparse.Namespace) -> None:
     """Run until SIGTERM or SIGINT."""
     token = os.environ["JUPYTERHUB_API_TOKEN"]
@@ -330,7 +343,7 @@ async def serve(args: argparse.Namespace) -> None:
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/gpu-devbox/")
         parts = urlsplit(service_url)
         app = make_app(culler, prefix)
-        server = app.listen(parts.port or 80, parts.hostname or "127.0.0.1", xheaders=True)
+        server = app.listen(parts.port or 80, _bind_address(parts.hostname), xheaders=True)
     log.info(
         "gpu-devbox-culler %s: every %g s, source %s%s, exempt groups: %s",
         __version__,
