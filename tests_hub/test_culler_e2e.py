@@ -236,7 +236,7 @@ def test_the_admin_page_sorts_and_stops_a_server_after_confirmation(hub: Hub) ->
         browser = playwright.chromium.launch(
             executable_path=chromium, headless=True, args=["--no-sandbox"]
         )
-        page = browser.new_page(viewport={"width": 1500, "height": 420})
+        page = browser.new_page(viewport={"width": 1600, "height": 240})
         console: list[str] = []
         page.on("console", lambda message: console.append(message.text))
         page.on("pageerror", lambda error: console.append(str(error)))
