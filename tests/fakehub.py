@@ -214,36 +214,24 @@ class FakeHub:
                 for s in hub.servers.values():
                     if s.stopped or s.behaviour != "ok":
                         continue
-                    labels = {"username": s.user, "servername": s.name, "job": "jupyter"}
-                    if query.startswith("avg by"):
+                    labels = {"username": s.user, "servername": s.name}
+                    if "avg_over_time" in query:  # the last hour's utilization
                         result.append({"metric": labels, "value": [now, str(s.utilization / 100)]})
                         continue
+                    # what Prometheus answers gpu_devbox_query(): six parts per server
                     doc = s.status(now)
-                    for metric, value in (
-                        ("gpu_idle_seconds", doc["gpu_idle_seconds"]),
-                        ("gpu_busy_timestamp_seconds", doc["gpu_busy_at"]),
-                        ("gpu_memory_held", 1),
-                    ):
-                        result.append(
-                            {
-                                "metric": {"__name__": f"gpu_devbox_{metric}", **labels},
-                                "value": [now, str(value)],
-                            }
-                        )
-                    for i in range(s.gpus):
-                        gpu = {"gpu": str(i), "model": "NVIDIA H100 80GB HBM3", **labels}
-                        result.append(
-                            {
-                                "metric": {"__name__": "gpu_devbox_utilization_ratio", **gpu},
-                                "value": [now, str(s.utilization / 100)],
-                            }
-                        )
-                        result.append(
-                            {
-                                "metric": {"__name__": "gpu_devbox_memory_used_bytes", **gpu},
-                                "value": [now, str(2**30)],
-                            }
-                        )
+                    parts: list[tuple[dict[str, str], float]] = [
+                        ({"gpu_devbox_part": "idle"}, doc["gpu_idle_seconds"]),
+                        ({"gpu_devbox_part": "busy_at"}, doc["gpu_busy_at"]),
+                        ({"gpu_devbox_part": "memory_held"}, 1),
+                        ({"gpu_devbox_part": "utilization"}, s.utilization / 100),
+                        ({"gpu_devbox_part": "memory_used"}, s.gpus * 2**30),
+                        ({"gpu_devbox_part": "models", "model": "NVIDIA H100 80GB HBM3"}, s.gpus),
+                    ]
+                    result.extend(
+                        {"metric": {**extra, **labels}, "value": [now, str(value)]}
+                        for extra, value in parts
+                    )
                 self.finish(
                     {"status": "success", "data": {"resultType": "vector", "result": result}}
                 )

@@ -314,16 +314,18 @@ def vector(*samples: tuple[dict[str, str], float | str]) -> dict[str, Any]:
 def test_gpu_devbox_series() -> None:
     alice = {"username": "alice"}
     bob = {"username": "bob", "servername": "train"}
+    part = prom.PART
     doc = vector(
-        ({"__name__": "gpu_devbox_gpu_idle_seconds", **alice}, 600),
-        ({"__name__": "gpu_devbox_gpu_busy_timestamp_seconds", **alice}, NOW - 600),
-        ({"__name__": "gpu_devbox_gpu_memory_held", **alice}, 1),
-        ({"__name__": "gpu_devbox_utilization_ratio", "gpu": "0", "model": "H100", **alice}, 0.5),
-        ({"__name__": "gpu_devbox_utilization_ratio", "gpu": "1", "model": "H100", **alice}, 0.1),
-        ({"__name__": "gpu_devbox_memory_used_bytes", "gpu": "0", **alice}, 1024),
-        ({"__name__": "gpu_devbox_gpu_idle_seconds", **bob}, "NaN"),  # no GPU
-        ({"__name__": "gpu_devbox_gpu_busy_timestamp_seconds", **bob}, "NaN"),
-        ({"__name__": "gpu_devbox_utilization_ratio", "model": "x"}, 1),  # no user label
+        ({part: "idle", **alice}, 600),
+        ({part: "busy_at", **alice}, NOW - 600),
+        ({part: "memory_held", **alice}, 1),
+        ({part: "utilization", **alice}, 0.3),
+        ({part: "models", "model": "H100", **alice}, 2),
+        ({part: "memory_used", **alice}, 1024),
+        ({part: "idle", **bob}, "NaN"),  # no GPU
+        ({part: "busy_at", **bob}, "NaN"),
+        ({part: "utilization"}, 1),  # no user label
+        ({part: "memory_used", **alice, "servername": "other"}, "NaN"),  # no idle series
     )
     found = prom.gpu_devbox_activity(prom.parse_vector(doc))
     assert set(found) == {("alice", ""), ("bob", "train")}

@@ -47,7 +47,8 @@ class IPLiteralResolver(Resolver):
         try:
             address = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
-            return await self._names.resolve(host, port, family)
+            names: list[tuple[int, Any]] = await self._names.resolve(host, port, family)
+            return names
         if address.version == 6:
             return [(socket.AF_INET6, (str(address), port, 0, 0))]
         return [(socket.AF_INET, (str(address), port))]
@@ -240,7 +241,7 @@ class PrometheusSource:
                 prom.dcgm_hour_query(self.namespace_label, self.pod_label),
             )
         return (
-            prom.gpu_devbox_query(self.prefix),
+            prom.gpu_devbox_query(self.prefix, self.user_label, self.server_label),
             prom.gpu_devbox_hour_query(self.prefix, self.user_label, self.server_label),
         )
 
@@ -272,7 +273,7 @@ class PrometheusSource:
                     self._hour[server.key] = by_pod[server.pod]
             return out
         found = prom.gpu_devbox_activity(
-            samples, prefix=self.prefix, user_label=self.user_label, server_label=self.server_label
+            samples, user_label=self.user_label, server_label=self.server_label
         )
         self._hour = prom.hour_utilization(hour, self.user_label, self.server_label)
         for server in servers:

@@ -89,16 +89,30 @@ def check_label(name: str) -> str:
 # -------------------------------------------------------------------------------------------
 # gpu-devbox's own series
 # -------------------------------------------------------------------------------------------
-def gpu_devbox_query(prefix: str = "gpu_devbox") -> str:
-    """One query for the activity, memory and utilization of every server."""
-    names = [
-        f"{prefix}_gpu_idle_seconds",
-        f"{prefix}_gpu_busy_timestamp_seconds",
-        f"{prefix}_gpu_memory_held",
-        f"{prefix}_utilization_ratio",
-        f"{prefix}_memory_used_bytes",
-    ]
-    return '{__name__=~"' + "|".join(names) + '"}'
+def _part(expression: str, name: str) -> str:
+    """``expression`` with the label :data:`PART` set to ``name`` (to tell the parts apart)."""
+    return f'label_replace({expression}, "{PART}", "{name}", "", "")'
+
+
+def gpu_devbox_query(
+    prefix: str = "gpu_devbox", user_label: str = "username", server_label: str = "servername"
+) -> str:
+    """One query for the activity, memory and utilization of every server.
+
+    Prometheus aggregates per server, so the answer has six small samples per server whatever
+    its GPUs and however many labels the scrape adds.
+    """
+    by = f"{user_label}, {server_label}"
+    return " or ".join(
+        [
+            _part(f"max by ({by}) ({prefix}_gpu_idle_seconds)", "idle"),
+            _part(f"max by ({by}) ({prefix}_gpu_busy_timestamp_seconds)", "busy_at"),
+            _part(f"max by ({by}) ({prefix}_gpu_memory_held)", "memory_held"),
+            _part(f"avg by ({by}) ({prefix}_utilization_ratio)", "utilization"),
+            _part(f"sum by ({by}) ({prefix}_memory_used_bytes)", "memory_used"),
+            _part(f"count by ({by}, model) ({prefix}_utilization_ratio)", "models"),
+        ]
+    )
 
 
 def gpu_devbox_hour_query(prefix: str, user_label: str, server_label: str) -> str:
@@ -106,14 +120,9 @@ def gpu_devbox_hour_query(prefix: str, user_label: str, server_label: str) -> st
     return f"avg by ({user_label}, {server_label}) (avg_over_time({prefix}_utilization_ratio[1h]))"
 
 
-def _server_key(labels: Mapping[str, str], user_label: str, server_label: str) -> tuple[str, str]:
-    return labels.get(user_label, ""), labels.get(server_label, "")
-
-
 def gpu_devbox_activity(
     samples: Iterable[Sample],
     *,
-    prefix: str = "gpu_devbox",
     user_label: str = "username",
     server_label: str = "servername",
 ) -> dict[tuple[str, str], Observation]:
@@ -124,43 +133,38 @@ def gpu_devbox_activity(
     idle: dict[tuple[str, str], float] = {}
     busy: dict[tuple[str, str], float] = {}
     held: dict[tuple[str, str], bool] = {}
-    util: dict[tuple[str, str], list[float]] = {}
+    util: dict[tuple[str, str], float] = {}
     memory: dict[tuple[str, str], int] = {}
-    names: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for sample in samples:
-        key = _server_key(sample.labels, user_label, server_label)
+    models: dict[tuple[str, str], list[str]] = {}
+    for labels, value in samples:
+        key = (labels.get(user_label, ""), labels.get(server_label, ""))
         if not key[0]:
             continue
-        metric = sample.labels.get("__name__", "")[len(prefix) + 1 :]
-        value = sample.value
-        if metric == "gpu_idle_seconds":
+        part = labels.get(PART)
+        if part == "idle":
             idle[key] = value
-        elif metric == "gpu_busy_timestamp_seconds":
+        elif part == "busy_at":
             busy[key] = value
-        elif metric == "gpu_memory_held" and math.isfinite(value):
+        elif not math.isfinite(value):
+            continue
+        elif part == "memory_held":
             held[key] = value > 0
-        elif metric == "utilization_ratio":
-            if math.isfinite(value):
-                util.setdefault(key, []).append(value * 100)
-            names.setdefault(key, []).append(
-                (sample.labels.get("gpu", ""), sample.labels.get("model", "GPU"))
-            )
-        elif metric == "memory_used_bytes" and math.isfinite(value):
-            memory[key] = memory.get(key, 0) + int(value)
+        elif part == "utilization":
+            util[key] = value * 100
+        elif part == "memory_used":
+            memory[key] = int(value)
+        elif part == "models":
+            models.setdefault(key, []).extend([labels.get("model", "GPU")] * max(0, int(value)))
     out: dict[tuple[str, str], Observation] = {}
     for key, seconds in idle.items():
         has_gpu = math.isfinite(seconds) and key in busy and math.isfinite(busy[key])
-        values = util.get(key)
+        names = tuple(sorted(models.get(key, ())))
         out[key] = Observation(
             gpu_busy_at=busy[key] if has_gpu else None,
             gpu_idle_seconds=max(0.0, seconds) if has_gpu else None,
             gpu_memory_held=held.get(key) if has_gpu else None,
-            gpu_count=len(names.get(key, ())),
-            gpus=GPUs(
-                names=tuple(model for _, model in sorted(names.get(key, ()))),
-                utilization=sum(values) / len(values) if values else None,
-                memory_used=memory.get(key),
-            ),
+            gpu_count=len(names),
+            gpus=GPUs(names=names, utilization=util.get(key), memory_used=memory.get(key)),
         )
     return out
 
@@ -191,19 +195,16 @@ def dcgm_query(
     by = f"{namespace_label}, {pod_label}"
     window = f"[{int(lookback)}s:{max(1, int(step))}s]"
 
-    def part(expr: str, name: str) -> str:
-        return f'label_replace({expr}, "{PART}", "{name}", "", "")'
-
     return " or ".join(
         [
-            part(
+            _part(
                 f"max by ({by}) (max_over_time(timestamp(DCGM_FI_DEV_GPU_UTIL >= "
                 f"{busy_utilization:g}){window}))",
                 "busy_at",
             ),
-            part(f"avg by ({by}) (DCGM_FI_DEV_GPU_UTIL)", "utilization"),
-            part(f"sum by ({by}) (DCGM_FI_DEV_FB_USED)", "memory_used_mib"),
-            part(f"count by ({by}, modelName) (DCGM_FI_DEV_GPU_UTIL)", "models"),
+            _part(f"avg by ({by}) (DCGM_FI_DEV_GPU_UTIL)", "utilization"),
+            _part(f"sum by ({by}) (DCGM_FI_DEV_FB_USED)", "memory_used_mib"),
+            _part(f"count by ({by}, modelName) (DCGM_FI_DEV_GPU_UTIL)", "models"),
         ]
     )
 
