@@ -11,12 +11,14 @@ that).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -220,6 +222,30 @@ def test_the_admin_view_needs_a_hub_login_with_the_view_scope(hub: Hub) -> None:
     assert "gpu_devbox_culler_culls_total" in metrics.text
 
 
+def culler_process(hub: Hub) -> int | None:
+    """The pid of this hub's culler service (its command names this test's database)."""
+    database = str(hub.workdir / "culler.sqlite").encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"gpu_devbox_culler" in argv and database in argv:
+                return int(entry.name)
+    return None
+
+
+def held_today(page: Any, user: str) -> float:
+    """GPU-hours held today by ``user``'s server, from the view's JSON API in the browser."""
+    document = page.evaluate(
+        """async () => (await fetch("api/servers", {
+               headers: {"X-XSRFToken": XSRF, Accept: "application/json"}})).json()"""
+    )
+    (row,) = [r for r in document["servers"] if r["user"] == user]
+    return float(row["gpu_hours"]["today"]["held"])
+
+
 @pytest.mark.timeout(300)
 def test_the_admin_page_sorts_and_stops_a_server_after_confirmation(hub: Hub) -> None:
     from playwright import sync_api
@@ -271,6 +297,26 @@ def test_the_admin_page_sorts_and_stops_a_server_after_confirmation(hub: Hub) ->
         # where the spawner placed it (its state, read with admin:server_state)
         assert row.locator("td").nth(3).inner_text() == "a100-1"
         page.screenshot(path=str(hub.workdir / "culler-admin.png"))
+
+        # the accounting survives a restart of the service (the hub restarts it when it exits)
+        held_before = held_today(page, "frank")
+        assert held_before > 0
+        culler = culler_process(hub)
+        assert culler is not None
+        os.kill(culler, signal.SIGTERM)
+        metrics = f"{hub.url}/services/gpu-devbox/metrics"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if culler_process(hub) not in (culler, None):
+                with contextlib.suppress(requests.RequestException):
+                    if requests.get(metrics, timeout=5).status_code == 200:
+                        break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the hub did not restart the culler")
+        page.goto(f"{hub.url}/services/gpu-devbox/")
+        sync_api.expect(users).to_have_count(2, timeout=30_000)
+        assert held_today(page, "frank") >= held_before
 
         # Stop asks first; Cancel leaves the server alone
         row.locator("button.stop").click()
