@@ -390,7 +390,8 @@ class GPUQuota:
         items = list(quotas)
 
         def most(values: list[int | None]) -> int | None:
-            return None if any(v is None for v in values) else max(values, default=None)
+            numbers = [v for v in values if v is not None]
+            return None if len(numbers) < len(values) or not numbers else max(numbers)
 
         return cls(
             whole=most([q.whole for q in items]),
