@@ -150,8 +150,10 @@ def test_count_picker_is_within_limits() -> None:
     assert [c.value for c in multi.counts if c.selected] == [2]  # 8 is not free: the most that is
     # and the form says so, rather than changing the request silently
     assert view.notices == (
-        "8 GPUs are not free on one node of 'Big GPUs' right now (at most 2); 2 are selected "
-        "instead.",
+        (
+            "8 GPUs are not free on one node of 'Big GPUs' right now (at most 2); 2 are selected "
+            "instead."
+        ),
     )
 
 
