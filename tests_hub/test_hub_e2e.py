@@ -440,3 +440,18 @@ def test_saved_options_that_no_longer_exist_fall_back_with_a_notice(
     assert pod["metadata"]["labels"]["gpu-devbox.io/profile"] == "cpu"
     assert hub.api("DELETE", "/users/erin/server").status_code in (202, 204)
     hub.wait_stopped("erin")
+
+
+def test_a_full_profile_chosen_on_the_form_is_said_once(
+    hub: Hub, cluster: tuple[FakeKube, FakeKubelet]
+) -> None:
+    kube, _ = cluster
+    session = hub.login("fiona")
+    page = form_page(session, hub)
+    refused = submit(session, hub, page, {"profile": "h100", "image--h100": "cuda13"})
+    assert refused.status_code == 409
+    text = html.unescape(refused.text)
+    sentence = "No H100-80GB-HBM3 GPU is free (0 of 8)"
+    assert text.count(sentence) == 1, text  # above the form, not again on the card
+    assert "Not available right now (see the message above)." in text
+    assert pods_of(kube, "fiona") == []

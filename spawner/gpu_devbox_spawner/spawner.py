@@ -214,14 +214,9 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         It is called with the spawner (``spawner.user.name``, ``spawner.user.groups``...) and
         the offers (each with ``.slug``, ``.profile`` and what the cluster has free), may be
         async, and returns the offers to keep. A start of a profile it left out is refused
-        (HTTP 400). Example::
-
-            def only_staff_get_h100(spawner, offers):
-                staff = any(g.name == "staff" for g in spawner.user.groups)
-                return [o for o in offers if staff or "h100" not in o.slug]
-
-            c.GPUDevboxSpawner.profile_filter = only_staff_get_h100
-        """,
+        (HTTP 400). A ``def`` in jupyterhub_config.py does for anything longer than the
+        example, which offers every profile but the h100 one.
+        Example: ``c.GPUDevboxSpawner.profile_filter = lambda s, o: [x for x in o if x.slug != "h100"]``.""",  # noqa: E501 - one line: the reference's table shows it
     )
 
     # JupyterHub 5 assigns a REST request's body as it is (a list, a string, a number) to
@@ -430,14 +425,19 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         selected, notices = self._preselection(catalog, offers)
         inventory = await self.inventory()
         request = getattr(self.handler, "request", None)
-        posted = request is not None and request.method == "POST"
+        # JupyterHub shows the form again after a refused start, with the refusal above it; by
+        # then the start has let go of its handler (None). A spawn page's GET sets a fresh one:
+        # a refusal from before (a REST start, say) is not above that page.
+        refused, self._refused = self._refused, ""
+        if request is not None and request.method != "POST":
+            refused = ""
         view = build_form(
             offers,
             selected,
             notices,
             catalog=catalog,
             quotas=self.quota_checks(catalog, inventory.snapshot()),
-            refused=self._refused if posted else "",
+            refused=refused,
             fail_fast=self.fail_fast,
             link_base=request.path if request is not None else "",
             follow_url=self.deep_links == "preselect",
