@@ -21,7 +21,7 @@ from tests import k8s_objects as k
 from tests_hub.fake_api import K8S_VERSION, FakeKube
 from tests_hub.fake_kubelet import FakeKubelet
 from tests_hub.hub import Hub
-from tests_hub.test_hub_e2e import checked_profile, form_page, submit
+from tests_hub.test_hub_e2e import checked_profile, form_page, progress, submit
 
 pytestmark = pytest.mark.slow
 JUPYTERHUB_MAJOR = int(jupyterhub.__version__.split(".")[0])
@@ -49,6 +49,8 @@ def hub(
             k.gpu_node("a100-1", k.A100, driver="550.54.15", cuda="12.4"),
             k.gpu_node("h100-1", k.H100),
             k.node("cpu-1"),
+            # R470 runs none of the catalog's images: the admin hears of it, users do not
+            k.gpu_node("old-1", k.V100, driver="470.256.02", cuda="11.4"),
         ],
     )
     workdir = tmp_path_factory.mktemp("hub-admin")
@@ -213,6 +215,10 @@ def test_the_shared_claim_follows_the_user_to_every_gpu_node(
     for profile in ("a100", "h100"):
         started = hub.api("POST", "/users/sam/server", json={"profile": profile})
         assert started.status_code in (201, 202), started.text
+        messages = [e.get("message", "") for e in progress(hub, "sam")]
+        if profile == "a100":  # one node can take it: said so, not "one of 1 node"
+            assert any(m.endswith(" on node a100-1.") for m in messages), messages
+            assert not any("one of 1 node" in m for m in messages), messages
         hub.wait_ready("sam")
         nodes.append(kube.objects[("pods", "jh", "jupyter-sam")]["spec"]["nodeName"])
         assert hub.api("DELETE", "/users/sam/server").status_code in (202, 204)
@@ -248,3 +254,35 @@ def test_the_shared_claim_follows_the_user_to_every_gpu_node(
     assert hub.api("DELETE", "/users/sam").status_code == 204
     assert ("persistentvolumeclaims", "jh", "notebooks-shared") in kube.objects
     assert "Traceback" not in hub.log()
+
+
+def test_gpu_nodes_no_image_can_use_are_told_to_the_admin_not_to_users(hub: Hub) -> None:
+    user(hub, "vera")
+    page = form_page(hub.login("vera"), hub)
+    assert "old-1" not in page
+    assert "470" not in page
+    lines = [line for line in hub.log().splitlines() if "no image of the catalog" in line]
+    assert len(lines) == 1, lines  # once, not per form
+    assert lines[0].startswith("[W ")
+    assert "GPU node old-1 (V100-SXM2-32GB, driver 470.256.02, CUDA 11.4): " in lines[0]
+
+
+def test_a_refused_start_leaves_the_last_started_options(
+    hub: Hub, cluster: tuple[FakeKube, FakeKubelet]
+) -> None:
+    kube, _ = cluster
+    user(hub, "olga")
+    started = hub.api("POST", "/users/olga/server", json={"profile": "cpu"})
+    assert started.status_code in (201, 202), started.text
+    hub.wait_ready("olga")
+    assert hub.api("DELETE", "/users/olga/server").status_code in (202, 204)
+    hub.wait_stopped("olga")
+    refused = hub.api("POST", "/users/olga/server", json={"profile": "a100", "image": "cpu"})
+    assert refused.status_code == 400
+    # the admin page's model and the next form show what last started, not what was refused
+    model = hub.api("GET", "/users/olga", params={"include_stopped_servers": "1"}).json()
+    assert model["servers"][""]["user_options"] == {"profile": "cpu"}
+    page = html.unescape(form_page(hub.login("olga"), hub))
+    assert "no longer offered" not in page
+    assert checked_profile(page) == "cpu"
+    assert len(pods_named(kube, "jupyter-olga")) == 1
