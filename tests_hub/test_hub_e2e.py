@@ -449,7 +449,8 @@ def test_a_full_profile_chosen_on_the_form_is_said_once(
     session = hub.login("fiona")
     page = form_page(session, hub)
     refused = submit(session, hub, page, {"profile": "h100", "image--h100": "cuda13"})
-    assert refused.status_code == 409
+    # JupyterHub 5 shows the form again with the error, as a 200
+    assert refused.status_code == (409 if JUPYTERHUB_MAJOR >= 6 else 200)
     text = html.unescape(refused.text)
     sentence = "No H100-80GB-HBM3 GPU is free (0 of 8)"
     assert text.count(sentence) == 1, text  # above the form, not again on the card
