@@ -42,6 +42,7 @@ need = [
     "gpu_devbox/cuda/data/facts.schema.json",
     "gpu_devbox/_version.py",
     "gpu_devbox_spawner/templates/form.html",
+    "gpu_devbox_culler/templates/admin.html",
 ]
 missing = [n for n in need if n not in names]
 lab = [n for n in names if "/share/jupyter/labextensions/gpu-devbox/static/" in n]
@@ -52,8 +53,8 @@ if missing or not lab or not conf:
 print(f"wheel: {len(names)} files, labextension {len(lab)} files, server config present")
 PY
 
-# W002: the labextension ships identical small files; W009: gpu_devbox_spawner is a second
-# top-level package on purpose (the hub layer, shipped in the same wheel).
+# W002: the labextension ships identical small files; W009: gpu_devbox_spawner and
+# gpu_devbox_culler are more top-level packages on purpose (the hub layer, in the same wheel).
 check-wheel-contents --ignore W002,W009 "$wheel"
 
 step "a fresh environment with the wheel, and no Node.js on PATH"
@@ -92,9 +93,9 @@ echo "jupyterlab.browser_check (no browser): OK"
 
 step "pytest against the installed wheel (in a copy of the tree without the package sources)"
 # Tests read the repository's documents, images/ and scripts as usual, but `import gpu_devbox`
-# can only find the installed wheel: the copy has no gpu_devbox/ or spawner/ folder.
+# can only find the installed wheel: the copy has no gpu_devbox/, spawner/ or culler/ folder.
 (cd "$WORK/src" && git -C "$ROOT" ls-files -z --cached --others --exclude-standard |
-  grep -zv -E '^(gpu_devbox|spawner)/' | xargs -0 cp --parents -t "$WORK/run" 2>/dev/null || true)
+  grep -zv -E '^(gpu_devbox|spawner|culler)/' | xargs -0 cp --parents -t "$WORK/run" 2>/dev/null || true)
 # Tests that need the package sources or the dev tools carry the `source_tree` marker
 # (tests/conftest.py) and run in the source-tree stage only.
 GPU_DEVBOX_TEST_INSTALLED=1 timeout 1200 python -m pytest -q -p no:cacheprovider \

@@ -20,6 +20,7 @@ from gpu_devbox.catalog.loader import (
 from gpu_devbox.catalog.model import (
     Architecture,
     Catalog,
+    CullPolicy,
     Framework,
     GPUKind,
     GPUQuota,
@@ -40,6 +41,7 @@ __all__ = [
     "Architecture",
     "Catalog",
     "CatalogError",
+    "CullPolicy",
     "Framework",
     "GPUKind",
     "GPUQuota",

@@ -20,10 +20,12 @@ from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
 from gpu_devbox.catalog.build import check_builds, read_build
+from gpu_devbox.catalog.durations import format_duration, parse_duration
 from gpu_devbox.catalog.fields import CatalogError, FieldReader
 from gpu_devbox.catalog.model import (
     Architecture,
     Catalog,
+    CullPolicy,
     Framework,
     GPUKind,
     GPUQuota,
@@ -46,6 +48,11 @@ GPU_FAMILIES: tuple[str, ...] = tuple(
 )
 #: A CUDA version as the catalog writes it (the schema's ``cudaVersion``).
 CUDA_VERSION = re.compile(schema()["$defs"]["cudaVersion"]["pattern"])
+#: A cull policy's ``warn_before`` when none is given: 15 minutes, or half of ``gpu_idle_after``
+#: when that is shorter.
+DEFAULT_WARN_BEFORE = 15 * 60
+#: A cull policy's ``keep_running`` when none is given.
+DEFAULT_KEEP_RUNNING = 1
 #: Where containers see shared memory; set by a profile's ``shm``, never by a volume.
 SHM_MOUNT = "/dev/shm"  # noqa: S108 - a mount point in the container, not a temporary file
 
@@ -340,8 +347,14 @@ class _Reader(FieldReader):
         check_builds(self, images, build)
         names = {image.name for image in images}
         defaults = data.get("defaults") or {}
+        top_cull = data.get("cull") or None
+        default_cull = None
+        if top_cull is not None:
+            if "gpu_idle_after" not in top_cull:
+                raise self.fail("cull", "needs the field 'gpu_idle_after'")
+            default_cull = self.cull_policy(top_cull, {}, "cull")
         profiles = tuple(
-            self.profile(item, f"profiles[{i}]", names, defaults)
+            self.profile(item, f"profiles[{i}]", names, defaults, top_cull)
             for i, item in enumerate(data["profiles"])
         )
         self.unique((profile.slug for profile in profiles), "profiles[{}].slug", "profile")
@@ -362,6 +375,7 @@ class _Reader(FieldReader):
             profiles=profiles,
             source=self.source,
             build=build,
+            cull=default_cull,
             max_gpus=None if data.get("max_gpus") is None else self.quota(data["max_gpus"]),
             group_quotas=group_quotas,
         )
@@ -437,6 +451,7 @@ class _Reader(FieldReader):
         path: str,
         image_names: set[str],
         defaults: Mapping[str, Any],
+        top_cull: Mapping[str, Any] | None = None,
     ) -> Profile:
         images = self.profile_images(raw["images"], f"{path}.images", image_names)
         default_image = raw.get("default_image", images[0])
@@ -456,12 +471,13 @@ class _Reader(FieldReader):
         shm_raw, _ = pick("shm")
         volumes_raw, volumes_path = pick("volumes")
         tolerations_raw, _ = pick("tolerations")
+        gpu = self.gpu(raw.get("gpu"), f"{path}.gpu")
         return Profile(
             slug=raw["slug"],
             display_name=raw["display_name"],
             description=(raw.get("description") or "").strip(),
             default=raw.get("default", False),
-            gpu=self.gpu(raw.get("gpu"), f"{path}.gpu"),
+            gpu=gpu,
             cpu=self.quantity(cpu_raw, cpu_path, parse_cpu),
             memory=self.quantity(memory_raw, memory_path, parse_size),
             shm=None if shm_raw is None else parse_size(shm_raw),
@@ -470,7 +486,57 @@ class _Reader(FieldReader):
             images=images,
             default_image=default_image,
             groups=None if raw.get("groups") is None else tuple(raw["groups"]),
+            cull=self.profile_cull(raw.get("cull"), top_cull, path, gpu),
         )
+
+    def profile_cull(
+        self,
+        own: Mapping[str, Any] | bool | None,
+        top: Mapping[str, Any] | None,
+        path: str,
+        gpu: GPURequest,
+    ) -> CullPolicy | None:
+        """A profile's culling policy: its own fields over the top-level ``cull``'s."""
+        if own is False:
+            return None
+        if own is None or own is True:  # True is refused by the schema
+            return self.cull_policy(top, {}, "cull") if top and gpu.wants_gpu else None
+        if not gpu.wants_gpu:
+            raise self.fail(
+                f"{path}.cull",
+                "a profile without GPUs has no GPU to be idle: only GPU profiles are culled; "
+                "remove cull here",
+            )
+        if "gpu_idle_after" not in own and not (top and "gpu_idle_after" in top):
+            raise self.fail(
+                f"{path}.cull", "needs the field 'gpu_idle_after' (here or in the top-level cull)"
+            )
+        return self.cull_policy(own, top or {}, f"{path}.cull")
+
+    def cull_policy(
+        self, own: Mapping[str, Any], inherited: Mapping[str, Any], path: str
+    ) -> CullPolicy:
+        """Durations in seconds, defaults filled in, ``warn_before`` below ``gpu_idle_after``."""
+
+        def where(key: str) -> str:
+            return f"{path}.{key}" if key in own else f"cull.{key}"
+
+        merged = {**inherited, **own}
+        idle = parse_duration(merged["gpu_idle_after"])
+        if idle <= 0:
+            raise self.fail(where("gpu_idle_after"), "must be longer than 0s")
+        if "warn_before" in merged:
+            warn = parse_duration(merged["warn_before"])
+            if warn >= idle:
+                raise self.fail(
+                    where("warn_before"),
+                    f"must be shorter than gpu_idle_after ({format_duration(idle)}), "
+                    f"not {format_duration(warn)}",
+                )
+        else:
+            warn = min(DEFAULT_WARN_BEFORE, idle // 2)
+        keep = merged.get("keep_running", DEFAULT_KEEP_RUNNING)
+        return CullPolicy(gpu_idle_after=idle, warn_before=warn, keep_running=keep)
 
     def profile_images(self, names: list[str], path: str, known: set[str]) -> tuple[str, ...]:
         for i, name in enumerate(names):

@@ -338,6 +338,18 @@ class Toleration:
 
 
 @dataclasses.dataclass(frozen=True)
+class CullPolicy:
+    """When gpu-devbox-culler stops a GPU server whose GPUs sit idle (all in seconds)."""
+
+    #: How long the GPUs may stay idle before the server is stopped.
+    gpu_idle_after: int
+    #: How long before the stop the user is warned (0: not warned).
+    warn_before: int
+    #: How many times the user may press "Keep running" (each buys one more gpu_idle_after).
+    keep_running: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
 class Profile:
     """A kind of server users can start."""
 
@@ -358,6 +370,9 @@ class Profile:
     tolerations: tuple[Toleration, ...] = ()
     #: Preselected in the form when nothing else is chosen.
     default: bool = False
+    #: The idle-GPU culling policy in force for this profile's servers (the catalog's
+    #: top-level ``cull`` unless the profile has its own); ``None``: never culled.
+    cull: CullPolicy | None = None
     #: JupyterHub groups whose members may start it; ``None``: everyone.
     groups: tuple[str, ...] | None = None
 
@@ -410,6 +425,8 @@ class Catalog:
     source: str = "<catalog>"
     #: How the ``build: true`` images are built; ``None`` when the catalog builds none.
     build: BuildSettings | None = None
+    #: The top-level ``cull`` policy (what a GPU profile without its own gets); ``None``: none.
+    cull: CullPolicy | None = None
     #: Each user's limit on the GPUs held at once (``None``: no limit).
     max_gpus: GPUQuota | None = None
     #: Per JupyterHub group, its members' limit (replacing ``max_gpus`` for them).

@@ -25,6 +25,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
+from gpu_devbox.catalog.durations import parse_duration
 from gpu_devbox.catalog.fields import CatalogError, line_of
 from gpu_devbox.catalog.units import parse_cpu, parse_size
 
@@ -75,12 +76,19 @@ def _cpu(value: object) -> bool:
     return True
 
 
+def _duration(value: object) -> bool:
+    if isinstance(value, str):
+        parse_duration(value)
+    return True
+
+
 def formats() -> Any:
     """The catalog's own formats (a jsonschema FormatChecker): Kubernetes quantities as the
     catalog reads them, whose conversion errors are the messages."""
     checker = jsonschema.FormatChecker(formats=())
     checker.checks("kubernetes-size", raises=ValueError)(_size)
     checker.checks("kubernetes-cpu", raises=ValueError)(_cpu)
+    checker.checks("duration", raises=ValueError)(_duration)
     return checker
 
 

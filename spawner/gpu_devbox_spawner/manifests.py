@@ -25,6 +25,13 @@ VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
 SHM_VOLUME = "gpu-devbox-shm"
 LABEL_PROFILE = "gpu-devbox.io/profile"
 LABEL_IMAGE = "gpu-devbox.io/image"
+#: The idle-GPU culling policy a GPU server runs under (seconds, seconds, a count): the server
+#: extension shows the warning and offers "Keep running" from these (docs/culling.md).
+CULL_ENVIRONMENT = (
+    "GPU_DEVBOX_CULL_GPU_IDLE_AFTER",
+    "GPU_DEVBOX_CULL_WARN_BEFORE",
+    "GPU_DEVBOX_CULL_KEEP_RUNNING",
+)
 #: A label only GPU nodes have (GFD writes it); CPU servers prefer nodes without it.
 GPU_NODE_LABEL = "nvidia.com/gpu.count"
 
@@ -256,13 +263,19 @@ def storage(baseline: Baseline, profile: Profile) -> dict[str, Any]:
 
 def environment(base: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
     """The admin's environment, plus what the server should know about its profile."""
-    env = {k: v for k, v in base.items() if k != VISIBLE_DEVICES}
+    env = {k: v for k, v in base.items() if k != VISIBLE_DEVICES and k not in CULL_ENVIRONMENT}
     env["GPU_DEVBOX_PROFILE"] = plan.offer.profile.slug
     env["GPU_DEVBOX_IMAGE"] = plan.image.name
     # What was asked for, so the doctor can warn when GPUs are visible to a CPU profile.
     env["GPU_DEVBOX_REQUESTED_GPUS"] = str(plan.count if plan.resource is not None else 0)
     if plan.resource is None:
         env[VISIBLE_DEVICES] = "void"
+    cull = plan.offer.profile.cull
+    if cull is not None and plan.resource is not None:
+        idle_after, warn_before, keep_running = CULL_ENVIRONMENT
+        env[idle_after] = str(cull.gpu_idle_after)
+        env[warn_before] = str(cull.warn_before)
+        env[keep_running] = str(cull.keep_running)
     return env
 
 

@@ -237,6 +237,8 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         self._notice: str | None = None
         #: Whether the user picked the image, rather than leaving it to the profile.
         self._image_chosen = False
+        #: The node the running pod was placed on (kept in the hub's state for the culler).
+        self._node: str | None = None
         #: The options of the last start that was not refused (JupyterHub saved the new ones
         #: before the spawner could judge them; a refused start puts these back).
         orm = self.orm_spawner
@@ -646,16 +648,28 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
     # -- state and deletion -------------------------------------------------------------------
 
     def get_state(self) -> dict[str, Any]:
-        """KubeSpawner's state, and whether the server's claim is shared by every user."""
+        """KubeSpawner's state, whether the server's claim is shared by every user, and
+        ``gpu_devbox.node``: where the pod runs (gpu-devbox-culler's admin view shows it, with
+        the ``admin:server_state`` scope)."""
         state: dict[str, Any] = super().get_state()
         if self._claim_shared:
             state["gpu_devbox_claim_shared"] = True
+        reflector = self.pod_reflector
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+        node = (pod or {}).get("spec", {}).get("nodeName") if isinstance(pod, dict) else None
+        if isinstance(node, str) and node:
+            self._node = node
+        if self._node:
+            state["gpu_devbox"] = {"node": self._node}
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """KubeSpawner's state, and whether the server's claim is shared by every user."""
+        """KubeSpawner's state, whether the claim is shared, and the node :meth:`get_state` kept."""
         super().load_state(state)
         self._claim_shared = bool(state.get("gpu_devbox_claim_shared"))
+        ours = state.get("gpu_devbox")
+        node = ours.get("node") if isinstance(ours, dict) else None
+        self._node = node if isinstance(node, str) else None
 
     async def delete_forever(self) -> None:
         """KubeSpawner deletes the user's claim with the user; never a claim every user shares."""
@@ -672,6 +686,7 @@ class GPUDevboxSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner ships 
         """Forget the last start's plan (JupyterHub calls this before each start and after stop)."""
         super().clear_state()
         self._plan = None
+        self._node = None
 
     # -- starting -----------------------------------------------------------------------------
 
