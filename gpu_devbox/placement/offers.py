@@ -98,7 +98,15 @@ class _Survey:
             wanted = Stage.IMAGES
         else:
             return []
-        return [node for verdict, node in self.judged.values() if verdict.stage is wanted]
+        # image_runs reads only the node's driver, CUDA, compute capability and model: one
+        # node per such combination gives every distinct reason, in the same order
+        out: dict[object, Node] = {}
+        for verdict, node in self.judged.values():
+            if verdict.stage is wanted:
+                info = node.gpu
+                key = (info.driver, info.cuda, info.compute, info.product) if info else None
+                out.setdefault(key, node)
+        return list(out.values())
 
 
 def _survey(
@@ -107,22 +115,62 @@ def _survey(
     images: Sequence[Image],
     tolerated: Sequence[Toleration],
 ) -> _Survey:
-    """Judge each node shape once, then count each eligible node's free units."""
+    """Judge each node shape once, then count each eligible node's free units.
+
+    A shape's judgement for this profile is kept in the snapshot's memo (shared by the
+    snapshots of one store), so after the first offers only shapes never seen before are
+    judged: in a cluster where every node differs, a pod event costs no judging at all.
+    """
     survey = _Survey()
+    judged = survey.judged
+    memo = _memo_for(cluster, profile, images, tolerated)
+    chosen, blocked = survey.chosen, survey.blocked
     for state in cluster.nodes:
         node = state.node
-        key = state.shape if state.shape >= 0 else node.shape
-        found = survey.judged.get(key)
+        shape = state.shape
+        key = shape if shape >= 0 else node.shape
+        found = judged.get(key)
         if found is None:
-            found = survey.judged[key] = (_judge(node, profile, images, tolerated), node)
+            verdict = memo.get(shape) if memo is not None and shape >= 0 else None
+            if verdict is None:
+                verdict = _judge(node, profile, images, tolerated)
+                if memo is not None and shape >= 0:
+                    memo[shape] = verdict
+            found = judged[key] = (verdict, node)
         verdict = found[0]
         if verdict.stage is Stage.OK:
-            survey.chosen.append(_node_choice(state, verdict))
+            chosen.append(_node_choice(state, verdict))
         elif verdict.stage > survey.furthest:
-            survey.furthest, survey.blocked = verdict.stage, [(state, verdict.detail)]
+            survey.furthest, blocked[:] = verdict.stage, [(state, verdict.detail)]
         elif verdict.stage == survey.furthest:
-            survey.blocked.append((state, verdict.detail))
+            blocked.append((state, verdict.detail))
     return survey
+
+
+#: Profiles (with their images and tolerations) remembered per store before starting over.
+_MEMO_PROFILES = 64
+
+
+def _memo_for(
+    cluster: ClusterSnapshot,
+    profile: Profile,
+    images: Sequence[Image],
+    tolerated: Sequence[Toleration],
+) -> dict[int, _Judgement] | None:
+    """The snapshot's judgements for this profile, by shape number; ``None`` without a memo."""
+    memo = cluster.memo
+    if memo is None:
+        return None
+    key = (id(profile), *map(id, images), tuple(tolerated))
+    entry = memo.get(key)
+    # the entry holds the profile and images themselves, so their ids cannot be reused while
+    # it exists; a reloaded catalog makes new objects and so new entries
+    if entry is None:
+        if len(memo) >= _MEMO_PROFILES:
+            memo.clear()
+        entry = memo[key] = (profile, tuple(images), {})
+    judgements: dict[int, _Judgement] = entry[2]
+    return judgements
 
 
 def _node_choice(state: NodeState, verdict: _Judgement) -> NodeChoice:
