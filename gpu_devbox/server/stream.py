@@ -155,7 +155,7 @@ class StreamHandler(
         sampler = self.fanout.sampler
         hello = {"interval": self.interval, "floor": self.fanout.floor, "status": sampler.status()}
         self.send(json.dumps({"type": "hello", "data": hello}), None)
-        self.send('{"type":"gpus","data":' + sampler.snapshot().json + "}", time.monotonic())
+        self.send(sampler.snapshot().frame, time.monotonic())
 
     def on_message(self, message: str | bytes) -> None:
         """Clients have nothing to say; the stream is one-way."""
@@ -164,7 +164,7 @@ class StreamHandler(
         """Forget this client."""
         self.fanout.discard(self)
 
-    def send(self, message: str, now: float | None, *, droppable: bool = False) -> None:
+    def send(self, message: str | bytes, now: float | None, *, droppable: bool = False) -> None:
         """Write a message, or skip it (``droppable``) while the client is behind.
 
         A client whose backlog grows past :data:`CLOSE_FACTOR` times the limit is closed.
