@@ -124,6 +124,11 @@ def _survey(
     survey = _Survey()
     judged = survey.judged
     memo = _memo_for(cluster, profile, images, tolerated)
+    judgements = memo.judgements if memo is not None else None
+    # a node whose state did not change since the last offers keeps its choice (its free
+    # counts are the same): only the nodes a watch event touched are counted again
+    last_choices = memo.choices if memo is not None else {}
+    choices: dict[int, tuple[NodeState, NodeChoice]] = {}
     chosen, blocked = survey.chosen, survey.blocked
     for state in cluster.nodes:
         node = state.node
@@ -131,20 +136,39 @@ def _survey(
         key = shape if shape >= 0 else node.shape
         found = judged.get(key)
         if found is None:
-            verdict = memo.get(shape) if memo is not None and shape >= 0 else None
+            verdict = judgements.get(shape) if judgements is not None and shape >= 0 else None
             if verdict is None:
                 verdict = _judge(node, profile, images, tolerated)
-                if memo is not None and shape >= 0:
-                    memo[shape] = verdict
+                if judgements is not None and shape >= 0:
+                    judgements[shape] = verdict
             found = judged[key] = (verdict, node)
         verdict = found[0]
         if verdict.stage is Stage.OK:
-            chosen.append(_node_choice(state, verdict))
+            kept = last_choices.get(id(state))
+            if kept is None or kept[0] is not state:
+                kept = (state, _node_choice(state, verdict))
+            choices[id(state)] = kept
+            chosen.append(kept[1])
         elif verdict.stage > survey.furthest:
             survey.furthest, blocked[:] = verdict.stage, [(state, verdict.detail)]
         elif verdict.stage == survey.furthest:
             blocked.append((state, verdict.detail))
+    if memo is not None:
+        memo.choices = choices
     return survey
+
+
+@dataclasses.dataclass
+class _Memo:
+    """What one profile's offers keep between snapshots of one store."""
+
+    #: The profile and images the entry is for: held, so that their ids stay theirs.
+    profile: Profile
+    images: tuple[Image, ...]
+    #: Shape number -> the judgement of that shape for this profile.
+    judgements: dict[int, _Judgement] = dataclasses.field(default_factory=dict)
+    #: id(NodeState) -> (that state, its choice) from the last offers, for nodes that passed.
+    choices: dict[int, tuple[NodeState, NodeChoice]] = dataclasses.field(default_factory=dict)
 
 
 #: Profiles (with their images and tolerations) remembered per store before starting over.
@@ -156,8 +180,8 @@ def _memo_for(
     profile: Profile,
     images: Sequence[Image],
     tolerated: Sequence[Toleration],
-) -> dict[int, _Judgement] | None:
-    """The snapshot's judgements for this profile, by shape number; ``None`` without a memo."""
+) -> _Memo | None:
+    """What the snapshot's store remembers for this profile; ``None`` without a memo."""
     memo = cluster.memo
     if memo is None:
         return None
@@ -168,9 +192,9 @@ def _memo_for(
     if entry is None:
         if len(memo) >= _MEMO_PROFILES:
             memo.clear()
-        entry = memo[key] = (profile, tuple(images), {})
-    judgements: dict[int, _Judgement] = entry[2]
-    return judgements
+        entry = memo[key] = _Memo(profile, tuple(images))
+    found: _Memo = entry
+    return found
 
 
 def _node_choice(state: NodeState, verdict: _Judgement) -> NodeChoice:
