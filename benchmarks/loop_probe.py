@@ -31,7 +31,9 @@ def _encodes() -> dict[str, int]:
         from gpu_devbox.gpus.sampler import ENCODES
     except ImportError:  # a peer's server: no gpu-devbox there
         return {}
-    return dict(ENCODES)
+    # two keys read, not the whole counter copied: the sampler thread may add to it meanwhile
+    names = (threading.current_thread().name, "gpu-devbox-sampler")
+    return {name: ENCODES[name] for name in names}
 
 
 def _encodes_since_reset() -> dict[str, int]:
