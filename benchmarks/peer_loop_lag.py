@@ -214,7 +214,7 @@ def print_row(kind: str, r: dict[str, float], idle: float, ours: float | None) -
     versus = f"{r['p50'] / ours:>17.1f}x" if ours else f"{'-':>18}"
     print(
         f"{kind:<15}{r['clients']:>4.0f}{r['requests']:>10.0f}{r['p50']:>10.2f}ms"
-        f"{r['p99']:>9.2f}ms{r['lag_p50']:>8.2f}ms{r['lag_p99']:>8.2f}ms"
+        f"{r['p99']:>10.2f}ms{r['lag_p50']:>10.2f}ms{r['lag_p99']:>10.2f}ms"
         f"{r['p50'] / idle:>11.2f}x{versus}",
         flush=True,
     )
@@ -228,8 +228,8 @@ async def main_async(args: argparse.Namespace) -> int:
         f"up after {args.row_timeout:.0f} s"
     )
     print(
-        f"{'server':<15}{'K':>4}{'requests':>10}{'status p50':>12}{'p99':>11}"
-        f"{'lag p50':>10}{'lag p99':>10}{'p50 / idle':>12}{'p50 / gpu-devbox':>18}",
+        f"{'server':<15}{'K':>4}{'requests':>10}{'status p50':>12}{'p99':>12}"
+        f"{'lag p50':>12}{'lag p99':>12}{'p50 / idle':>12}{'p50 / gpu-devbox':>18}",
         flush=True,
     )
     ours: dict[float, float] = {}
