@@ -159,7 +159,7 @@ step_python() {
 
 step_flavors() {
   local lock="${1:-}" flavors="${2:-}" index="${3:-}" flavor
-  [ -f "$lock" ] && [ -n "$flavors" ] || die 'usage: install.sh flavors LOCK "base pytorch ..." [INDEX]'
+  if [ ! -f "$lock" ] || [ -z "$flavors" ]; then die 'usage: install.sh flavors LOCK "base pytorch ..." [INDEX]'; fi
   need VIRTUAL_ENV
   umask 0002
   for flavor in $flavors; do

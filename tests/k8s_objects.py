@@ -273,3 +273,23 @@ def gpu_pods(
 ) -> list[dict[str, Any]]:
     """``count`` running pods holding one unit each of ``resource`` on a node."""
     return [pod(f"{prefix}-{node_name}-{i}", node_name, {resource: 1}) for i in range(count)]
+
+
+def server_pod(
+    user: str,
+    node_name: str | None,
+    resources: Mapping[str, int | str],
+    *,
+    server: str = "",
+    namespace: str = "jh",
+    phase: str = "Running",
+) -> dict[str, Any]:
+    """A JupyterHub server's pod as KubeSpawner makes it: annotated with the user and server."""
+    name = f"jupyter-{user}" + (f"--{server}" if server else "")
+    obj = pod(name, node_name, resources, namespace=namespace, phase=phase)
+    annotations = {"hub.jupyter.org/username": user}
+    if server:
+        annotations["hub.jupyter.org/servername"] = server
+    obj["metadata"]["annotations"] = annotations
+    obj["metadata"]["labels"] = {"component": "singleuser-server"}
+    return obj

@@ -172,3 +172,84 @@ def test_the_cli_does_not_import_the_hub_side(files: tuple[str, str]) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "gpu-1" in done.stdout
+
+
+def test_gpu_nodes_no_image_can_use_are_named_for_the_admin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # an R470 node (CUDA 11.4): the catalog's CUDA 12 and 13 images run nowhere on it, so it is
+    # in no offer; the admin's report says so, and why
+    nodes, pods = tmp_path / "nodes.json", tmp_path / "pods.json"
+    nodes.write_text(
+        json.dumps(
+            kubectl_list([*NODES, k.gpu_node("old-1", k.V100, driver="470.256.02", cuda="11.4")])
+        )
+    )
+    pods.write_text(json.dumps(kubectl_list(PODS)))
+    args = ["profiles", "--catalog", CATALOG, "--nodes", str(nodes), "--pods", str(pods)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    section = out.split("GPU nodes no image of the catalog can use: 1\n")[1]
+    (line,) = section.splitlines()
+    assert line.startswith("  old-1 (V100-SXM2-32GB, driver 470.256.02, CUDA 11.4): "), line
+    assert "12.6" in line or "CUDA 12" in line, line
+    assert main([*args, "--json"]) == 0
+    (unusable,) = json.loads(capsys.readouterr().out)["unusable_nodes"]
+    assert (unusable["name"], unusable["driver"], unusable["cuda"]) == (
+        "old-1",
+        "470.256.02",
+        "11.4",
+    )
+    assert unusable["reason"]
+    # a cluster whose every GPU node runs an image: no such section
+    assert main(["profiles", "--catalog", CATALOG, "--nodes", *files_of(tmp_path)]) == 0
+    assert "no image of the catalog can use" not in capsys.readouterr().out
+
+
+def files_of(tmp_path: Path) -> list[str]:
+    nodes, pods = tmp_path / "n.json", tmp_path / "p.json"
+    nodes.write_text(json.dumps(kubectl_list(NODES)))
+    pods.write_text(json.dumps(kubectl_list(PODS)))
+    return [str(nodes), "--pods", str(pods)]
+
+
+def test_launch_links_per_image_and_per_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    base = "https://hub.example.org/jupyter/"
+    assert main(["profiles", "--catalog", CATALOG, "--links", base]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["IMAGE", "PROFILE", "LINK"]
+    rows = [line.split() for line in out[1:]]
+    spawn = "https://hub.example.org/jupyter/hub/spawn?"
+    assert rows[0] == ["cpu", "(first", "that", "can", "start", "it)", spawn + "image=cpu"]
+    assert ["cuda12-pytorch", "gpu-1", spawn + "profile=gpu-1&image=cuda12-pytorch"] in rows
+    assert main(["profiles", "--catalog", CATALOG, "--links", base, "--json"]) == 0
+    links = json.loads(capsys.readouterr().out)["links"]
+    catalog_images = {link["image"] for link in links if link["profile"] is None}
+    assert catalog_images == {
+        "cpu",
+        "cuda12-pytorch",
+        "cuda13-pytorch",
+        "cuda12-base",
+        "cuda13-base",
+    }
+    assert {"image": "cpu", "profile": "cpu", "url": spawn + "profile=cpu&image=cpu"} in links
+    # every link names what exists in the catalog, once
+    assert len({link["url"] for link in links}) == len(links)
+
+
+@pytest.mark.parametrize(
+    ("base", "message"),
+    [
+        ("hub.example.org", "'hub.example.org' is not a hub address"),
+        ("ftp://hub.example.org", "'ftp://hub.example.org' is not a hub address"),
+        ("https://hub.example.org/?x=1", "without ?query"),
+    ],
+)
+def test_launch_links_refuse_a_base_that_is_no_address(
+    base: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["profiles", "--catalog", CATALOG, "--links", base]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("gpu-devbox profiles: error: --links: ")
+    assert message in err

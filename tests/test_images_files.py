@@ -42,8 +42,9 @@ def repo_files(pattern: str) -> list[Path]:
 
 
 def test_every_dockerfile_is_hadolint_clean() -> None:
-    dockerfiles = repo_files("Dockerfile*")
+    dockerfiles = sorted({*repo_files("Dockerfile*"), *repo_files("*.Dockerfile")})
     assert IMAGES / "Dockerfile" in dockerfiles
+    assert IMAGES / "hub.Dockerfile" in dockerfiles
     result = subprocess.run(
         [tool("hadolint"), *map(str, dockerfiles)],
         capture_output=True, text=True, timeout=60, check=False,

@@ -13,7 +13,9 @@ of examples per operation, a per-example deadline and a time limit for each oper
 whose answer depends on the request alone. It is not on the others: a benchmark request can match
 the schema and still be refused for what the server holds at the moment (a GPU index that does not
 exist, simulated GPUs, a run in progress: 400 and 409, both documented), a random run id is a 404,
-and the stream answers a plain HTTP request (no websocket handshake) with 400.
+the stream answers a plain HTTP request (no websocket handshake) with 400, "Keep running" is
+refused (409) once its presses are used, and a simulated load may name a GPU the server does not
+simulate or more memory than it has (400).
 """
 
 from __future__ import annotations
@@ -44,7 +46,16 @@ pytestmark = pytest.mark.slow
 #: Examples per operation and phase: enough to reach every parameter and body field.
 EXAMPLES = 40
 #: Operations whose valid requests may be refused for the server's state (see above).
-STATEFUL = {"POST /benchmarks", "GET /benchmarks/{id}", "DELETE /benchmarks/{id}", "GET /stream"}
+STATEFUL = {
+    "POST /benchmarks",
+    "GET /benchmarks/{id}",
+    "DELETE /benchmarks/{id}",
+    "GET /stream",
+    # "Keep running" is allowed a few times, then 409; a valid load may name a GPU or more
+    # memory than this server simulates (400)
+    "POST /keep-running",
+    "PUT /simulated/load",
+}
 
 CONFIG = SchemathesisConfig.from_dict(
     {"generation": {"max-examples": EXAMPLES, "deterministic": True, "database": "none"}}
@@ -71,6 +82,10 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
             "JUPYTER_DATA_DIR": str(home / "data"),
             "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
             "GPU_DEVBOX_BACKEND": "simulated",
+            # an idle policy, so that `cull` and "Keep running" answer with documents too
+            "GPU_DEVBOX_CULL_GPU_IDLE_AFTER": "3600",
+            "GPU_DEVBOX_CULL_WARN_BEFORE": "600",
+            "GPU_DEVBOX_CULL_KEEP_RUNNING": "3",
         }
     )
     log = (home / "server.log").open("w")

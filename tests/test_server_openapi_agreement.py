@@ -97,7 +97,11 @@ ROUTES = {
     "/benchmarks/{id}": ("benchmarks", "0123abcd"),
     "/checks": ("checks",),
     "/stream": ("stream",),
+    "/keep-running": ("keep-running",),
+    "/simulated/load": ("simulated", "load"),
 }
+#: Routes only a server on the simulated backend has (the others answer them with 404).
+SIMULATED_ONLY = {"/simulated/load"}
 
 
 def documented_methods(path: str) -> set[str]:
@@ -107,7 +111,7 @@ def documented_methods(path: str) -> set[str]:
 UNDOCUMENTED = [
     (path, method)
     for path in ROUTES
-    for method in ("PUT", "PATCH", "DELETE", "POST", "TRACE")
+    for method in ("GET", "PUT", "PATCH", "DELETE", "POST", "TRACE")
     if method not in documented_methods(path)
 ]
 
@@ -116,12 +120,34 @@ def test_every_documented_path_is_probed() -> None:
     assert set(ROUTES) == set(DOCUMENT["paths"])
 
 
-@pytest.mark.parametrize(
-    ("path", "method"), UNDOCUMENTED, ids=[f"{m} {p}" for p, m in UNDOCUMENTED]
-)
+def on(simulated: bool) -> list[Any]:
+    return [
+        pytest.param(path, method, id=f"{method} {path}")
+        for path, method in UNDOCUMENTED
+        if (path in SIMULATED_ONLY) == simulated
+    ]
+
+
+@pytest.mark.parametrize(("path", "method"), on(simulated=False))
 async def test_an_undocumented_method_is_a_405_naming_the_allowed_ones(
     jp_fetch: Fetch, path: str, method: str
 ) -> None:
+    await check_405(jp_fetch, path, method)
+
+
+class TestOnTheSimulatedBackend:
+    @pytest.fixture
+    def gpu_devbox_config(self) -> dict[str, Any]:
+        return {"interval": 0.1, "backend": "simulated"}
+
+    @pytest.mark.parametrize(("path", "method"), on(simulated=True))
+    async def test_an_undocumented_method_is_a_405_naming_the_allowed_ones(
+        self, jp_fetch: Fetch, path: str, method: str
+    ) -> None:
+        await check_405(jp_fetch, path, method)
+
+
+async def check_405(jp_fetch: Fetch, path: str, method: str) -> None:
     with pytest.raises(HTTPClientError) as caught:
         await jp_fetch(
             *API,

@@ -10,7 +10,7 @@ import pytest
 
 from gpu_devbox.gpus import NvmlAdapter, Sampler, SamplerConfig, VisibleDevices
 from gpu_devbox.gpus.errors import NVML_ERROR_NOT_SUPPORTED
-from gpu_devbox.gpus.simulated import SimulatedGPU, SimulatedNVML, build_gpus
+from gpu_devbox.gpus.simulated import PinnedLoad, SimulatedGPU, SimulatedNVML, build_gpus
 
 
 class Clock:
@@ -182,3 +182,76 @@ def test_calls_before_init_fail_as_uninitialized() -> None:
 def test_unknown_simulated_fields_are_refused_with_the_allowed_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown simulated field\(s\) \['fans'\]; allowed:"):
         build_gpus(1, unsupported=["fans"])
+
+
+# ------------------------------------------------------------- pinned load (a test control)
+GIB = 1024**3
+
+
+def _gpus_at(lib: SimulatedNVML, clock: Clock, seconds: float) -> list[list[dict[str, Any]]]:
+    """Every GPU's document, sampled once a second for ``seconds`` through the real adapter."""
+    sampler = Sampler(
+        NvmlAdapter(lambda: lib),
+        simulated=True,
+        visible=VisibleDevices.from_env({}),
+        config=SamplerConfig(interval=1.0, slow_interval=1.0),
+        clock=clock,
+    )
+    out = []
+    for _ in range(int(seconds)):
+        out.append(list(sampler.tick().gpus))
+        clock.now += 1.0
+    return out
+
+
+def test_a_pinned_load_holds_through_the_pattern_until_lifted() -> None:
+    clock = Clock(1_800_000_000.0)
+    lib = SimulatedNVML(build_gpus(2), clock=clock)
+    lib.pin_load(0, memory_used=8 * GIB)
+    # Two minutes: the built-in pattern would have started and stopped work several times
+    for gpus in _gpus_at(lib, clock, 120):
+        for gpu in gpus:
+            assert gpu["utilization"]["gpu"] == 0
+            assert gpu["memory"]["used"] == 8 * GIB
+            assert sum(p["used_memory"] for p in gpu["processes"]) == 8 * GIB
+            assert gpu["power"]["usage"] == 70.0  # idle power: at 0 % the GPU idles
+    lib.pin_load(73, gpus=[1])
+    last = _gpus_at(lib, clock, 2)[-1]
+    assert [g["utilization"]["gpu"] for g in last] == [0, 73]
+    assert last[1]["memory"]["used"] > 0  # what a 73 % load usually holds
+    assert last[1]["power"]["usage"] > 70.0
+    assert lib.pin_load(None) == {0: None, 1: None}
+    seen = {g["utilization"]["gpu"] for gpus in _gpus_at(lib, clock, 300) for g in gpus}
+    assert len(seen) > 5  # the waveform again
+
+
+def test_a_pinned_mig_gpu_spreads_its_memory_over_its_instances() -> None:
+    lib = SimulatedNVML(build_gpus(1, mig=[0]))
+    lib.nvmlInit()
+    lib.pin_load(50, memory_used=7 * GIB)
+    handle = lib.nvmlDeviceGetHandleByIndex(0)
+    used = [
+        lib.nvmlDeviceGetMemoryInfo(lib.nvmlDeviceGetMigDeviceHandleByIndex(handle, i)).used
+        for i in range(3)
+    ]
+    assert used == [4 * GIB, 2 * GIB, 1 * GIB]  # 3g.40gb, 2g.20gb, 1g.10gb: by their size
+    assert lib.nvmlDeviceGetMemoryInfo(handle, lib.nvmlMemory_v2).used == 7 * GIB
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"utilization": 101.0}, "between 0 and 100"),
+        ({"utilization": -1.0}, "between 0 and 100"),
+        ({"utilization": 10.0, "gpus": [2]}, "no simulated GPU 2: this server simulates 2"),
+        ({"utilization": 10.0, "memory_used": 80 * GIB}, "memory_used must be between 0 and"),
+        ({"utilization": None, "memory_used": GIB}, "memory_used needs a utilization"),
+    ],
+)
+def test_a_bad_pin_is_refused_and_changes_nothing(kwargs: dict[str, Any], words: str) -> None:
+    lib = SimulatedNVML(build_gpus(2))
+    lib.pin_load(20, gpus=[0])
+    utilization = kwargs.pop("utilization")
+    with pytest.raises(ValueError, match=words):
+        lib.pin_load(utilization, **kwargs)
+    assert lib.pinned_loads() == {0: PinnedLoad(20.0), 1: None}

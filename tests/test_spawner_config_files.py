@@ -9,6 +9,7 @@ import yaml
 from traitlets.config.loader import PyFileConfigLoader
 
 from gpu_devbox.catalog import parse_catalog_text
+from gpu_devbox.images.prepull import z2jh_values
 
 HUB = Path(__file__).resolve().parents[1] / "jupyter-config" / "hub"
 
@@ -41,3 +42,14 @@ def test_the_z2jh_values_carry_a_valid_catalog_and_the_spawner() -> None:
     assert 'c.JupyterHub.spawner_class = "gpu-devbox"' in config
     assert extra["mountPath"] in config
     assert values["singleuser"]["profileList"] == []
+
+
+def test_the_z2jh_values_use_the_hub_image_and_prepull_the_cpu_images() -> None:
+    values = yaml.safe_load((HUB / "z2jh-values.yaml").read_text())
+    dockerfile = (HUB.parents[1] / "images" / "hub.Dockerfile").read_text()
+    chart = dockerfile.split("ARG Z2JH_VERSION=", 1)[1].split()[0]
+    assert values["hub"]["image"]["tag"] == chart  # named after the chart it was built from
+    extra = values["hub"]["extraFiles"]["gpu-devbox-catalog"]
+    catalog = parse_catalog_text(extra["stringData"], "z2jh-values.yaml")
+    # what `gpu-devbox images prepull --values` prints for this catalog
+    assert values["prePuller"] == z2jh_values(catalog)["prePuller"]

@@ -130,9 +130,16 @@ def test_the_form_shows_free_gpus_and_greys_out_what_cannot_start() -> None:
     assert "Not available: No node offers MIG 1g.10gb slices" in page
     # big needs 2 GPUs on one node; the A100 has 2 free
     assert "disabled" not in radio(page, "big")
-    # the CUDA 13 image runs only on the full H100 node; a CUDA 12 image is preselected
+    # the CUDA 13 image runs only on the full H100 node; a CUDA 12 image is preselected, and
+    # the one that cannot start now cannot be chosen (a start would fail at once)
     assert '<option value="torch12" selected>Torch (CUDA 12.4) (2 free)</option>' in page
-    assert '<option value="torch13">Torch (CUDA 13.0) (no room right now)</option>' in page
+    assert '<option value="torch13" disabled>Torch (CUDA 13.0) (no room right now)</option>' in (
+        page
+    )
+    without_fail_fast = render_form(build_form(offers(), None, fail_fast=False))
+    assert '<option value="torch13">Torch (CUDA 13.0) (no room right now)</option>' in (
+        without_fail_fast
+    )
 
 
 def test_count_picker_is_within_limits() -> None:
@@ -141,6 +148,13 @@ def test_count_picker_is_within_limits() -> None:
     assert multi.selected
     assert [(c.value, c.enabled) for c in multi.counts] == [(n, n <= 2) for n in range(2, 9)]
     assert [c.value for c in multi.counts if c.selected] == [2]  # 8 is not free: the most that is
+    # and the form says so, rather than changing the request silently
+    assert view.notices == (
+        (
+            "8 GPUs are not free on one node of 'Big GPUs' right now (at most 2); 2 are selected "
+            "instead."
+        ),
+    )
 
 
 def test_an_unavailable_choice_is_not_preselected_and_says_why() -> None:

@@ -230,9 +230,17 @@ async def test_a_deep_link_preselects_the_form(hub_db: Session) -> None:
     page = await spawner.get_options_form()
     assert 'id="gdb-profile-one" value="one" checked' in page
     assert '<option value="base12" selected>' in page
+    # an unknown name is a 400 listing what exists (JupyterHub shows it above the form)
+    with pytest.raises(UserFacingError) as refused:
+        await spawner.options_from_query({"profile": ["nope"]})
+    assert refused.value.status_code == 400
+    assert refused.value.jupyterhub_message == (
+        "The link cannot be used: profile: there is no profile 'nope'; the profiles are cpu, "
+        "one, big, slice, shared"
+    )
     spawner.handler = spawn_page("GET", "profile=nope")
     page = await spawner.get_options_form()
-    assert "The link&#39;s choice cannot be used (profile: there is no profile" in page
+    assert "gdb-notice" not in page  # said once, by JupyterHub, above the form
     assert 'id="gdb-profile-cpu" value="cpu" checked' in page
 
 
@@ -243,7 +251,9 @@ async def test_a_deep_link_starts_with_deep_links_start(hub_db: Session) -> None
     with pytest.raises(UserFacingError) as caught:
         await starter.options_from_query({"nope": ["1"]})
     assert caught.value.status_code == 400
-    assert caught.value.jupyterhub_message == "nope: is not a field of this form"
+    assert caught.value.jupyterhub_message == (
+        "The link cannot be used: nope: is not a field of this form"
+    )
 
 
 FORMS = {
@@ -286,7 +296,9 @@ async def test_the_form_post_is_checked_field_by_field(
 async def test_the_form_shows_free_gpus_and_the_saved_choice(hub_db: Session) -> None:
     spawner = new_spawner(hub_db, cluster(), saved_options={"profile": "big", "gpus": 4})
     page = await spawner.get_options_form()
-    assert "8 of 16 GPUs free · A100-SXM4-80GB, H100-80GB-HBM3" in page.replace("&middot;", "·")
+    assert "8 of 16 GPUs free (at most 8 on one node) · A100-SXM4-80GB, H100-80GB-HBM3" in (
+        page.replace("&middot;", "·")
+    )
     assert 'id="gdb-profile-big" value="big" checked' in page
     assert '<option value="4" selected>4</option>' in page
     stale = new_spawner(hub_db, cluster(), saved_options={"profile": "retired"})

@@ -76,7 +76,10 @@ c.JupyterHub.pid_file = "{self.workdir / "hub.pid"}"
 c.JupyterHub.services = [{{"name": "tester", "api_token": "{TOKEN}"}}]
 c.JupyterHub.load_roles = [{{
     "name": "tester-role",
-    "scopes": ["admin:users", "admin:servers", "access:servers", "list:users", "read:users"],
+    "scopes": [
+        "admin:users", "admin:servers", "access:servers", "list:users", "read:users",
+        "admin:groups",
+    ],
     "services": ["tester"],
 }}]
 c.KubeSpawner.namespace = "jh"
@@ -154,15 +157,16 @@ c.GPUDevboxSpawner.inventory_watch_timeout = 5
             raise RuntimeError(f"login failed: {done.status_code} {done.text[:500]}")
         return session
 
-    def wait_ready(self, user: str, timeout: float = 90) -> Mapping[str, Any]:
-        """Poll until the user's default server is ready; returns the user model."""
+    def wait_ready(self, user: str, timeout: float = 90, server: str = "") -> Mapping[str, Any]:
+        """Poll until the user's server (default: their default one) is ready; returns the
+        user model."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             model = self.api("GET", f"/users/{user}").json()
-            server = (model.get("servers") or {}).get("")
-            if server and server.get("ready"):
+            state = (model.get("servers") or {}).get(server)
+            if state and state.get("ready"):
                 return model  # type: ignore[no-any-return]
-            if not (server and server.get("pending")) and not model.get("pending"):
+            if not (state and state.get("pending")) and not model.get("pending"):
                 raise AssertionError(f"{user}'s server is neither pending nor ready: {model}")
             time.sleep(0.3)
         raise AssertionError(f"{user}'s server was not ready in {timeout} s:\n{self.log()}")

@@ -26,6 +26,7 @@ from gpu_devbox.catalog.model import (
     Catalog,
     Framework,
     GPUKind,
+    GPUQuota,
     GPURequest,
     Image,
     Profile,
@@ -350,7 +351,41 @@ class _Reader(FieldReader):
                 f"profiles[{marked[1]}].default",
                 f"only one profile may be the default ({profiles[marked[0]].slug!r} already is)",
             )
-        return Catalog(images=images, profiles=profiles, source=self.source, build=build)
+        self.cpu_profiles_need_no_gpu(profiles, {image.name: image for image in images})
+        group_quotas = {
+            name: self.quota(settings["max_gpus"])
+            for name, settings in (data.get("groups") or {}).items()
+            if settings and settings.get("max_gpus") is not None
+        }
+        return Catalog(
+            images=images,
+            profiles=profiles,
+            source=self.source,
+            build=build,
+            max_gpus=None if data.get("max_gpus") is None else self.quota(data["max_gpus"]),
+            group_quotas=group_quotas,
+        )
+
+    def quota(self, raw: Any) -> GPUQuota:
+        """``2`` (every kind, each in its unit) or ``{whole: 2, mig: 4}`` (the rest unlimited)."""
+        if isinstance(raw, int):
+            return GPUQuota(whole=raw, mig=raw, shared=raw)
+        return GPUQuota(whole=raw.get("whole"), mig=raw.get("mig"), shared=raw.get("shared"))
+
+    def cpu_profiles_need_no_gpu(
+        self, profiles: Iterable[Profile], images: Mapping[str, Image]
+    ) -> None:
+        """No CPU-only profile offers an image marked ``gpu_required``."""
+        for i, profile in enumerate(profiles):
+            if profile.gpu.wants_gpu:
+                continue
+            for j, name in enumerate(profile.images):
+                if images[name].gpu_required:
+                    raise self.fail(
+                        f"profiles[{i}].images[{j}]",
+                        f"{name!r} needs a GPU (gpu_required: true); a profile without gpu "
+                        "cannot offer it",
+                    )
 
     def unique(self, names: Iterable[str], where: str, what: str) -> None:
         seen: set[str] = set()
@@ -380,6 +415,11 @@ class _Reader(FieldReader):
             architectures=tuple(Architecture.parse(a) for a in raw.get("architectures") or []),
             build=raw.get("build", False),
             size_budget=None if raw.get("size_budget") is None else parse_size(raw["size_budget"]),
+            packages=tuple(str(p).strip() for p in raw.get("packages") or ()),
+            gpu_required=raw.get("gpu_required", False),
+            memory_recommended=None
+            if raw.get("memory_recommended") is None
+            else parse_size(raw["memory_recommended"]),
         )
 
     def version(self, value: Any, path: str, pattern: re.Pattern[str]) -> str | None:
@@ -429,6 +469,7 @@ class _Reader(FieldReader):
             tolerations=tuple(self.toleration(item) for item in tolerations_raw or []),
             images=images,
             default_image=default_image,
+            groups=None if raw.get("groups") is None else tuple(raw["groups"]),
         )
 
     def profile_images(self, names: list[str], path: str, known: set[str]) -> tuple[str, ...]:
@@ -478,15 +519,41 @@ class _Reader(FieldReader):
         out: list[Volume] = []
         names: set[str] = set()
         mounts: set[str] = set()
+        created = None
         for i, raw in enumerate(items):
             where = f"{path}[{i}]"
-            scratch = raw.get("scratch")
+            scratch, size = raw.get("scratch"), raw.get("size")
+            for key, needs in (
+                ("size", "claim"),
+                ("sub_path", "claim"),
+                ("access_mode", "size"),
+                ("storage_class", "size"),
+            ):
+                if key in raw and needs not in raw:
+                    what = (
+                        "a claim (a scratch volume is an emptyDir)"
+                        if needs == "claim"
+                        else "size (it applies to a claim gpu-devbox creates)"
+                    )
+                    raise self.fail(f"{where}.{key}", f"needs {what}")
+            if size is not None:
+                if created is not None:
+                    raise self.fail(
+                        f"{where}.size",
+                        f"only one volume per profile may be created (KubeSpawner makes one "
+                        f"claim per server); {created!r} already is",
+                    )
+                created = raw["name"]
             volume = Volume(
                 name=raw["name"],
                 mount=raw["mount"],
                 claim=raw.get("claim"),
                 scratch=None if scratch is None else parse_size(scratch),
                 read_only=raw.get("read_only", False),
+                size=None if size is None else parse_size(size),
+                access_mode=raw.get("access_mode"),
+                storage_class=raw.get("storage_class"),
+                sub_path=raw.get("sub_path"),
             )
             if volume.name in names:
                 raise self.fail(f"{where}.name", f"{volume.name!r} is used by another volume")

@@ -12,7 +12,7 @@ import enum
 import fnmatch
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 #: ``sm_90`` (binary code for one architecture) or ``compute_90`` (PTX, JIT-compiled).
 ARCH_PATTERN = re.compile(r"^(sm|compute)_(\d{2,3})([af]?)$")
@@ -109,6 +109,12 @@ class Image:
     build: bool = False
     #: The most bytes (uncompressed) the built image may take; the build checks it.
     size_budget: int | None = None
+    #: What users find in it, as the form lists it (``transformers 5.23``).
+    packages: tuple[str, ...] = ()
+    #: Of no use without a GPU: no CPU-only profile offers it.
+    gpu_required: bool = False
+    #: Bytes of memory its work needs: the form warns when a profile gives less.
+    memory_recommended: int | None = None
 
     @property
     def label(self) -> str:
@@ -294,6 +300,14 @@ class Volume:
     #: emptyDir size limit in bytes.
     scratch: int | None = None
     read_only: bool = False
+    #: With ``claim``: create the claim when it is missing, of this many bytes.
+    size: int | None = None
+    #: With ``size``: the claim's access mode (``ReadWriteMany`` for NFS, CephFS...).
+    access_mode: str | None = None
+    #: With ``size``: the StorageClass to create the claim with (``None``: the default one).
+    storage_class: str | None = None
+    #: Mount this folder of the volume (KubeSpawner expands ``{username}``...), not its root.
+    sub_path: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -344,6 +358,46 @@ class Profile:
     tolerations: tuple[Toleration, ...] = ()
     #: Preselected in the form when nothing else is chosen.
     default: bool = False
+    #: JupyterHub groups whose members may start it; ``None``: everyone.
+    groups: tuple[str, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GPUQuota:
+    """The most GPUs a user may hold at once, per kind, each in its own unit; ``None``: no limit.
+
+    Whole GPUs, MIG slices (of any MIG profile) and shares of a shared GPU are counted apart:
+    a MIG slice is not a fraction of a whole GPU here.
+    """
+
+    whole: int | None = None
+    mig: int | None = None
+    shared: int | None = None
+
+    def limit(self, kind: GPUKind) -> int | None:
+        """The limit for one kind of GPU request (``None`` for CPU profiles: no limit)."""
+        if kind is GPUKind.WHOLE:
+            return self.whole
+        if kind is GPUKind.MIG:
+            return self.mig
+        if kind is GPUKind.SHARED:
+            return self.shared
+        return None
+
+    @classmethod
+    def largest(cls, quotas: Iterable[GPUQuota]) -> GPUQuota:
+        """Per kind the most generous of several limits (no limit beats any number)."""
+        items = list(quotas)
+
+        def most(values: list[int | None]) -> int | None:
+            numbers = [v for v in values if v is not None]
+            return None if len(numbers) < len(values) or not numbers else max(numbers)
+
+        return cls(
+            whole=most([q.whole for q in items]),
+            mig=most([q.mig for q in items]),
+            shared=most([q.shared for q in items]),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -356,6 +410,10 @@ class Catalog:
     source: str = "<catalog>"
     #: How the ``build: true`` images are built; ``None`` when the catalog builds none.
     build: BuildSettings | None = None
+    #: Each user's limit on the GPUs held at once (``None``: no limit).
+    max_gpus: GPUQuota | None = None
+    #: Per JupyterHub group, its members' limit (replacing ``max_gpus`` for them).
+    group_quotas: Mapping[str, GPUQuota] = dataclasses.field(default_factory=dict)
     _images_by_name: Mapping[str, Image] = dataclasses.field(
         default_factory=dict, repr=False, compare=False
     )
@@ -387,6 +445,35 @@ class Catalog:
     def profile_images(self, profile: Profile) -> tuple[Image, ...]:
         """A profile's eligible images, in its order."""
         return tuple(self._images_by_name[name] for name in profile.images)
+
+    def packages_of(self, image: Image) -> tuple[str, ...]:
+        """What the form lists as in the image: its ``packages``, else, for an image built
+        here, its frameworks and its flavors' pinned packages (``transformers 5.23``)."""
+        if image.packages:
+            return image.packages
+        out = [f"{f.name} {f.version}" if f.version else f.name for f in image.frameworks]
+        if image.build and self.build is not None:
+            for flavor in self.build.lineage(image.flavor):
+                for spec in flavor.packages:
+                    name, _, version = spec.partition("==")
+                    name = name.split("[")[0]
+                    out.append(f"{name} {version.removesuffix('.*')}".strip())
+        return tuple(dict.fromkeys(out))
+
+    def has_image(self, name: str) -> bool:
+        """Whether an image has this name."""
+        return name in self._images_by_name
+
+    def quota_for(self, groups: Iterable[str]) -> GPUQuota | None:
+        """The GPU limit of a user in these JupyterHub groups (``None``: no limit).
+
+        A group the catalog names replaces the top-level ``max_gpus``; several such groups
+        give, per kind, the largest of their limits.
+        """
+        named = [self.group_quotas[g] for g in groups if g in self.group_quotas]
+        if named:
+            return GPUQuota.largest(named)
+        return self.max_gpus
 
 
 def cuda_key(version: str) -> tuple[int, ...]:

@@ -11,11 +11,15 @@ from the catalog's "build: true" images (see images/README.md).
                                                  budget (exit 1 when over it)
   gpu-devbox images audit [--pull]               are the nvidia/cuda bases still supported?
   gpu-devbox images docs                         the driver table and compatibility matrix
+  gpu-devbox images prepull | kubectl apply -f -  a DaemonSet per CUDA image, pulling it onto
+                                                 the nodes whose driver runs it
+  gpu-devbox images prepull --values             Z2JH prePuller.extraImages for the others
 
 Exit status: 0 on success, 1 when the audit finds a base past end of life (or showing NVIDIA's
 deprecation notice) or a lock is stale or missing, 2 on bad input (an unreadable or invalid
 catalog, an unknown image, a bad --sha/--version/--registry/--option) or when audit --pull
-cannot pull or start a base.
+cannot pull or start a base, or when prepull meets an image it cannot place (a CUDA version
+no known driver runs).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from gpu_devbox.cli import CliError
 from gpu_devbox.cli.common import bounded_int, print_json
 
 if TYPE_CHECKING:
+    from gpu_devbox.catalog import Catalog
     from gpu_devbox.images.plan import ImageBuild
 
 
@@ -147,6 +152,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="an extra option for the run of --pull, repeatable (--run-arg=--ulimit=nofile=1024)",
     )
 
+    prepull = command(
+        "prepull",
+        "print a DaemonSet (YAML) per CUDA image that pulls it onto the nodes whose driver "
+        "runs it, or with --values the Z2JH prePuller values for the images without CUDA",
+    )
+    prepull.add_argument(
+        "--values",
+        action="store_true",
+        help="print Zero to JupyterHub values (prePuller.extraImages) instead of DaemonSets",
+    )
+    prepull.add_argument(
+        "--namespace", metavar="NS", help="the DaemonSets' namespace (default: kubectl's)"
+    )
+    prepull.add_argument(
+        "--pause-image",
+        metavar="REF",
+        help="the container keeping each pre-pull pod alive (default: the Kubernetes pause image)",
+    )
+
     docs = command("docs", "print the README's 'which image for which driver' table (Markdown)")
     docs.add_argument(
         "--update",
@@ -178,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
                 runtime=_runtime(args.runtime) if args.pull else None,
                 run_args=args.run_arg,
             )
+        if command == "prepull":
+            return _prepull(catalog, args)
         everything = plan.plan(catalog, registry=getattr(args, "registry", None))
         builds = everything
         if getattr(args, "cuda", None) is not None:
@@ -212,6 +238,36 @@ def run(args: argparse.Namespace) -> int:
             return _docs(everything, args.update)
     except plan.ImagesError as exc:
         raise CliError(str(exc)) from None
+    return 0
+
+
+def _prepull(catalog: Catalog, args: argparse.Namespace) -> int:
+    import yaml
+
+    from gpu_devbox.images import prepull
+
+    try:
+        if args.values:
+            header = (
+                "# Zero to JupyterHub values: pre-pull the images without CUDA on every user "
+                "node.\n# The CUDA images are pulled by `gpu-devbox images prepull` DaemonSets, "
+                "only onto\n# nodes whose driver runs them.\n"
+            )
+            sys.stdout.write(header + yaml.safe_dump(prepull.z2jh_values(catalog), sort_keys=False))
+            return 0
+        documents = prepull.daemonsets(
+            catalog,
+            namespace=args.namespace,
+            pause_image=args.pause_image or prepull.PAUSE_IMAGE,
+        )
+    except prepull.PrepullError as exc:
+        raise CliError(str(exc)) from None
+    if not documents:
+        print("gpu-devbox images prepull: the catalog offers no CUDA image", file=sys.stderr)
+        return 0
+    # kubectl reads YAML anchors, but people read these: write every mapping out in full
+    dumper = type("NoAliases", (yaml.SafeDumper,), {"ignore_aliases": lambda *_: True})
+    sys.stdout.write(yaml.dump_all(documents, Dumper=dumper, sort_keys=False))
     return 0
 
 

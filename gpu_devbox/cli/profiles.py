@@ -4,6 +4,10 @@ An admin's dry run of the spawner. The cluster comes from ``kubectl get nodes -o
 ``kubectl get pods -A -o json`` saved to files, or straight from the API server a kubeconfig
 names (that needs ``pip install 'gpu-devbox[hub]'``).
 
+``--links BASE_URL`` prints instead the launch links of the catalog (no cluster needed): one
+``BASE_URL/hub/spawn?image=NAME`` per image and one ``...?profile=SLUG&image=NAME`` per profile
+and image, for READMEs and course pages.
+
 Exit status: 0 when the offers were printed, 1 when the cluster could not be read, 2 on an
 invalid catalog or input.
 """
@@ -16,6 +20,7 @@ import importlib.util
 import json
 import logging
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +28,9 @@ from gpu_devbox.cli import CliError
 from gpu_devbox.cli.common import bounded_float, print_json
 
 if TYPE_CHECKING:
+    from gpu_devbox.catalog import Catalog
     from gpu_devbox.placement import ClusterSnapshot, Offer
+    from gpu_devbox.placement.unusable import UnusableNode
 
 _NODES_SHOWN = 8
 
@@ -53,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         help="with --kubeconfig: how long to wait for the cluster's nodes and pods (default 30)",
     )
+    parser.add_argument(
+        "--links",
+        metavar="BASE_URL",
+        help="print a launch link per image and per profile and image for the hub at BASE_URL "
+        "(its public address, with JupyterHub's base_url if any), from the catalog alone",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -60,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
     """Load the catalog and the cluster, compute the offers and print them."""
     from gpu_devbox.catalog import CatalogError, default_catalog, load_catalog
     from gpu_devbox.placement import compute_offers
+    from gpu_devbox.placement.unusable import unusable_nodes
 
+    if args.links is not None:
+        return _print_links(args)
     if args.kubeconfig and (args.nodes or args.pods):
         raise CliError("give either --kubeconfig or --nodes and --pods, not both")
     if not args.kubeconfig and not (args.nodes and args.pods):
@@ -76,16 +92,84 @@ def run(args: argparse.Namespace) -> int:
         snapshot = _from_files(args.nodes, args.pods)
         source = f"{args.nodes} and {args.pods}"
     offers = compute_offers(catalog, snapshot)
+    unusable = unusable_nodes(catalog, snapshot)
     if args.json:
         print_json(
             {
                 "catalog": catalog.source if args.catalog else None,
                 "cluster": _cluster_summary(snapshot),
                 "offers": [offer_as_dict(o) for o in offers],
+                "unusable_nodes": [
+                    {
+                        "name": n.name,
+                        "model": n.model,
+                        "driver": n.driver,
+                        "cuda": n.cuda,
+                        "reason": n.reason,
+                    }
+                    for n in unusable
+                ],
             }
         )
     else:
-        sys.stdout.write(render(offers, snapshot, source))
+        sys.stdout.write(render(offers, snapshot, source, unusable))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# launch links
+# ----------------------------------------------------------------------------------------------
+def launch_links(catalog: Catalog, base_url: str) -> list[dict[str, str | None]]:
+    """Every launch link of a catalog: per image (``profile`` None), then per profile and image.
+
+    Raises:
+        CliError: ``base_url`` is not an http(s) address.
+    """
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise CliError(
+            f"--links: {base_url!r} is not a hub address like https://hub.example.org "
+            "(http or https, without ?query or #fragment)"
+        )
+    spawn = base_url.rstrip("/") + "/hub/spawn?"
+    images = list(dict.fromkeys(name for p in catalog.profiles for name in p.images))
+    out: list[dict[str, str | None]] = [
+        {"image": name, "profile": None, "url": spawn + urllib.parse.urlencode({"image": name})}
+        for name in images
+    ]
+    for profile in catalog.profiles:
+        out.extend(
+            {
+                "image": name,
+                "profile": profile.slug,
+                "url": spawn + urllib.parse.urlencode({"profile": profile.slug, "image": name}),
+            }
+            for name in profile.images
+        )
+    return out
+
+
+def _print_links(args: argparse.Namespace) -> int:
+    from gpu_devbox.catalog import CatalogError, default_catalog, load_catalog
+
+    if args.kubeconfig or args.nodes or args.pods:
+        raise CliError("--links needs only the catalog; leave out --kubeconfig, --nodes, --pods")
+    try:
+        catalog = load_catalog(args.catalog) if args.catalog else default_catalog()
+    except CatalogError as exc:
+        raise CliError(f"invalid catalog: {exc}") from None
+    links = launch_links(catalog, args.links)
+    if args.json:
+        print_json({"links": links})
+        return 0
+    rows = [("IMAGE", "PROFILE", "LINK")]
+    rows.extend(
+        (str(link["image"]), link["profile"] or "(first that can start it)", str(link["url"]))
+        for link in links
+    )
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for row in rows:
+        sys.stdout.write(f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {row[2]}\n")
     return 0
 
 
@@ -222,8 +306,14 @@ def offer_as_dict(offer: Offer) -> dict[str, Any]:
     }
 
 
-def render(offers: tuple[Offer, ...], snapshot: ClusterSnapshot, source: str) -> str:
-    """The human-readable report: a table of profiles, then each profile's nodes."""
+def render(
+    offers: tuple[Offer, ...],
+    snapshot: ClusterSnapshot,
+    source: str,
+    unusable: tuple[UnusableNode, ...] = (),
+) -> str:
+    """The human-readable report: a table of profiles, then each profile's nodes, then the GPU
+    nodes no image of the catalog can use (users never see those)."""
     summary = _cluster_summary(snapshot)
     head = (
         f"{summary['nodes']} nodes ({summary['gpu_nodes']} with GPUs), "
@@ -274,4 +364,9 @@ def render(offers: tuple[Offer, ...], snapshot: ClusterSnapshot, source: str) ->
         lines.extend(
             f"  image {c.image.name} runs nowhere: {c.reason}" for c in offer.images if not c.runs
         )
+    if unusable:
+        lines.extend(["", f"GPU nodes no image of the catalog can use: {len(unusable)}"])
+        lines.extend(f"  {node}" for node in unusable[:_NODES_SHOWN])
+        if len(unusable) > _NODES_SHOWN:
+            lines.append(f"  ... and {len(unusable) - _NODES_SHOWN} more")
     return "\n".join(lines) + "\n"

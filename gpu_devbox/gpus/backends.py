@@ -44,17 +44,25 @@ class BackendSpec:
         """Whether this backend invents its GPUs."""
         return self.name == "simulated"
 
-    def make_adapter(self) -> NvmlAdapter:
-        """An NVML adapter over this backend (nothing is initialised yet)."""
-        if not self.simulated:
-            return NvmlAdapter()
-        lib = SimulatedNVML(
+    def make_simulated(self) -> SimulatedNVML:
+        """The simulated NVML this spec describes (whatever the backend's name)."""
+        return SimulatedNVML(
             build_gpus(
                 self.simulated_gpus,
                 mig=self.simulated_mig,
                 unsupported=self.simulated_unsupported,
             )
         )
+
+    def make_adapter(self, simulated: SimulatedNVML | None = None) -> NvmlAdapter:
+        """An NVML adapter over this backend (nothing is initialised yet).
+
+        ``simulated``: the simulated NVML to use (the simulated backend only; default: a new
+        one), for a caller that keeps a handle on it (the server's load control).
+        """
+        if not self.simulated:
+            return NvmlAdapter()
+        lib = simulated if simulated is not None else self.make_simulated()
         return NvmlAdapter(lambda: lib)
 
 

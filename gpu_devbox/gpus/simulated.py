@@ -24,6 +24,11 @@ Simulated GPUs add up, at every instant:
   parent reports no utilization (NVML cannot, there); its power and temperature follow its
   instances' work.
 * A GPU with no process is idle: 0 % utilization, idle power, clocks and temperature.
+
+Tests and demos can pin a GPU's load (:meth:`SimulatedNVML.pin_load`; on a server, ``PUT
+gpu-devbox/api/simulated/load``): it then reports that utilization, and holds the memory asked
+for (or what that load usually holds), until the pin is changed or lifted. Real GPUs have no such
+control.
 """
 
 from __future__ import annotations
@@ -104,6 +109,16 @@ class SimulatedGPU:
 
 
 @dataclasses.dataclass(frozen=True)
+class PinnedLoad:
+    """A load a test pinned on a simulated GPU (:meth:`SimulatedNVML.pin_load`)."""
+
+    #: Percent the GPU reports, 0 to 100.
+    utilization: float
+    #: Bytes its processes hold; ``None``: what that load usually holds.
+    memory_used: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class _Handle:
     gpu: int
     mig: int | None = None
@@ -170,6 +185,8 @@ class SimulatedNVML:
         self._pcie_last = [self._clock() for _ in self.gpus]
         self._energy_mj = [2_096_357.0 for _ in self.gpus]
         self._energy_last = [self._clock() for _ in self.gpus]
+        #: Loads pinned by a test or a demo (:meth:`pin_load`), by GPU index.
+        self._pinned: dict[int, PinnedLoad] = {}
 
     # ------------------------------------------------------------------ plumbing
     def _check(self, name: str, handle: _Handle | None = None) -> None:
@@ -202,12 +219,20 @@ class SimulatedNVML:
     def _work(self, gpu: int, instance: int | None, now: float) -> list[tuple[int, int]]:
         """The processes, as (pid, bytes), on a GPU without MIG or on one MIG instance.
 
-        Fixed for the whole step that ``now`` falls in: set by the load as the step began.
+        Fixed for the whole step that ``now`` falls in: set by the load as the step began
+        (or by the load a test pinned, :meth:`pin_load`).
         """
-        device = self.gpus[gpu]
+        pinned = self._pinned.get(gpu)
+        if pinned is not None:
+            return self._pinned_work(gpu, instance, pinned)
         demand = self.load(gpu, self._step_start(now), instance=instance or 0)
         if demand < IDLE_BELOW:
             return []
+        return self._work_for(gpu, instance, demand)
+
+    def _work_for(self, gpu: int, instance: int | None, demand: float) -> list[tuple[int, int]]:
+        """The processes a GPU (or MIG instance) runs at ``demand`` in (0, 1]."""
+        device = self.gpus[gpu]
         if instance is None:
             capacity = device.memory_total - device.reserved
             share = 0.05 + 0.6 * demand
@@ -226,14 +251,105 @@ class SimulatedNVML:
             for slot, part in enumerate(split)
         ]
 
+    def _pinned_work(
+        self, gpu: int, instance: int | None, pinned: PinnedLoad
+    ) -> list[tuple[int, int]]:
+        """The processes of a GPU whose load is pinned: its memory, or the load's usual share."""
+        if pinned.memory_used is None:
+            demand = pinned.utilization / 100.0
+            return self._work_for(gpu, instance, demand) if demand > 0 else []
+        if instance is None:
+            size = pinned.memory_used
+            base_pid = 4000 + 10 * gpu
+        else:
+            sizes = self._instance_sizes(gpu)
+            size = pinned.memory_used * sizes[instance] // sum(sizes)
+            base_pid = 5000 + 100 * gpu + 10 * instance
+        pages = -(-size // PAGE)  # whole pages, rounded up: any allocation holds one
+        return [(base_pid, pages * PAGE)] if pages else []
+
+    def _instance_sizes(self, gpu: int) -> list[int]:
+        """The memory (bytes) of each MIG instance of GPU ``gpu``."""
+        return [MIG_PROFILES.get(profile, 10) * 1024**3 for profile in self.gpus[gpu].mig or []]
+
+    def capacity(self, gpu: int) -> int:
+        """The memory (bytes) processes can use on GPU ``gpu`` (all its MIG instances')."""
+        device = self.gpus[gpu]
+        if device.mig is not None:
+            return sum(self._instance_sizes(gpu))
+        return device.memory_total - device.reserved
+
+    def pin_load(
+        self,
+        utilization: float | None,
+        *,
+        memory_used: int | None = None,
+        gpus: Iterable[int] | None = None,
+    ) -> dict[int, PinnedLoad | None]:
+        """Pin GPUs' load until changed (a test and demo control; real GPUs have none).
+
+        Args:
+            utilization: percent (0 to 100) the GPUs report from now on; ``None`` returns them
+                to the built-in pattern.
+            memory_used: bytes their processes hold (one process per GPU or MIG instance,
+                whole 2 MiB pages); ``None``: what the load usually holds.
+            gpus: NVML indices (default: every GPU).
+
+        Returns:
+            Every GPU's pinned load (``None``: the built-in pattern), by index.
+
+        Raises:
+            ValueError: a value out of range or an unknown GPU; nothing is changed then.
+        """
+        indices = list(range(len(self.gpus))) if gpus is None else list(gpus)
+        unknown = [i for i in indices if not 0 <= i < len(self.gpus)]
+        if unknown:
+            raise ValueError(
+                f"no simulated GPU {unknown[0]}: this server simulates {len(self.gpus)} "
+                f"(indices 0 to {len(self.gpus) - 1})"
+            )
+        if utilization is None:
+            if memory_used is not None:
+                raise ValueError("memory_used needs a utilization (null returns to the pattern)")
+            pinned = None
+        else:
+            if not 0 <= utilization <= 100:
+                raise ValueError(f"utilization must be between 0 and 100, not {utilization}")
+            if memory_used is not None:
+                for i in indices:
+                    if not 0 <= memory_used <= self.capacity(i):
+                        raise ValueError(
+                            f"memory_used must be between 0 and {self.capacity(i)} bytes on GPU "
+                            f"{i}, not {memory_used}"
+                        )
+            pinned = PinnedLoad(float(utilization), memory_used)
+        with self._lock:
+            table = dict(self._pinned)
+            for i in indices:
+                if pinned is None:
+                    table.pop(i, None)
+                else:
+                    table[i] = pinned
+            self._pinned = table  # one assignment: the sampler thread sees all or nothing
+        return self.pinned_loads()
+
+    def pinned_loads(self) -> dict[int, PinnedLoad | None]:
+        """Every GPU's pinned load (``None``: it follows the built-in pattern), by index."""
+        table = self._pinned
+        return {i: table.get(i) for i in range(len(self.gpus))}
+
     def _used(self, gpu: int, instance: int | None, now: float) -> int:
         return sum(size for _, size in self._work(gpu, instance, now))
 
     def busy(self, gpu: int, now: float | None = None) -> float:
         """How hard GPU ``gpu`` works at ``now`` in [0, 1]: its load while it runs processes.
 
-        A MIG-enabled GPU works as much as its instances do, weighted by their memory.
+        A MIG-enabled GPU works as much as its instances do, weighted by their memory. A GPU
+        whose load a test pinned works exactly that hard.
         """
+        pinned = self._pinned.get(gpu)
+        if pinned is not None:
+            return pinned.utilization / 100.0
         t = self._clock() if now is None else now
         device = self.gpus[gpu]
         if device.mig is None:

@@ -48,6 +48,18 @@ class ClusterSnapshot:
     #: by): placement stores there what it judged of each node shape, so a shape is judged once
     #: per profile, not once per form. ``None``: judge afresh every time.
     memo: Memo | None = dataclasses.field(default=None, compare=False, repr=False)
+    #: Per JupyterHub user, the GPU-holding pods of their servers.
+    servers: Mapping[str, tuple[PodUse, ...]] = dataclasses.field(default_factory=dict)
+
+    def held_by(self, user: str) -> tuple[PodUse, ...]:
+        """The GPU-holding server pods of one JupyterHub user (bound or pending)."""
+        return self.servers.get(user, ())
+
+    def node(self, name: str | None) -> NodeState | None:
+        """A node by name (``None`` when it is not in the snapshot)."""
+        if name is None:
+            return None
+        return next((state for state in self.nodes if state.node.name == name), None)
 
 
 class ClusterState:
@@ -64,6 +76,10 @@ class ClusterState:
         self._pods: dict[str, PodUse] = {}
         self._used: dict[str, Counter[str]] = {}
         self._pending = 0
+        #: per user, their servers' GPU-holding pods; the users changed since the last snapshot
+        self._by_user: dict[str, dict[str, PodUse]] = {}
+        self._user_pods: dict[str, tuple[PodUse, ...]] = {}
+        self._users_changed: set[str] = set()
         #: per node, its state as last handed out; dropped when the node or its pods change
         self._states: dict[str, NodeState] = {}
         self._order: list[str] | None = None
@@ -126,6 +142,8 @@ class ClusterState:
         self._used = {}
         self._pending = 0
         self._states = {}
+        self._users_changed.update(self._by_user)
+        self._by_user = {}
         for obj in objects:
             use = parse_pod(obj)
             if use is not None:
@@ -156,6 +174,9 @@ class ClusterState:
 
     def _add(self, key: str, use: PodUse) -> None:
         self._pods[key] = use
+        if use.user is not None:
+            self._by_user.setdefault(use.user, {})[key] = use
+            self._users_changed.add(use.user)
         if use.node:
             self._used.setdefault(use.node, Counter()).update(use.resources)
             self._states.pop(use.node, None)
@@ -164,6 +185,12 @@ class ClusterState:
 
     def _remove(self, key: str, use: PodUse) -> None:
         del self._pods[key]
+        if use.user is not None:
+            held = self._by_user.get(use.user, {})
+            held.pop(key, None)
+            if not held:
+                self._by_user.pop(use.user, None)
+            self._users_changed.add(use.user)
         if not use.node:
             self._pending -= 1
         elif use.node in self._used:
@@ -209,6 +236,13 @@ class ClusterState:
                         self._shapes.setdefault(node.shape, len(self._shapes)),
                     )
                 nodes.append(state)
+            for user in self._users_changed:
+                held = self._by_user.get(user)
+                if held:
+                    self._user_pods[user] = tuple(held.values())
+                else:
+                    self._user_pods.pop(user, None)
+            self._users_changed.clear()
             self._snapshot = ClusterSnapshot(
                 nodes=tuple(nodes),
                 synced=self.synced,
@@ -216,5 +250,6 @@ class ClusterState:
                 pending=self._pending,
                 taken_at=time.time(),
                 memo=self._memo,
+                servers=dict(self._user_pods),
             )
         return self._snapshot

@@ -155,6 +155,11 @@ class Node:
         )
 
 
+#: Annotations KubeSpawner puts on a server's pod: the user's and the server's names, unescaped.
+USER_ANNOTATION = "hub.jupyter.org/username"
+SERVER_ANNOTATION = "hub.jupyter.org/servername"
+
+
 @dataclasses.dataclass(frozen=True)
 class PodUse:
     """The ``nvidia.com/*`` resources a pod holds (or will hold once scheduled)."""
@@ -163,6 +168,10 @@ class PodUse:
     name: str
     node: str | None
     resources: Mapping[str, int]
+    #: The JupyterHub user whose server the pod is (KubeSpawner's annotation), if it is one.
+    user: str | None = None
+    #: The server's name (``""``: the user's default server).
+    server: str = ""
 
 
 def _label(labels: Mapping[str, str], *names: str) -> str | None:
@@ -336,11 +345,15 @@ def parse_pod(obj: Mapping[str, Any]) -> PodUse | None:
     if not total:
         return None
     metadata = obj.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    user = annotations.get(USER_ANNOTATION)
     return PodUse(
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
         node=spec.get("nodeName") or None,
         resources=total,
+        user=str(user) if user else None,
+        server=str(annotations.get(SERVER_ANNOTATION) or ""),
     )
 
 

@@ -15,12 +15,14 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, default, validate
 
+from gpu_devbox import activity
 from gpu_devbox._version import __version__
 from gpu_devbox.bench import suites
 from gpu_devbox.bench.service import MAX_MEMORY_FRACTION, BenchmarkConfig, BenchmarkService
 from gpu_devbox.gpus import NvmlAdapter, Sampler, SamplerConfig, VisibleDevices
 from gpu_devbox.gpus.backends import BACKENDS, SIMULATED_FIELDS, BackendSpec, backend_from_env
 from gpu_devbox.server import (
+    activity_handlers,
     bench_handlers,
     checks_handlers,
     gpus_handlers,
@@ -29,7 +31,7 @@ from gpu_devbox.server import (
 )
 from gpu_devbox.server.base import API_PREFIX, FALLBACK_ROUTE
 from gpu_devbox.server.fanout import StreamFanout
-from gpu_devbox.server.state import ServerState
+from gpu_devbox.server.state import ServerState, status_document
 from gpu_devbox.server.stream import StreamHandler
 
 
@@ -152,6 +154,39 @@ class GPUDevbox(ExtensionApp):
         if not 0 <= value <= 3600:
             raise TraitError(
                 f"GPUDevbox.stream_ping_interval must be between 0 and 3600 s, not {value}"
+            )
+        return value
+
+    gpu_busy_utilization = Float(
+        5.0,
+        help="""Utilization, in percent (0 to 100), at or above which a GPU counts as busy for
+        the GPU idle clock (``gpu_busy_at`` and ``gpu_idle_seconds`` in ``GET status``, which an
+        idle culler reads). Example: ``c.GPUDevbox.gpu_busy_utilization = 10.0``.""",
+    ).tag(config=True)
+
+    @validate("gpu_busy_utilization")
+    def _check_busy_utilization(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not 0 <= value <= 100:
+            raise TraitError(
+                f"GPUDevbox.gpu_busy_utilization must be between 0 and 100 %, not {value}"
+            )
+        return value
+
+    gpu_busy_memory_change = Int(
+        256 * activity.MIB,
+        help="""A change of a GPU's memory used larger than this many bytes between two samples
+        counts as GPU activity, even at 0 % utilization (a job loading or freeing a model).
+        Default 268435456 bytes (256 MiB).
+        Example: ``c.GPUDevbox.gpu_busy_memory_change = 1073741824``.""",
+    ).tag(config=True)
+
+    @validate("gpu_busy_memory_change")
+    def _check_busy_memory(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if value < 0:
+            raise TraitError(
+                f"GPUDevbox.gpu_busy_memory_change must be at least 0 bytes, not {value}"
             )
         return value
 
@@ -307,14 +342,39 @@ class GPUDevbox(ExtensionApp):
     # ------------------------------------------------------------------ lifecycle
     _state: ServerState | None = None
     _unregister_metrics: Callable[[], None] | None = None
+    _unregister_activity_metrics: Callable[[], None] | None = None
 
     def _make_adapter(self) -> NvmlAdapter:
-        return BackendSpec(
+        spec = BackendSpec(
             name=self.backend,
             simulated_gpus=self.simulated_gpus,
             simulated_mig=self.simulated_mig,
             simulated_unsupported=self.simulated_unsupported,
-        ).make_adapter()
+        )
+        simulated = spec.make_simulated() if spec.simulated else None
+        # the simulated GPUs' load control (PUT simulated/load) reaches them through this
+        self.settings["gpu_devbox_simulated"] = simulated
+        return spec.make_adapter(simulated)
+
+    def _make_activity(self) -> activity.ServerActivity:
+        """The GPU idle clock, with the idle policy the spawner put in the environment."""
+        try:
+            policy = activity.CullPolicy.from_env(os.environ)
+        except activity.PolicyError as exc:
+            self.log.error("gpu-devbox: ignoring the idle policy: %s", exc)
+            policy = None
+        if policy is not None:
+            self.log.info(
+                "gpu-devbox: idle policy: stopped after %.0f s of GPU idleness, warned %.0f s "
+                "before, 'Keep running' at most %d time(s)",
+                policy.gpu_idle_after,
+                policy.warn_before,
+                policy.keep_running,
+            )
+        thresholds = activity.BusyThresholds(
+            utilization=self.gpu_busy_utilization, memory_change=self.gpu_busy_memory_change
+        )
+        return activity.ServerActivity(policy, thresholds)
 
     def initialize_settings(self) -> None:
         """Start the sampler and share it with the handlers."""
@@ -340,8 +400,16 @@ class GPUDevbox(ExtensionApp):
             probe_timeout=self.checks_probe_timeout,
             logger=self.log,
         )
-        fanout = StreamFanout(sampler, ping_interval=self.stream_ping_interval)
-        state = ServerState(sampler=sampler, fanout=fanout, checks=checks)
+        tracker = self._make_activity()
+        # before the fan-out's listener, so a pushed status has this tick's activity
+        sampler.subscribe(tracker.observe_snapshot)
+        fanout = StreamFanout(
+            sampler,
+            ping_interval=self.stream_ping_interval,
+            status=lambda: status_document(sampler, tracker),
+            status_version=lambda: tracker.version,
+        )
+        state = ServerState(sampler=sampler, fanout=fanout, checks=checks, activity=tracker)
         state.benchmarks = self._make_benchmarks(fanout)
         self._state = state
         self.settings.update({"gpu_devbox": state})
@@ -351,6 +419,9 @@ class GPUDevbox(ExtensionApp):
                 sampler, prefix=self.prometheus_prefix, dcgm_names=self.prometheus_dcgm_names
             )
             self._unregister_metrics = prometheus.register(collector)
+            self._unregister_activity_metrics = prometheus.register(
+                activity_handlers.ActivityCollector(tracker, prefix=self.prometheus_prefix)
+            )
         self.log.info(
             "gpu-devbox %s: %s backend, sampling every %.1f s",
             __version__,
@@ -379,6 +450,7 @@ class GPUDevbox(ExtensionApp):
         self.handlers.extend(bench_handlers.ROUTES)
         self.handlers.extend(checks_handlers.ROUTES)
         self.handlers.append((f"{API_PREFIX}/stream", StreamHandler))
+        self.handlers.extend(activity_handlers.routes(simulated=self.backend == "simulated"))
         if self.prometheus_enabled:  # /metrics, with the GPU series only for authorized users
             self.handlers.extend(metrics_handler.ROUTES)
         self.handlers.append(FALLBACK_ROUTE)  # last: a JSON 404 for any other API path
@@ -388,6 +460,9 @@ class GPUDevbox(ExtensionApp):
         if self._unregister_metrics is not None:
             self._unregister_metrics()
             self._unregister_metrics = None
+        if self._unregister_activity_metrics is not None:
+            self._unregister_activity_metrics()
+            self._unregister_activity_metrics = None
         if self._state is not None:
             await self._state.checks.close()  # kills probe subprocesses still running
             self._state.close()

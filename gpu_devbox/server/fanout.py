@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from gpu_devbox.gpus import Sampler, Snapshot
@@ -45,15 +46,21 @@ class StreamFanout:
         *,
         max_pending: int = MAX_PENDING_BYTES,
         ping_interval: float = PING_INTERVAL,
+        status: Callable[[], dict[str, Any]] | None = None,
+        status_version: Callable[[], object] | None = None,
     ) -> None:
         self.sampler = sampler
+        #: The ``status`` document (default: the sampler's); ``status_version`` says when parts
+        #: that are not the sampler's changed (the GPU activity fields).
+        self.status = status or sampler.status
+        self._extra_version = status_version or (lambda: None)
         #: Bytes a client may have waiting before its ``gpus`` frames are skipped.
         self.max_pending = max_pending
         #: Seconds between pings, and to answer one (0: no pings).
         self.ping_interval = ping_interval
         self.clients: set[StreamClient] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._status_version = -1
+        self._status_version: object = -1
         self._unsubscribe = sampler.subscribe(self._from_sampler_thread)
 
     @property
@@ -84,9 +91,10 @@ class StreamFanout:
         loop.call_soon_threadsafe(self._fan_out, snapshot)
 
     def _fan_out(self, snapshot: Snapshot) -> None:
-        if snapshot.status_version != self._status_version:
-            self._status_version = snapshot.status_version
-            self.publish("status", self.sampler.status())
+        version = (snapshot.status_version, self._extra_version())
+        if version != self._status_version:
+            self._status_version = version
+            self.publish("status", self.status())
         message = snapshot.frame  # serialised by the sampler thread: nothing to encode here
         now = time.monotonic()
         slack = 0.1 * self.floor  # tolerate jitter between ticks
@@ -99,6 +107,11 @@ class StreamFanout:
         message = json.dumps({"type": kind, "data": data}, allow_nan=False)
         for client in list(self.clients):
             client.send(message, None)
+
+    def publish_status(self) -> None:
+        """Send the status to every client now (it changed between two samples)."""
+        self._status_version = (self.sampler.snapshot().status_version, self._extra_version())
+        self.publish("status", self.status())
 
     def publish_threadsafe(self, kind: str, data: Any) -> None:
         """Like :meth:`publish`, from any thread."""

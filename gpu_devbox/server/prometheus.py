@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import REGISTRY, CollectorRegistry
+from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
 from gpu_devbox.gpus import Sampler, fields
 
@@ -58,6 +58,11 @@ def gpu_series(allowed: bool) -> Iterator[None]:
         yield
     finally:
         _GPU_SERIES_ALLOWED.reset(token)
+
+
+def gpu_series_allowed() -> bool:
+    """Whether the scrape in progress may see GPU series (for other collectors of GPU data)."""
+    return _GPU_SERIES_ALLOWED.get()
 
 
 def _value(gpu: dict[str, Any], path: tuple[str, str]) -> float | None:
@@ -150,7 +155,7 @@ class GpuCollector:
             yield family
 
 
-def register(collector: GpuCollector, registry: CollectorRegistry = REGISTRY) -> Callable[[], None]:
+def register(collector: Collector, registry: CollectorRegistry = REGISTRY) -> Callable[[], None]:
     """Register ``collector`` (jupyter-server serves ``REGISTRY``); returns the unregisterer."""
     registry.register(collector)
 

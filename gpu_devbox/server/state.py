@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from gpu_devbox.activity import ServerActivity
 from gpu_devbox.bench.service import BenchmarkService
 from gpu_devbox.cuda.service import ChecksService
 from gpu_devbox.gpus import Sampler
@@ -22,10 +23,12 @@ class ServerState:
     checks: ChecksService
     #: The GPU benchmark (``None`` until the extension has built it).
     benchmarks: BenchmarkService | None = None
+    #: When the GPUs were last busy, and the idle policy (``None``: activity is not tracked).
+    activity: ServerActivity | None = None
 
     def status(self) -> dict[str, Any]:
         """The ``GET status`` document."""
-        return self.sampler.status()
+        return status_document(self.sampler, self.activity)
 
     def close(self) -> None:
         """Release every resource (threads, NVML) this state holds."""
@@ -34,3 +37,12 @@ class ServerState:
         self.fanout.close()
         self.checks.cancel()
         self.sampler.stop()
+
+
+def status_document(sampler: Sampler, activity: ServerActivity | None) -> dict[str, Any]:
+    """The sampler's status with the GPU activity fields (all ``null`` without ``activity``)."""
+    if activity is None:
+        fields = dict.fromkeys(("gpu_busy_at", "gpu_idle_seconds", "gpu_memory_held", "cull"))
+    else:
+        fields = activity.document()
+    return {**sampler.status(), **fields}

@@ -153,7 +153,11 @@ class StreamHandler(
         """Greet the client and send the latest snapshot without waiting for the next tick."""
         self.fanout.add(self)
         sampler = self.fanout.sampler
-        hello = {"interval": self.interval, "floor": self.fanout.floor, "status": sampler.status()}
+        hello = {
+            "interval": self.interval,
+            "floor": self.fanout.floor,
+            "status": self.fanout.status(),
+        }
         self.send(json.dumps({"type": "hello", "data": hello}), None)
         self.send(sampler.snapshot().frame, time.monotonic())
 

@@ -12,6 +12,7 @@ import {
   IBenchmarkList,
   IBenchmarkRun,
   IChecksDocument,
+  ICull,
   IHistory,
   IStatus
 } from './tokens';
@@ -140,6 +141,14 @@ export class DevboxApi {
     return this.request<IBenchmarkRun>(`benchmarks/${encodeURIComponent(id)}`, {
       method: 'DELETE'
     });
+  }
+
+  /**
+   * Hold off the idle stop for one more `gpu_idle_after` ("Keep running"); resolves with the
+   * new `cull` object. 409 when none are left, 404 when no idle policy applies.
+   */
+  keepRunning(): Promise<ICull> {
+    return this.request<ICull>('keep-running', { method: 'POST' });
   }
 
   /** Whether runs are allowed, the suites, the run in progress and the history. */

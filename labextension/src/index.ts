@@ -11,7 +11,7 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { Signal } from '@lumino/signaling';
@@ -27,6 +27,7 @@ import { GpuStatusItem } from './statusbar';
 import { VERSION } from './version';
 import { GpuPanel } from './widgets/panel';
 import { BenchSection } from './widgets/benchSection';
+import { CullWarningBar, notifyCullWarnings } from './widgets/cullWarning';
 import { HealthSection } from './widgets/healthSection';
 /* eslint-enable jupyter/prefer-lazy-imports */
 
@@ -86,6 +87,8 @@ const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
       icon: gpuIcon,
       sections: [health, bench]
     });
+    // the idle-stop warning heads the panel, under the connection banner
+    panel.header.addWidget(new CullWarningBar(service.cull));
     const area = service.settings.area;
     app.shell.add(panel, area, { rank: 600, type: 'GPU' });
     restorer?.add(panel, 'gpu-devbox');
@@ -110,6 +113,7 @@ const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
       }
     });
     service.setOpener(() => app.shell.activateById(panel.id));
+    notifyCullWarnings(service.cull, Notification, () => service.openPanel());
 
     const expand = (index: number): void => {
       const content = panel.content as AccordionPanel;
@@ -207,7 +211,8 @@ const statusBarPlugin: JupyterFrontEndPlugin<void> = {
     const item = new GpuStatusItem(
       service.connection,
       () => service.settings,
-      () => service.openPanel()
+      () => service.openPanel(),
+      service.cull
     );
     const activeChanged = new Signal<IGpuDevbox, void>(service);
     statusBar.registerStatusItem('gpu-devbox:status', {

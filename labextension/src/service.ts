@@ -11,6 +11,7 @@ import { DevboxApi } from './api';
 import { BenchModel } from './bench';
 import { ChecksModel } from './checks';
 import { DevboxConnection, ISocketLike } from './connection';
+import { CullModel } from './cull';
 import { DEFAULT_SETTINGS, IPanelSettings } from './settings';
 import { GpuStore } from './store';
 
@@ -25,6 +26,8 @@ export interface IGpuDevbox {
   readonly connection: DevboxConnection;
   readonly checks: ChecksModel;
   readonly bench: BenchModel;
+  /** The idle-stop warning and "Keep running". */
+  readonly cull: CullModel;
   readonly settings: IPanelSettings;
   readonly settingsChanged: ISignal<IGpuDevbox, IPanelSettings>;
   /** Say whether `who` needs live data; the stream runs while anyone does. */
@@ -46,6 +49,7 @@ export class GpuDevboxService implements IGpuDevbox {
     });
     this.checks = new ChecksModel(refresh => this.api.getChecks(refresh));
     this.bench = new BenchModel(this.api);
+    this.cull = new CullModel({ connection: this.connection, api: this.api });
     this.connection.event.connect((_, message) => {
       if (message.type === 'benchmark') {
         this.bench.handleEvent(message.data);
@@ -57,6 +61,7 @@ export class GpuDevboxService implements IGpuDevbox {
   readonly connection: DevboxConnection;
   readonly checks: ChecksModel;
   readonly bench: BenchModel;
+  readonly cull: CullModel;
 
   get settings(): IPanelSettings {
     return this._settings;

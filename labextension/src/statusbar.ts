@@ -1,10 +1,12 @@
 /**
  * The status bar item: `GPU 45% · 12.3/80 GiB` over the visible GPUs, in the warning colour when
- * memory is nearly full, greyed when the data is stale; a click opens the panel.
+ * memory is nearly full, greyed when the data is stale; `GPU idle · stops 16:30` in the warning
+ * colour while the server is about to be stopped for GPU idleness; a click opens the panel.
  */
 import { Widget } from '@lumino/widgets';
 
 import { DevboxConnection } from './connection';
+import { CullModel, ICullWarning } from './cull';
 import { h, setAttr, setHidden, setText, toggleClass } from './dom';
 import {
   aggregate,
@@ -17,7 +19,8 @@ import { IPanelSettings } from './settings';
 /** The item's text and tooltip for the connection's current state (pure, for tests). */
 export function statusItemContent(
   connection: DevboxConnection,
-  settings: IPanelSettings
+  settings: IPanelSettings,
+  cull: ICullWarning | null = null
 ): { text: string; tooltip: string; warning: boolean; stale: boolean } {
   const status = connection.status;
   const latest = connection.store.latest;
@@ -60,6 +63,15 @@ export function statusItemContent(
     lines.push('Live updates interrupted: these values may be out of date.');
   }
   lines.push('Click to open the GPU panel.');
+  if (cull) {
+    // the idle stop outranks the usual figures: it is what the user must act on
+    return {
+      text: cull.shortText,
+      tooltip: [`${cull.text}.`, cull.note, ...lines].join('\n'),
+      warning: true,
+      stale
+    };
+  }
   return {
     text: statusBarText(agg),
     tooltip: lines.join('\n'),
@@ -74,7 +86,8 @@ export class GpuStatusItem extends Widget {
   constructor(
     private _connection: DevboxConnection,
     private _settings: () => IPanelSettings,
-    onClick: () => void
+    onClick: () => void,
+    private _cull: CullModel | null = null
   ) {
     super({ node: document.createElement('button') });
     this.addClass('jp-GpuDevbox-status');
@@ -90,6 +103,7 @@ export class GpuStatusItem extends Widget {
     this.node.addEventListener('click', onClick);
     _connection.changed.connect(this.render, this);
     _connection.sampled.connect(this.render, this);
+    _cull?.changed.connect(this.render, this);
     this.render();
   }
 
@@ -97,7 +111,11 @@ export class GpuStatusItem extends Widget {
     if (!this.isVisible && this.isAttached) {
       return;
     }
-    const content = statusItemContent(this._connection, this._settings());
+    const content = statusItemContent(
+      this._connection,
+      this._settings(),
+      this._cull?.warning ?? null
+    );
     setText(this._text, content.text);
     const simulated = !!this._connection.status?.simulated;
     setAttr(this.node, 'title', content.tooltip);

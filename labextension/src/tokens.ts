@@ -36,6 +36,10 @@ export interface INvml {
   nvml_version: string | null;
 }
 
+/**
+ * Whether NVML is usable, the sampler's settings, and the GPU activity an idle culler reads.
+ * The activity fields come from the samples the server takes anyway (no extra NVML call).
+ */
 export interface IStatus {
   nvml: INvml;
   /** GPUs NVML reports. */
@@ -49,6 +53,28 @@ export interface IStatus {
   simulated: boolean;
   /** gpu-devbox's version. */
   version: string;
+  /**
+   * Unix time (seconds) of the last sample in which a visible GPU was busy: its utilization at
+   * or above `c.GPUDevbox.gpu_busy_utilization` (5 %), or its memory used changed by more than
+   * `c.GPUDevbox.gpu_busy_memory_change` (256 MiB) since the previous sample. The server's
+   * start time until then; `null` when the server has no GPU.
+   */
+  gpu_busy_at: number | null;
+  /**
+   * Seconds since `gpu_busy_at` (now - `gpu_busy_at`); `null` when the server has no GPU. The
+   * push stream does not resend the status as this grows: clients compute it.
+   */
+  gpu_idle_seconds: number | null;
+  /**
+   * Whether processes hold memory on a visible GPU (or on its visible MIG instances); `null`
+   * when the server has no GPU.
+   */
+  gpu_memory_held: boolean | null;
+  /**
+   * The idle policy the spawner gave this server (`GPU_DEVBOX_CULL_*` environment variables)
+   * and where it stands; `null` when none was given or the server has no GPU.
+   */
+  cull: ICull | null;
 }
 
 export interface IMigInstance {
@@ -471,6 +497,43 @@ export type StreamMessage =
   | IStreamStatusMessage
   | IStreamBenchmarkMessage;
 
+/** When this server is stopped for GPU idleness unless its GPU is used. */
+export interface ICull {
+  /** Seconds the GPUs may stay idle (GPU_DEVBOX_CULL_GPU_IDLE_AFTER). */
+  gpu_idle_after: number;
+  /** Seconds before `stops_at` from which the user is warned (GPU_DEVBOX_CULL_WARN_BEFORE). */
+  warn_before: number;
+  /**
+   * Unix time at which the server is stopped unless the GPU is used: max(`gpu_busy_at` +
+   * `gpu_idle_after`, `keep_running.until`).
+   */
+  stops_at: number;
+  /** Whether the user is warned now: now >= `stops_at` - `warn_before`. */
+  warning: boolean;
+  /**
+   * "Keep running" presses in this idle spell (the count starts again once the GPU is used).
+   */
+  keep_running: IKeepRunning;
+}
+
+/** A load to pin on simulated GPUs. */
+export interface ISimulatedLoadRequest {
+  /** Percent the GPUs report from now on; `null` returns them to the built-in pattern. */
+  utilization: number | null;
+  /**
+   * Bytes their processes hold (one process per GPU or MIG instance, whole 2 MiB pages), at
+   * most the GPU's memory. Absent: what that load usually holds.
+   */
+  memory_used?: number | null;
+  /** NVML indices of the GPUs to pin (default: all). */
+  gpus?: number[];
+}
+
+/** Every simulated GPU's pinned load. */
+export interface ISimulatedLoad {
+  gpus: ISimulatedGpuLoad[];
+}
+
 export interface IGpuProcess {
   pid: number;
   /** GPU memory the process uses. Unit: bytes. */
@@ -514,4 +577,24 @@ export interface IStreamStatusMessage {
 export interface IStreamBenchmarkMessage {
   type: 'benchmark';
   data: IBenchmarkEvent;
+}
+
+/** "Keep running" presses in this idle spell (the count starts again once the GPU is used). */
+export interface IKeepRunning {
+  /** Presses so far. */
+  used: number;
+  /** Presses allowed (GPU_DEVBOX_CULL_KEEP_RUNNING). */
+  max: number;
+  /** Unix time until which the last press holds the stop off; `null` before any. */
+  until: number | null;
+}
+
+export interface ISimulatedGpuLoad {
+  index: number;
+  /** False: the GPU follows the built-in pattern. */
+  pinned: boolean;
+  /** Pinned utilization. Unit: %. */
+  utilization: number | null;
+  /** Pinned memory; `null`: what the load usually holds. Unit: bytes. */
+  memory_used: number | null;
 }

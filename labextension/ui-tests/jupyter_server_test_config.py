@@ -17,6 +17,12 @@ c.ServerApp.base_url = os.environ.get("GPU_DEVBOX_UI_BASE_URL", "/user/galata/")
 c.GPUDevbox.backend = "simulated"  # noqa: F821
 c.GPUDevbox.simulated_gpus = int(os.environ.get("GPU_DEVBOX_SIMULATED_GPUS", "2"))  # noqa: F821
 c.GPUDevbox.interval = 0.5  # noqa: F821 (values change quickly enough for the tests)
+# An idle policy of seconds, as the spawner would set it, for culling.spec.ts: warned after 25 s
+# of GPU idleness. The built-in simulated load leaves both GPUs idle for at most ~20 s at a
+# time, so the other tests never see the warning; culling.spec.ts pins the load at 0 %.
+os.environ.setdefault("GPU_DEVBOX_CULL_GPU_IDLE_AFTER", "30")
+os.environ.setdefault("GPU_DEVBOX_CULL_WARN_BEFORE", "5")
+os.environ.setdefault("GPU_DEVBOX_CULL_KEEP_RUNNING", "1")
 # Benchmark runs go to a scratch history, not the user's Jupyter data directory.
 c.GPUDevbox.benchmark_history_file = os.path.join(  # noqa: F821
     tempfile.mkdtemp(prefix="gpu-devbox-ui-"), "benchmarks.jsonl"

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from gpu_devbox.catalog import Catalog, Toleration
 from gpu_devbox.placement import ClusterSnapshot, ClusterState, Offer, compute_offers
+from gpu_devbox.placement.unusable import unusable_nodes
 from gpu_devbox_spawner.catalog_file import CatalogFile
 
 #: Pods that can hold GPUs: everything not finished.
@@ -94,6 +95,8 @@ class Inventory:
         self._catalog_files: dict[str, CatalogFile] = {}
         #: The offers computed last, and the (snapshot, catalog, tolerations) they came from.
         self._offers: _Offers | None = None
+        #: The GPU nodes no image of the catalog can use, as last logged.
+        self._unusable_logged: tuple[str, ...] = ()
 
     # -- sharing ------------------------------------------------------------------------------
 
@@ -201,7 +204,22 @@ class Inventory:
             return last.offers
         offers = compute_offers(catalog, snapshot, tolerations=tolerations)
         self._offers = _Offers(snapshot, catalog, tolerations, offers)
+        if snapshot.synced:
+            self._log_unusable(catalog, snapshot)
         return offers
+
+    def _log_unusable(self, catalog: Catalog, snapshot: ClusterSnapshot) -> None:
+        """Tell the admin (once per change) about GPU nodes no image of the catalog can use.
+
+        Users never see them: no offer includes them.
+        """
+        unusable = unusable_nodes(catalog, snapshot)
+        names = tuple(node.name for node in unusable)
+        if names == self._unusable_logged:
+            return
+        self._unusable_logged = names
+        for node in unusable:
+            self.log.warning("gpu-devbox: no image of the catalog can use GPU node %s", node)
 
     # -- the loops ----------------------------------------------------------------------------
 

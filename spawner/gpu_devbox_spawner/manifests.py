@@ -44,6 +44,23 @@ OWNED_TRAITS = (
     "volumes",
     "volume_mounts",
     "extra_labels",
+    "storage_pvc_ensure",
+    "pvc_name_template",
+    "storage_capacity",
+    "storage_class",
+    "storage_access_modes",
+)
+#: Names KubeSpawner expands to something of the user's or the server's: a claim whose name
+#: has none of them is one claim for every user (a shared NFS volume, say).
+PER_USER_FIELDS = (
+    "{username}",
+    "{userid}",
+    "{unescaped_username}",
+    "{user_server}",
+    "{safe_username}",
+    "{escaped_username}",
+    "{safe_user_server}",
+    "{escaped_user_server}",
 )
 
 
@@ -74,6 +91,8 @@ class Baseline:
                 "extra_labels",
             ):
                 value = dict(value or {})
+            elif name == "storage_access_modes":
+                value = list(value or [])
             out[name] = value
         return cls(out)
 
@@ -176,6 +195,8 @@ def volumes(
         )
     for volume in profile.volumes:
         mount: dict[str, Any] = {"name": volume.name, "mountPath": volume.mount}
+        if volume.sub_path:
+            mount["subPath"] = volume.sub_path
         if volume.read_only:
             mount["readOnly"] = True
         ours.append((volume_source(volume), mount))
@@ -192,6 +213,45 @@ def volumes(
         dict(v) for v in base_volumes if v.get("name") not in names and v.get("name") not in dropped
     ]
     return [*vols, *(v for v, _ in ours)], [*mounts, *(m for _, m in ours)]
+
+
+def created_claim(profile: Profile) -> Volume | None:
+    """The profile's claim volume gpu-devbox creates when missing (one with ``size``)."""
+    return next((v for v in profile.volumes if v.claim and v.size is not None), None)
+
+
+def is_shared_claim(volume: Volume) -> bool:
+    """Whether a claim's name is the same for every user (deleting a user must keep it)."""
+    return volume.claim is not None and not any(f in volume.claim for f in PER_USER_FIELDS)
+
+
+def storage(baseline: Baseline, profile: Profile) -> dict[str, Any]:
+    """KubeSpawner's storage traits: the profile's created claim, else the admin's own.
+
+    KubeSpawner creates one claim per server (``storage_pvc_ensure``) from these traits;
+    gpu-devbox points them at the catalog volume with a ``size``.
+    """
+    volume = created_claim(profile)
+    if volume is None:
+        return {
+            name: baseline.get(name)
+            for name in (
+                "storage_pvc_ensure",
+                "pvc_name_template",
+                "storage_capacity",
+                "storage_class",
+                "storage_access_modes",
+            )
+        }
+    assert volume.claim is not None
+    assert volume.size is not None
+    return {
+        "storage_pvc_ensure": True,
+        "pvc_name_template": volume.claim,
+        "storage_capacity": format_size(volume.size),
+        "storage_class": volume.storage_class,
+        "storage_access_modes": [volume.access_mode or "ReadWriteOnce"],
+    }
 
 
 def environment(base: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
@@ -244,4 +304,5 @@ def pod_settings(
         "volumes": vols,
         "volume_mounts": mounts,
         "extra_labels": labels,
+        **storage(baseline, profile),
     }

@@ -8,10 +8,11 @@ an :class:`OptionsError` naming the field; the spawner turns it into an HTTP 400
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from gpu_devbox.catalog import Catalog, GPUKind, Profile
+from gpu_devbox.placement import Offer
 
 PROFILE = "profile"
 IMAGE = "image"
@@ -97,11 +98,31 @@ def options_from_form(formdata: Mapping[str, Any], catalog: Catalog) -> dict[str
     return options
 
 
-def parse_options(options: Mapping[str, Any], catalog: Catalog) -> Choice:
-    """Check user options against the catalog.
+def default_profile(catalog: Catalog, allowed: Collection[str] | None = None) -> Profile:
+    """The catalog's default profile, else (when the user may not start it) their first one.
 
     Raises:
-        OptionsError: an unknown field, profile or image, or a count the profile does not allow.
+        OptionsError: the user may start no profile at all.
+    """
+    default = catalog.default_profile
+    if allowed is None or default.slug in allowed:
+        return default
+    for profile in catalog.profiles:
+        if profile.slug in allowed:
+            return profile
+    raise OptionsError(PROFILE, "no profile is offered to you; ask your hub's admin")
+
+
+def parse_options(
+    options: Mapping[str, Any], catalog: Catalog, allowed: Collection[str] | None = None
+) -> Choice:
+    """Check user options against the catalog and the profiles the user may start.
+
+    ``allowed``: the slugs of the profiles offered to this user (``None``: every profile).
+
+    Raises:
+        OptionsError: an unknown field, profile or image, a profile the user may not start, or
+            a count the profile does not allow.
     """
     if not isinstance(options, Mapping):
         raise OptionsError("user_options", "must be an object")
@@ -110,17 +131,19 @@ def parse_options(options: Mapping[str, Any], catalog: Catalog) -> Choice:
             raise OptionsError(
                 str(key), f"is not an option; the options are {', '.join(OPTION_NAMES)}"
             )
+    mine = [p.slug for p in catalog.profiles if allowed is None or p.slug in allowed]
     slug = options.get(PROFILE)
     if slug in (None, ""):
-        profile = catalog.default_profile
+        profile = default_profile(catalog, allowed)
     elif not isinstance(slug, str):
         raise OptionsError(PROFILE, "must be a profile's slug (text)")
     elif not catalog.has_profile(slug):
         raise OptionsError(
-            PROFILE,
-            f"there is no profile {slug!r}; the profiles are "
-            + ", ".join(p.slug for p in catalog.profiles),
+            PROFILE, f"there is no profile {slug!r}; the profiles are " + ", ".join(mine)
         )
+    elif allowed is not None and slug not in allowed:
+        others = f"; your profiles are {', '.join(mine)}" if mine else ""
+        raise OptionsError(PROFILE, f"you may not start profile {slug!r}{others}")
     else:
         profile = catalog.profile(slug)
 
@@ -166,3 +189,42 @@ def _count(raw: Any, profile: Profile) -> int:
             GPUS, f"{raw} GPUs is not allowed for profile {profile.slug!r} ({allowed})"
         )
     return raw
+
+
+def can_start(offer: Offer, image: str) -> bool:
+    """Whether a node could take a server of this offer with this image now."""
+    choice = offer.image(image)
+    if not (offer.available and choice.runs):
+        return False
+    return not offer.profile.gpu.wants_gpu or choice.max_free >= max(1, offer.profile.gpu.count)
+
+
+def profile_for_image(
+    image: str, catalog: Catalog, offers: Sequence[Offer]
+) -> tuple[Offer, str | None]:
+    """The profile a link naming only an image (``/hub/spawn?image=NAME``) starts.
+
+    The first of ``offers`` (the user's, in catalog order) that offers the image and can start
+    it now; else the first that offers it, with why it cannot start now.
+
+    Raises:
+        OptionsError: no image has that name, or no profile of the user offers it.
+    """
+    names = list(dict.fromkeys(name for o in offers for name in o.profile.images))
+    if not catalog.has_image(image) or image not in names:
+        if catalog.has_image(image):
+            problem = f"no profile you may start offers the image {image!r}"
+        else:
+            problem = f"there is no image {image!r}"
+        raise OptionsError(IMAGE, f"{problem}; the images are {', '.join(names)}")
+    offering = [o for o in offers if image in o.profile.images]
+    for offer in offering:
+        if can_start(offer, image):
+            return offer, None
+    offer = offering[0]
+    why = offer.reason or offer.image(image).reason or "no node with room runs it now"
+    label = catalog.image(image).label
+    return offer, (
+        f"No profile can start {label} right now; '{offer.profile.display_name}' offers it, "
+        f"but {why[0].lower()}{why[1:].rstrip('.')}."
+    )

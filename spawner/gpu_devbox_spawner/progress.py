@@ -27,12 +27,11 @@ def describe_plan(plan: Plan) -> str:
         return f"Starting '{profile.display_name}' with {image}."
     count = plan.count
     unit = plan.offer.unit + ("s" if count != 1 else "")
-    nodes = len(plan.nodes)
-    where = f"{nodes} node" + ("s" if nodes != 1 else "")
+    where = f"node {plan.nodes[0]}" if len(plan.nodes) == 1 else f"one of {len(plan.nodes)} nodes"
     models = plan.offer.model_text
     return (
         f"Starting '{profile.display_name}' with {image}: {count} {models} {unit} "
-        f"on one of {where} whose driver runs it."
+        f"on {where} whose driver runs it."
     )
 
 

@@ -76,6 +76,40 @@ describe('DevboxApi', () => {
     });
   });
 
+  it('presses Keep running with a POST, and keeps the 409 that says none are left', async () => {
+    const calls: { url: string; method: string }[] = [];
+    let status = 200;
+    const api = new DevboxApi(
+      settingsWith(async (input, init) => {
+        calls.push({
+          url: bare(typeof input === 'string' ? input : input.url),
+          method:
+            init?.method ?? (typeof input === 'string' ? 'GET' : input.method)
+        });
+        return status === 200
+          ? respond(200, '{"stops_at": 1765130000, "warning": false}')
+          : respond(
+              409,
+              '{"message": "\'Keep running\' was used 2 of 2 times"}'
+            );
+      })
+    );
+    await expect(api.keepRunning()).resolves.toMatchObject({
+      stops_at: 1765130000
+    });
+    expect(calls).toEqual([
+      {
+        url: 'http://hub.example/user/alice/gpu-devbox/api/keep-running',
+        method: 'POST'
+      }
+    ]);
+    status = 409;
+    await expect(api.keepRunning()).rejects.toMatchObject({
+      status: 409,
+      message: "'Keep running' was used 2 of 2 times"
+    });
+  });
+
   it('marks a missing route and an unreachable server', async () => {
     const missing = new DevboxApi(
       settingsWith(async () => respond(404, '<html>404</html>'))

@@ -70,6 +70,10 @@ export function makeStatus(overrides: Partial<IStatus> = {}): IStatus {
     history_seconds: 600,
     simulated: false,
     version: '0.1.0',
+    gpu_busy_at: 1000,
+    gpu_idle_seconds: 0,
+    gpu_memory_held: false,
+    cull: null,
     ...overrides
   };
 }
@@ -89,7 +93,10 @@ export function noGpuStatus(): IStatus {
       nvml_version: null
     },
     gpu_count: 0,
-    visible_gpu_count: 0
+    visible_gpu_count: 0,
+    gpu_busy_at: null,
+    gpu_idle_seconds: null,
+    gpu_memory_held: null
   });
 }
 

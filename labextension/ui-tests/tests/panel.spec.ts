@@ -91,7 +91,9 @@ test.describe('GPU panel', () => {
   });
 
   test('the status bar item shows utilization and memory, updates, and opens the panel', async ({
-    page
+    page,
+    request,
+    baseURL
   }) => {
     const item = statusItem(page);
     // two H100s: their 159.3 GiB by the rule of each card's total, whole from 100 on, one
@@ -104,11 +106,26 @@ test.describe('GPU panel', () => {
     await expect(item).toHaveAccessibleName(
       new RegExp(`^GPU status: GPU \\d+% · ${memory} \\(simulated GPUs\\)$`)
     );
-    const before = await item.getAttribute('title');
-    expect(before).toContain('GPU 0 NVIDIA H100 80GB HBM3');
-    await expect
-      .poll(() => item.getAttribute('title'), { timeout: 10_000 })
-      .not.toBe(before);
+    expect(await item.getAttribute('title')).toContain(
+      'GPU 0 NVIDIA H100 80GB HBM3'
+    );
+    // the built-in load may rest for a while: pin it (test control of the simulated backend)
+    // to two values in turn and see each one arrive
+    const load = (utilization: number | null) =>
+      request.put(`${baseURL}/gpu-devbox/api/simulated/load`, {
+        data: { utilization }
+      });
+    try {
+      for (const utilization of [11, 77]) {
+        expect((await load(utilization)).ok()).toBe(true);
+        await expect(item).toHaveAccessibleName(
+          new RegExp(`^GPU status: GPU ${utilization}% · `),
+          { timeout: 10_000 }
+        );
+      }
+    } finally {
+      await load(null);
+    }
     await expect(panel(page)).toBeHidden();
     await item.click();
     await expect(panel(page)).toBeVisible();
