@@ -4,6 +4,11 @@ Nodes: CPU workers, A100s on an R550 driver, tainted H100s on R580, V100s on R53
 ``mixed`` A100s and MIG ``single`` H100s, time-sliced A10s, and a few cordoned nodes. Pods:
 GPU jobs filling about 70 % of every GPU resource, the rest CPU-only pods, across 50
 namespaces.
+
+With ``distinct=True`` no two nodes look alike, as in a real cluster that grew over time: each
+node's allocatable CPU and memory differ (the kubelet reserves differ node by node), GPU nodes
+run different patch releases of their driver branch, and every node carries labels of its own
+(zone, instance id). Placement can then no longer judge one node per pool.
 """
 
 from __future__ import annotations
@@ -20,11 +25,42 @@ from tests import k8s_objects as k
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 
 
+#: Released patch versions per driver branch (NVIDIA's datacenter driver archive).
+_PATCHES = {
+    "550": ("550.54.14", "550.54.15", "550.90.07", "550.90.12", "550.127.05", "550.144.03"),
+    "580": ("580.65.06", "580.82.07", "580.95.05", "580.105.08"),
+    "535": ("535.104.05", "535.129.03", "535.161.08", "535.183.01", "535.216.01"),
+}
+
+
+def _make_distinct(obj: dict[str, Any], i: int, rng: random.Random) -> None:
+    """Give one node what makes real nodes differ: reserves, driver patch, own labels."""
+    status = obj["status"]
+    for part in ("allocatable", "capacity"):
+        status[part]["cpu"] = f"{63000 + i}m"
+        status[part]["memory"] = f"{536870912 - 1024 * i}Ki"
+    labels = obj["metadata"]["labels"]
+    labels["topology.kubernetes.io/zone"] = f"zone-{rng.randrange(3)}"
+    labels["node.kubernetes.io/instance-id"] = f"i-{rng.getrandbits(48):012x}"
+    full = labels.get("nvidia.com/cuda.driver-version.full")
+    if full and full.split(".")[0] in _PATCHES:
+        driver = rng.choice(_PATCHES[full.split(".")[0]])
+        _, minor, rev = driver.split(".")
+        labels["nvidia.com/cuda.driver-version.full"] = driver
+        labels["nvidia.com/cuda.driver-version.minor"] = labels["nvidia.com/cuda.driver.minor"] = (
+            minor
+        )
+        labels["nvidia.com/cuda.driver-version.revision"] = labels["nvidia.com/cuda.driver.rev"] = (
+            rev
+        )
+
+
 def build(
-    nodes: int = 1000, pods: int = 20000, seed: int = 7
+    nodes: int = 1000, pods: int = 20000, seed: int = 7, *, distinct: bool = False
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(node objects, pod objects) in the shapes the API server returns."""
     rng = random.Random(seed)
+    shape_rng = random.Random(seed + 1)
     mix = [
         (0.40, lambda i: k.node(f"cpu-{i}"), None),
         (
@@ -60,6 +96,8 @@ def build(
     for share, make, resource in mix:
         for _ in range(round(nodes * share)):
             obj = make(len(node_objects))
+            if distinct:
+                _make_distinct(obj, len(node_objects), shape_rng)
             node_objects.append(obj)
             if resource:
                 units = int(obj["status"]["allocatable"][resource])

@@ -36,11 +36,19 @@ def _where(path: Any) -> str:
     return "".join(parts).lstrip(".") or "(the document)"
 
 
+@functools.cache
+def _validator() -> Any:
+    """The facts schema's validator, made once (making one resolves the schema anew)."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(facts_schema())
+
+
 def validate_facts(document: Any) -> None:
     """Raise :class:`FactsError` naming the first bad field, if ``document`` is not valid."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(facts_schema())
+    validator = _validator()
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is not None:
         message = error.message if len(error.message) <= 160 else error.message[:157] + "..."

@@ -9,6 +9,7 @@ guessing.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 
 Version = tuple[int, ...]
@@ -22,6 +23,13 @@ def parse_driver(text: object) -> Version | None:
     """``"580.159.04"`` -> ``(580, 159, 4)``; ``None`` when it is not a driver version."""
     if not isinstance(text, str):
         return None
+    return _parse_driver(text)
+
+
+# The checks compare the same few dozen version strings (the tables' rows, the facts) many
+# times per judging: parsing each once keeps a judging at a fraction of a millisecond.
+@functools.lru_cache(maxsize=4096)
+def _parse_driver(text: str) -> Version | None:
     match = _DRIVER.match(text)
     if match is None:
         return None
@@ -35,6 +43,11 @@ def parse_cuda(text: object) -> Version | None:
     """
     if not isinstance(text, str):
         return None
+    return _parse_cuda(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cuda(text: str) -> Version | None:
     match = _CUDA.match(text)
     if match is None:
         return None
@@ -64,6 +77,11 @@ def parse_date(text: object) -> datetime.date | None:
     """``"2026-06"`` (read as the month's first day) or ``"2025-02-01"``; ``None`` otherwise."""
     if not isinstance(text, str):
         return None
+    return _parse_date(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_date(text: str) -> datetime.date | None:
     month = _MONTH.match(text)
     if month is not None:
         return datetime.date(int(month.group(1)), int(month.group(2)), 1)

@@ -16,6 +16,9 @@ from typing import Any
 
 from gpu_devbox.placement.nodes import Node, PodUse, parse_node, parse_pod, pod_key
 
+#: Placement's judgements of node shapes, kept between the snapshots of one ClusterState.
+Memo = dict[Any, Any]
+
 
 @dataclasses.dataclass(frozen=True)
 class NodeState:
@@ -41,6 +44,10 @@ class ClusterSnapshot:
     #: Pods that hold GPUs but are not bound to a node yet (waiting for the scheduler).
     pending: int = 0
     taken_at: float = 0.0
+    #: Shared by the snapshots of one :class:`ClusterState` (whose shape numbers it is keyed
+    #: by): placement stores there what it judged of each node shape, so a shape is judged once
+    #: per profile, not once per form. ``None``: judge afresh every time.
+    memo: Memo | None = dataclasses.field(default=None, compare=False, repr=False)
     #: Per JupyterHub user, the GPU-holding pods of their servers.
     servers: Mapping[str, tuple[PodUse, ...]] = dataclasses.field(default_factory=dict)
 
@@ -65,6 +72,7 @@ class ClusterState:
         self._nodes: dict[str, Node] = {}
         #: node shape -> a small number, so that placement judges each pool's shape once
         self._shapes: dict[tuple[object, ...], int] = {}
+        self._memo: Memo = {}
         self._pods: dict[str, PodUse] = {}
         self._used: dict[str, Counter[str]] = {}
         self._pending = 0
@@ -101,6 +109,10 @@ class ClusterState:
             node = parse_node(obj)
             self._nodes[node.name] = node
         self._states = {}
+        # a new list starts over the shape numbers (and what was judged by them), so shapes of
+        # nodes long gone do not pile up
+        self._shapes = {}
+        self._memo = {}
         self._order = None
         self.nodes_synced = True
         self._changed()
@@ -237,6 +249,7 @@ class ClusterState:
                 pods=len(self._pods),
                 pending=self._pending,
                 taken_at=time.time(),
+                memo=self._memo,
                 servers=dict(self._user_pods),
             )
         return self._snapshot

@@ -98,7 +98,15 @@ class _Survey:
             wanted = Stage.IMAGES
         else:
             return []
-        return [node for verdict, node in self.judged.values() if verdict.stage is wanted]
+        # image_runs reads only the node's driver, CUDA, compute capability and model: one
+        # node per such combination gives every distinct reason, in the same order
+        out: dict[object, Node] = {}
+        for verdict, node in self.judged.values():
+            if verdict.stage is wanted:
+                info = node.gpu
+                key = (info.driver, info.cuda, info.compute, info.product) if info else None
+                out.setdefault(key, node)
+        return list(out.values())
 
 
 def _survey(
@@ -107,22 +115,86 @@ def _survey(
     images: Sequence[Image],
     tolerated: Sequence[Toleration],
 ) -> _Survey:
-    """Judge each node shape once, then count each eligible node's free units."""
+    """Judge each node shape once, then count each eligible node's free units.
+
+    A shape's judgement for this profile is kept in the snapshot's memo (shared by the
+    snapshots of one store), so after the first offers only shapes never seen before are
+    judged: in a cluster where every node differs, a pod event costs no judging at all.
+    """
     survey = _Survey()
+    judged = survey.judged
+    memo = _memo_for(cluster, profile, images, tolerated)
+    judgements = memo.judgements if memo is not None else None
+    # a node whose state did not change since the last offers keeps its choice (its free
+    # counts are the same): only the nodes a watch event touched are counted again
+    last_choices = memo.choices if memo is not None else {}
+    choices: dict[int, tuple[NodeState, NodeChoice]] = {}
+    chosen, blocked = survey.chosen, survey.blocked
     for state in cluster.nodes:
         node = state.node
-        key = state.shape if state.shape >= 0 else node.shape
-        found = survey.judged.get(key)
+        shape = state.shape
+        key = shape if shape >= 0 else node.shape
+        found = judged.get(key)
         if found is None:
-            found = survey.judged[key] = (_judge(node, profile, images, tolerated), node)
+            verdict = judgements.get(shape) if judgements is not None and shape >= 0 else None
+            if verdict is None:
+                verdict = _judge(node, profile, images, tolerated)
+                if judgements is not None and shape >= 0:
+                    judgements[shape] = verdict
+            found = judged[key] = (verdict, node)
         verdict = found[0]
         if verdict.stage is Stage.OK:
-            survey.chosen.append(_node_choice(state, verdict))
+            kept = last_choices.get(id(state))
+            if kept is None or kept[0] is not state:
+                kept = (state, _node_choice(state, verdict))
+            choices[id(state)] = kept
+            chosen.append(kept[1])
         elif verdict.stage > survey.furthest:
-            survey.furthest, survey.blocked = verdict.stage, [(state, verdict.detail)]
+            survey.furthest, blocked[:] = verdict.stage, [(state, verdict.detail)]
         elif verdict.stage == survey.furthest:
-            survey.blocked.append((state, verdict.detail))
+            blocked.append((state, verdict.detail))
+    if memo is not None:
+        memo.choices = choices
     return survey
+
+
+@dataclasses.dataclass
+class _Memo:
+    """What one profile's offers keep between snapshots of one store."""
+
+    #: The profile and images the entry is for: held, so that their ids stay theirs.
+    profile: Profile
+    images: tuple[Image, ...]
+    #: Shape number -> the judgement of that shape for this profile.
+    judgements: dict[int, _Judgement] = dataclasses.field(default_factory=dict)
+    #: id(NodeState) -> (that state, its choice) from the last offers, for nodes that passed.
+    choices: dict[int, tuple[NodeState, NodeChoice]] = dataclasses.field(default_factory=dict)
+
+
+#: Profiles (with their images and tolerations) remembered per store before starting over.
+_MEMO_PROFILES = 64
+
+
+def _memo_for(
+    cluster: ClusterSnapshot,
+    profile: Profile,
+    images: Sequence[Image],
+    tolerated: Sequence[Toleration],
+) -> _Memo | None:
+    """What the snapshot's store remembers for this profile; ``None`` without a memo."""
+    memo = cluster.memo
+    if memo is None:
+        return None
+    key = (id(profile), *map(id, images), tuple(tolerated))
+    entry = memo.get(key)
+    # the entry holds the profile and images themselves, so their ids cannot be reused while
+    # it exists; a reloaded catalog makes new objects and so new entries
+    if entry is None:
+        if len(memo) >= _MEMO_PROFILES:
+            memo.clear()
+        entry = memo[key] = _Memo(profile, tuple(images))
+    found: _Memo = entry
+    return found
 
 
 def _node_choice(state: NodeState, verdict: _Judgement) -> NodeChoice:

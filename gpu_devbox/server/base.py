@@ -155,7 +155,7 @@ class BaseHandler(BodyLimit, ExtensionHandlerMixin, APIHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(payload, allow_nan=False))
 
-    def finish_raw_json(self, text: str) -> None:
+    def finish_raw_json(self, text: str | bytes) -> None:
         """Send an already-serialised JSON document."""
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(text)

@@ -30,7 +30,7 @@ class StreamClient(Protocol):
     #: When (``time.monotonic()``) it was last sent a ``gpus`` frame.
     last_sent: float
 
-    def send(self, message: str, now: float | None, *, droppable: bool = False) -> None:
+    def send(self, message: str | bytes, now: float | None, *, droppable: bool = False) -> None:
         """Write one message (skipped when ``droppable`` and the client is behind)."""
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
@@ -95,7 +95,7 @@ class StreamFanout:
         if version != self._status_version:
             self._status_version = version
             self.publish("status", self.status())
-        message = '{"type":"gpus","data":' + snapshot.json + "}"
+        message = snapshot.frame  # serialised by the sampler thread: nothing to encode here
         now = time.monotonic()
         slack = 0.1 * self.floor  # tolerate jitter between ticks
         for client in list(self.clients):

@@ -43,7 +43,7 @@ class GpusHandler(BaseHandler):
     async def get(self) -> None:
         """Return the latest snapshot (empty ``gpus`` when NVML is unavailable)."""
         await self.wait_for_first_sample()
-        self.finish_raw_json(self.state.sampler.snapshot().json)
+        self.finish_raw_json(self.state.sampler.snapshot().body)
 
 
 class HistoryHandler(BaseHandler):

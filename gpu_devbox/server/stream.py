@@ -159,7 +159,7 @@ class StreamHandler(
             "status": self.fanout.status(),
         }
         self.send(json.dumps({"type": "hello", "data": hello}), None)
-        self.send('{"type":"gpus","data":' + sampler.snapshot().json + "}", time.monotonic())
+        self.send(sampler.snapshot().frame, time.monotonic())
 
     def on_message(self, message: str | bytes) -> None:
         """Clients have nothing to say; the stream is one-way."""
@@ -168,7 +168,7 @@ class StreamHandler(
         """Forget this client."""
         self.fanout.discard(self)
 
-    def send(self, message: str, now: float | None, *, droppable: bool = False) -> None:
+    def send(self, message: str | bytes, now: float | None, *, droppable: bool = False) -> None:
         """Write a message, or skip it (``droppable``) while the client is behind.
 
         A client whose backlog grows past :data:`CLOSE_FACTOR` times the limit is closed.
