@@ -9,6 +9,7 @@ from gpu_devbox.bench.service import BenchmarkService
 from gpu_devbox.cuda.service import ChecksService
 from gpu_devbox.gpus import Sampler
 from gpu_devbox.server.fanout import StreamFanout
+from gpu_devbox.server.kernels import KernelsService
 
 
 @dataclasses.dataclass
@@ -22,6 +23,8 @@ class ServerState:
     checks: ChecksService
     #: The GPU benchmark (``None`` until the extension has built it).
     benchmarks: BenchmarkService | None = None
+    #: This server's kernels and terminals for process attribution (``GET kernels``).
+    kernels: KernelsService | None = None
 
     def status(self) -> dict[str, Any]:
         """The ``GET status`` document."""
@@ -31,6 +34,8 @@ class ServerState:
         """Release every resource (threads, NVML) this state holds."""
         if self.benchmarks is not None:
             self.benchmarks.close()
+        if self.kernels is not None:
+            self.kernels.close()
         self.fanout.close()
         self.checks.cancel()
         self.sampler.stop()
