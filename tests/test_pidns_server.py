@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from jupyter_client import BlockingKernelClient
+from jupyter_client.blocking.client import BlockingKernelClient
 
 from tests import pidns
 from tests.openapi import validate_response
@@ -305,7 +305,7 @@ def test_two_kernels_on_one_gpu_share_memory_honestly_and_strangers_are_counted(
 
         def counted() -> bool:
             totals = server.get("gpu-devbox/api/kernels")["gpus"]
-            return totals[0]["others"] == 1
+            return bool(totals[0]["others"] == 1)
 
         until(counted, "the other pod's process")
         document = server.get("gpu-devbox/api/kernels")
