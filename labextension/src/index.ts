@@ -11,7 +11,7 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { Signal } from '@lumino/signaling';
@@ -21,6 +21,7 @@ import { AccordionPanel } from '@lumino/widgets';
 // at activation; lazy imports would only delay them.
 /* eslint-disable jupyter/prefer-lazy-imports */
 import { gpuIcon } from './icon';
+import { KernelsModel } from './kernels';
 import { GpuDevboxService, IGpuDevbox } from './service';
 import { readSettings } from './settings';
 import { GpuStatusItem } from './statusbar';
@@ -28,6 +29,7 @@ import { VERSION } from './version';
 import { GpuPanel } from './widgets/panel';
 import { BenchSection } from './widgets/benchSection';
 import { HealthSection } from './widgets/healthSection';
+import { IKernelActions, KernelsSection } from './widgets/kernelsSection';
 /* eslint-enable jupyter/prefer-lazy-imports */
 
 export const PLUGIN_ID = 'gpu-devbox:plugin';
@@ -41,6 +43,50 @@ export namespace CommandIDs {
 }
 
 const CATEGORY = 'GPU';
+
+/** Milliseconds between two `GET kernels` while the Kernels on GPU section is open. */
+const KERNELS_EVERY = 2000;
+
+/**
+ * What the Kernels on GPU section does, through JupyterLab's own services (jupyter-server's
+ * kernel and terminal REST API): no route of gpu-devbox acts on a kernel.
+ */
+function kernelActions(app: JupyterFrontEnd): IKernelActions {
+  const kernels = app.serviceManager.kernels;
+  const withKernel = async (
+    id: string,
+    act: (kernel: {
+      interrupt(): Promise<void>;
+      restart(): Promise<void>;
+    }) => Promise<void>
+  ): Promise<void> => {
+    const model = await kernels.findById(id);
+    if (!model) {
+      throw new Error('the kernel is not running any more');
+    }
+    const connection = kernels.connectTo({ model });
+    try {
+      await act(connection);
+    } finally {
+      connection.dispose();
+    }
+  };
+  return {
+    open: path => void app.commands.execute('docmanager:open', { path }),
+    interrupt: id => withKernel(id, kernel => kernel.interrupt()),
+    restart: id => withKernel(id, kernel => kernel.restart()),
+    shutdownKernel: id => kernels.shutdown(id),
+    shutdownTerminal: name => app.serviceManager.terminals.shutdown(name),
+    confirm: async (title, body, action) => {
+      const result = await showDialog({
+        title,
+        body,
+        buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: action })]
+      });
+      return result.button.accept;
+    }
+  };
+}
 
 const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
   id: PLUGIN_ID,
@@ -77,6 +123,8 @@ const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
       }
     }
 
+    const kernelsModel = new KernelsModel(service.api);
+    const kernelsSection = new KernelsSection(kernelsModel, kernelActions(app));
     const health = new HealthSection(service.checks);
     const bench = new BenchSection(service.bench, service.connection);
     const panel = new GpuPanel({
@@ -84,8 +132,26 @@ const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
       settings: () => service.settings,
       version: VERSION,
       icon: gpuIcon,
-      sections: [health, bench]
+      sections: [kernelsSection, health, bench]
     });
+    // GET kernels while the section can be seen: on opening, then with the samples (at most
+    // every KERNELS_EVERY ms; the samples themselves already carry each process's owner)
+    let kernelsAt = 0;
+    const loadKernels = (force: boolean): void => {
+      const now = Date.now();
+      if (
+        panel.isVisible &&
+        kernelsSection.isVisible &&
+        (force || now - kernelsAt >= KERNELS_EVERY)
+      ) {
+        kernelsAt = now;
+        void kernelsModel.load();
+      }
+    };
+    service.connection.sampled.connect(() => loadKernels(false));
+    (panel.content as AccordionPanel).expansionToggled.connect(() =>
+      loadKernels(true)
+    );
     const area = service.settings.area;
     app.shell.add(panel, area, { rank: 600, type: 'GPU' });
     restorer?.add(panel, 'gpu-devbox');
@@ -95,6 +161,7 @@ const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
     let benchLoaded = false;
     panel.visibilityChanged.connect((_, visible) => {
       service.demand('panel', visible);
+      loadKernels(true);
       if (visible && !checksLoaded) {
         checksLoaded = true;
         void service.checks.load(false);

@@ -15,6 +15,7 @@ import {
   formatTemperature,
   MISSING
 } from '../format';
+import { ownerLabel } from '../kernels';
 import { ChartMetric, IPanelSettings } from '../settings';
 import { Sparkline, windowMax } from '../sparkline';
 import { Channel, Ring } from '../store';
@@ -326,7 +327,12 @@ export class GpuCard {
     const key =
       procs === null
         ? 'null'
-        : procs.map(p => `${p.pid}:${p.used_memory}`).join(',');
+        : procs
+            .map(
+              p =>
+                `${p.pid}:${p.used_memory}:${p.owner ? ownerLabel(p.owner) : ''}`
+            )
+            .join(',');
     if (key === this._procKey) {
       return;
     }
@@ -360,7 +366,11 @@ export class GpuCard {
         h(
           'li',
           {},
-          h('span', { text: `PID ${proc.pid}` }),
+          // whose it is, where the server could tell; the PID otherwise
+          h('span', {
+            text: proc.owner ? ownerLabel(proc.owner) : `PID ${proc.pid}`,
+            title: `PID ${proc.pid}${proc.local_pid !== null && proc.local_pid !== proc.pid ? ` (${proc.local_pid} in this server)` : ''}`
+          }),
           h('span', { text: formatBytes(proc.used_memory) })
         )
       );
