@@ -144,6 +144,7 @@ def test_the_processes_file_replaces_invented_work_while_its_processes_live(
         name="simulated", simulated_gpus=2, simulated_processes_file=str(control)
     ).make_adapter()
     _, devices = adapter.open()
+    control.write_text("[]")  # (without the file, the GPUs run their invented work)
     assert adapter.sample(devices[0], slow=True)["processes"] == []
     assert adapter.sample(devices[0], slow=True)["memory"]["used"] == 0
     child = subprocess.Popen(["sleep", "30"])
@@ -169,6 +170,10 @@ def test_the_processes_file_replaces_invented_work_while_its_processes_live(
         # the process is gone: so is its memory, as the driver frees it
         assert adapter.sample(devices[0], slow=True)["processes"] == []
         assert adapter.sample(devices[1], slow=True)["memory"]["used"] == 0
+        # without the file the invented work is back: a test or demo gives control back
+        control.unlink()
+        invented = [adapter.sample(devices[i], slow=True)["processes"] for i in (0, 1)]
+        assert all(p["pid"] >= 4000 for ps in invented for p in ps)
     finally:
         child.kill()
         child.wait()

@@ -183,8 +183,9 @@ class ProcessesFile:
     2 GiB for as long as process 4242 lives. Optional keys: ``local_pid`` (the process to follow
     when ``pid`` is what NVML would report from outside this server's PID namespace),
     ``instance`` (a MIG instance) and ``sm_utilization`` (%). The file is read again whenever it
-    changes; while it is missing, empty or invalid, the GPUs run nothing (:attr:`error` says why
-    it is invalid).
+    changes; while it is empty or invalid, the GPUs run nothing (:attr:`error` says why it is
+    invalid); while it does not exist, they run their invented work (:meth:`processes` is
+    ``None``), so a test or a demo can take control and give it back.
     """
 
     def __init__(self, path: str) -> None:
@@ -193,13 +194,13 @@ class ProcessesFile:
         self._stamp: tuple[int, int] | None = None
         self._listed: list[ListedProcess] = []
 
-    def processes(self) -> list[ListedProcess]:
-        """The listed processes that still run."""
+    def processes(self) -> list[ListedProcess] | None:
+        """The listed processes that still run; ``None`` while the file does not exist."""
         try:
             info = os.stat(self.path)
         except OSError:
             self._stamp, self._listed, self.error = None, [], None
-            return []
+            return None
         stamp = (info.st_mtime_ns, info.st_size)
         if stamp != self._stamp:
             self._stamp = stamp
@@ -317,11 +318,10 @@ class SimulatedNVML:
         Fixed for the whole step that ``now`` falls in: set by the load as the step began.
         """
         device = self.gpus[gpu]
-        if self.processes_file is not None:
+        listed = self.processes_file.processes() if self.processes_file is not None else None
+        if listed is not None:
             return [
-                (p.pid, p.used_memory)
-                for p in self.processes_file.processes()
-                if p.gpu == gpu and p.instance == instance
+                (p.pid, p.used_memory) for p in listed if p.gpu == gpu and p.instance == instance
             ]
         demand = self.load(gpu, self._step_start(now), instance=instance or 0)
         if demand < IDLE_BELOW:
@@ -547,7 +547,8 @@ class SimulatedNVML:
         work = self._work(handle.gpu, None, now)
         fixed: dict[int, int | None] = {}
         if self.processes_file is not None:
-            fixed = {p.pid: p.sm_utilization for p in self.processes_file.processes()}
+            listed = self.processes_file.processes() or []
+            fixed = {p.pid: p.sm_utilization for p in listed}
         total = sum(size for _, size in work) or 1
         busy = 100 * self.busy(handle.gpu, now)
         samples = []

@@ -149,7 +149,8 @@ class GPUDevbox(ExtensionApp):
         process 4242 on GPU 0 with 2 GiB for as long as it lives. Optional keys: ``local_pid``
         (the process to follow when ``pid`` is the PID NVML would report from outside this
         server's PID namespace), ``instance`` (a MIG instance) and ``sm_utilization`` (%). Read
-        again whenever it changes; for demos and tests of process attribution. Default none, or
+        again whenever it changes; while it does not exist, the GPUs run their invented work.
+        For demos and tests of process attribution. Default none, or
         ``GPU_DEVBOX_SIMULATED_PROCESSES``.
         Example: ``c.GPUDevbox.simulated_processes_file = "/tmp/gpu-processes.json"``.""",
     ).tag(config=True)
