@@ -15,13 +15,14 @@ import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { Signal } from '@lumino/signaling';
-import { AccordionPanel } from '@lumino/widgets';
+import { AccordionPanel, Widget } from '@lumino/widgets';
 
 // The panel's tab and the status bar item exist from the start, so their modules are needed
 // at activation; lazy imports would only delay them.
 /* eslint-disable jupyter/prefer-lazy-imports */
 import { gpuIcon } from './icon';
 import { KernelsModel } from './kernels';
+import { NotebookGpuItem } from './notebookItem';
 import { GpuDevboxService, IGpuDevbox } from './service';
 import { readSettings } from './settings';
 import { GpuStatusItem } from './statusbar';
@@ -43,6 +44,11 @@ export namespace CommandIDs {
 }
 
 const CATEGORY = 'GPU';
+
+/** What the notebook toolbar item needs of a notebook panel. */
+interface IHasToolbar {
+  toolbar: { insertItem(index: number, name: string, widget: Widget): boolean };
+}
 
 /** Milliseconds between two `GET kernels` while the Kernels on GPU section is open. */
 const KERNELS_EVERY = 2000;
@@ -177,6 +183,36 @@ const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
       }
     });
     service.setOpener(() => app.shell.activateById(panel.id));
+
+    // each notebook's toolbar: the GPU memory its own kernel holds (setting showNotebookGpuMemory)
+    const notebookItems = new Set<NotebookGpuItem>();
+    const syncNotebookItems = (): void => {
+      service.demand(
+        'notebook-toolbar',
+        service.settings.showNotebookGpuMemory && notebookItems.size > 0
+      );
+      notebookItems.forEach(item => item.render());
+    };
+    app.docRegistry.addWidgetExtension('Notebook', {
+      createNew: (widget, context) => {
+        const item = new NotebookGpuItem(
+          service.connection,
+          () => context.sessionContext.session?.kernel?.id ?? null,
+          () => service.settings.showNotebookGpuMemory
+        );
+        // a notebook panel is a document widget: it has a toolbar
+        const toolbar = (widget as Partial<IHasToolbar>).toolbar;
+        toolbar?.insertItem(10, 'gpu-devbox-memory', item);
+        notebookItems.add(item);
+        item.disposed.connect(() => {
+          notebookItems.delete(item);
+          syncNotebookItems();
+        });
+        syncNotebookItems();
+        return item;
+      }
+    });
+    service.settingsChanged.connect(syncNotebookItems);
 
     const expand = (index: number): void => {
       const content = panel.content as AccordionPanel;

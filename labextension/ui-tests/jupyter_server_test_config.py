@@ -21,3 +21,10 @@ c.GPUDevbox.interval = 0.5  # noqa: F821 (values change quickly enough for the t
 c.GPUDevbox.benchmark_history_file = os.path.join(  # noqa: F821
     tempfile.mkdtemp(prefix="gpu-devbox-ui-"), "benchmarks.jsonl"
 )
+# Process attribution (kernels.spec.ts): a kernel writes this file to run itself on a simulated
+# GPU; while the file does not exist the simulated GPUs run their invented work.
+PROCESSES_FILE = os.path.join(tempfile.gettempdir(), "gpu-devbox-ui-processes.json")
+if os.path.exists(PROCESSES_FILE):
+    os.remove(PROCESSES_FILE)
+os.environ["GPU_DEVBOX_SIMULATED_PROCESSES"] = PROCESSES_FILE  # kernels inherit it
+c.GPUDevbox.simulated_processes_file = PROCESSES_FILE  # noqa: F821

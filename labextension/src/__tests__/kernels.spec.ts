@@ -6,7 +6,8 @@ import {
   kernelsSummary,
   KernelsModel
 } from '../kernels';
-import { DEFAULT_SETTINGS } from '../settings';
+import { NotebookGpuItem, notebookItemText } from '../notebookItem';
+import { DEFAULT_SETTINGS, readSettings } from '../settings';
 import { statusItemContent } from '../statusbar';
 import { IGpuProcess, IKernelsDocument, ProcessOwner } from '../tokens';
 import { IKernelActions, KernelsSection } from '../widgets/kernelsSection';
@@ -182,6 +183,40 @@ describe('kernels', () => {
     const content = statusItemContent(connection, DEFAULT_SETTINGS);
     expect(content.text).toMatch(/ · 1 kernel$/);
     expect(content.tooltip).toContain('1 kernel holds GPU memory');
+    connection.dispose();
+  });
+});
+
+describe('NotebookGpuItem', () => {
+  it('shows the memory of its own kernel only, and only when the setting is on', async () => {
+    const gpus = makeGpus(NOW, [
+      makeGpu(0, {
+        processes: [
+          process(10, 2 * GIB, train),
+          process(11, GIB, { type: 'other' })
+        ]
+      })
+    ]);
+    const { connection } = await connectedWith(makeStatus(), gpus);
+    expect(notebookItemText(connection, 'aaaaaaaa-1111')).toBe('GPU 2.0 GiB');
+    expect(notebookItemText(connection, 'another-kernel')).toBe('');
+    expect(notebookItemText(connection, null)).toBe('');
+    let enabled = true;
+    const item = new NotebookGpuItem(
+      connection,
+      () => 'aaaaaaaa-1111',
+      () => enabled
+    );
+    expect(item.node.textContent).toBe('GPU 2.0 GiB');
+    expect(item.node.hidden).toBe(false);
+    enabled = false;
+    item.render();
+    expect(item.node.hidden).toBe(true);
+    expect(readSettings({}).showNotebookGpuMemory).toBe(true);
+    expect(
+      readSettings({ showNotebookGpuMemory: false }).showNotebookGpuMemory
+    ).toBe(false);
+    item.dispose();
     connection.dispose();
   });
 });
