@@ -26,8 +26,16 @@ const ALLOCATE = [
   'print("on GPU 0")'
 ].join('\n');
 
+// galata tracks kernels by intercepting every URL matching /api/kernels, which would take
+// gpu-devbox's own GET gpu-devbox/api/kernels for jupyter-server's list: tracked here instead
+test.use({ kernels: null });
+
 test.afterEach(async ({ request, baseURL, tmpPath }) => {
   fs.rmSync(PROCESSES_FILE, { force: true });
+  const running = await request.get(`${baseURL}/api/kernels`);
+  for (const kernel of (await running.json()) as { id: string }[]) {
+    await request.delete(`${baseURL}/api/kernels/${kernel.id}`);
+  }
   await request.delete(`${baseURL}/api/contents/${tmpPath}/${NOTEBOOK}`);
 });
 
@@ -72,7 +80,11 @@ test('a kernel holding GPU memory appears under its notebook and Shut down frees
   await page.notebook.run();
   await expect(page.getByText('on GPU 0', { exact: true })).toBeVisible();
 
+  // the GPU card names the notebook instead of a PID
   const gpus = await openFromIcon(page);
+  await expect(
+    gpuCards(gpus).nth(0).getByRole('list', { name: 'Processes' })
+  ).toContainText(NOTEBOOK, { timeout: 20000 });
   const kernels = await expandSection(page, 'Kernels on GPU');
   const holder = kernels.getByRole('listitem').filter({ hasText: NOTEBOOK });
   await expect(holder).toBeVisible({ timeout: 20000 });
@@ -80,17 +92,19 @@ test('a kernel holding GPU memory appears under its notebook and Shut down frees
   await expect(kernels.getByRole('status')).toHaveText(
     /^1 kernel holds GPU memory\./
   );
-  // the GPU card names the notebook instead of a PID; the status bar counts the kernel
-  await expect(gpuCards(gpus).nth(0).getByText(NOTEBOOK)).toBeVisible();
+  // the status bar counts the kernel
   await expect(statusItem(page)).toHaveAttribute(
     'aria-label',
     /· 1 kernel \(simulated GPUs\)$/
   );
 
   // the notebook's name opens it (closed, its kernel keeps running)
-  await page.notebook.close(true);
+  await page.evaluate(() => {
+    // closed without saving or asking; the session and its kernel stay
+    (window as any).jupyterapp.shell.currentWidget.dispose();
+  });
   await expect(page.getByRole('tab', { name: NOTEBOOK })).toHaveCount(0);
-  await holder.getByRole('button', { name: NOTEBOOK }).click();
+  await holder.getByRole('button', { name: NOTEBOOK, exact: true }).click();
   await expect(page.getByRole('tab', { name: NOTEBOOK })).toBeVisible();
 
   // Shut down asks first; cancelling keeps the kernel
