@@ -246,6 +246,9 @@ class Server:
                 client.kernel_info()
                 try:
                     if client.get_shell_msg(timeout=1)["msg_type"] == "kernel_info_reply":
+                        # the reply came; so must its status on IOPub, or the subscription is
+                        # not up yet and the execution's output would be missed: ask again
+                        client.get_iopub_msg(timeout=0.5)
                         break
                 except queue.Empty:
                     if time.monotonic() > deadline:

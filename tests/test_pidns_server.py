@@ -106,6 +106,9 @@ class Server:
                 client.kernel_info()
                 try:
                     if client.get_shell_msg(timeout=1)["msg_type"] == "kernel_info_reply":
+                        # the reply came; so must its status on IOPub, or the subscription is
+                        # not up yet and the execution's output would be missed: ask again
+                        client.get_iopub_msg(timeout=0.5)
                         break
                 except queue.Empty:
                     assert time.monotonic() < deadline, "the kernel never answered"
@@ -126,6 +129,7 @@ def server(tmp_path: pathlib.Path) -> Iterator[Server]:
     (tmp_path / "root").mkdir()
     (tmp_path / "runtime").mkdir()
     config = tmp_path / "jupyter_server_config.json"
+    (tmp_path / "gpu-processes.json").write_text("[]")  # no invented work: only what tests list
     process_holder: list[subprocess.Popen[bytes]] = []
     server = Server(tmp_path, None, port)  # type: ignore[arg-type]
     config.write_text(
