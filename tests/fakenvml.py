@@ -8,7 +8,9 @@ simulated backend's pynvml surface, but:
 * serves the values captured on an H100 (``fixtures/h100-nvml-capture.json``): idle or loaded;
 * injects faults: an error from ``nvmlInit``, every call failing from some moment on (a GPU lost
   or the driver gone mid-run), one GPU lost, and entry points an old driver lacks;
-* counts every call, so tests can prove that requests never reach NVML.
+* counts every call, so tests can prove that requests never reach NVML;
+* lists the compute processes a test sets (:attr:`FakeNVML.processes`), e.g. the PIDs of real
+  kernels, with their SM utilization.
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ class FakeNVML(SimulatedNVML):
         self.lost: set[int] = set()
         #: Entry points this "driver" lacks (raise FUNCTION_NOT_FOUND, like an old libnvidia-ml).
         self.missing: set[str] = set()
+        #: The compute processes per GPU index as (PID, bytes, SM %), replacing the captured
+        #: ones; a test sets it (e.g. to the PIDs of real kernels).
+        self.processes: dict[int, list[tuple[int, int, int]]] | None = None
+        #: The time stamp (µs) of the last process utilization samples.
+        self.utilization_stamp = 1_700_000_000_000_000
         #: PCIe counter readings per GPU, consumed one per call (the last one repeats):
         #: lists of (field id, timestamp in µs, value). Default: the captured idle, then loaded.
         self.pcie_readings: dict[int, list[list[tuple[int, int, int]]]] = {
@@ -157,16 +164,34 @@ class FakeNVML(SimulatedNVML):
             )
         return out
 
-    def _processes(self, handle: _Handle) -> list[_Struct]:
+    def _listed(self, gpu: int) -> list[tuple[int, int, int]]:
+        if self.processes is not None:
+            return list(self.processes.get(gpu, []))
         if self.state == "idle":
             return []
+        return [(403, 916_455_424, int(self.values["util"]["gpu"]))]
+
+    def _processes(self, handle: _Handle) -> list[_Struct]:
         return [
             _Struct(
                 {
-                    "pid": 403,
-                    "usedGpuMemory": 916_455_424,
+                    "pid": pid,
+                    "usedGpuMemory": size,
                     "gpuInstanceId": 0xFFFFFFFF,
                     "computeInstanceId": 0xFFFFFFFF,
                 }
             )
+            for pid, size, _ in self._listed(handle.gpu)
         ]
+
+    def nvmlDeviceGetProcessUtilization(self, handle: _Handle, since: int) -> list[_Struct]:
+        self._check("nvmlDeviceGetProcessUtilization", handle)
+        self.utilization_stamp += 1_000_000
+        samples = [
+            _Struct({"pid": pid, "timeStamp": self.utilization_stamp, "smUtil": util})
+            for pid, _, util in self._listed(handle.gpu)
+            if util > 0
+        ]
+        if not samples:
+            raise self.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        return samples

@@ -80,7 +80,16 @@ def test_loaded_values_match_what_nvidia_smi_reported() -> None:
     assert sample["clocks"]["sm"] == int(smi[8])
     assert sample["clocks"]["memory"] == int(smi[9])
     assert round(sample["memory"]["used"] / 2**20) == int(smi[3])  # MiB, rounded like nvidia-smi
-    assert sample["processes"] == [{"pid": 403, "used_memory": 916_455_424}]
+    assert sample["processes"] == [
+        {
+            "pid": 403,
+            "used_memory": 916_455_424,
+            "gpu_instance_id": None,
+            "sm_utilization": 100,
+            "local_pid": None,
+            "owner": None,
+        }
+    ]
     assert sample["energy"]["total"] == pytest.approx(4371.308)
 
 
@@ -150,9 +159,8 @@ def test_processes_fall_back_from_v3_to_v2() -> None:
     fake = FakeNVML(state="loaded")
     fake.missing.add("nvmlDeviceGetComputeRunningProcesses_v3")
     adapter, devices = open_adapter(fake)
-    assert adapter.sample(devices[0], slow=True)["processes"] == [
-        {"pid": 403, "used_memory": 916_455_424}
-    ]
+    [process] = adapter.sample(devices[0], slow=True)["processes"]
+    assert (process["pid"], process["used_memory"]) == (403, 916_455_424)
     assert fake.calls["nvmlDeviceGetComputeRunningProcesses_v2"] == 1
 
 

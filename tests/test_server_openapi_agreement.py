@@ -96,6 +96,7 @@ ROUTES = {
     "/benchmarks": ("benchmarks",),
     "/benchmarks/{id}": ("benchmarks", "0123abcd"),
     "/checks": ("checks",),
+    "/kernels": ("kernels",),
     "/stream": ("stream",),
     "/keep-running": ("keep-running",),
     "/simulated/load": ("simulated", "load"),

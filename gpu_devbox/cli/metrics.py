@@ -3,13 +3,17 @@
 ``--fields`` prints instead what gpu-devbox measures: every field with its unit, NVML call,
 cadence and Prometheus name (``--markdown`` writes docs/metric-fields.md).
 
+``--server URL --token TOKEN`` reads a running server's ``GET gpus`` instead, where each GPU
+process carries its owner: the kernel (notebook), terminal or process of that server holding it.
+
 Exit status: 0 when metrics were printed, 1 when NVML is unavailable (the reason and the remedy
-are printed), 2 on bad input.
+are printed), 2 on bad input (including a server that cannot be reached or refuses the token).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any
@@ -50,6 +54,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --fields: print them as the Markdown reference in the docs",
     )
     parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="read a running Jupyter server's GPUs instead of NVML (its base URL, e.g. "
+        "http://127.0.0.1:8888/): shows which kernel, terminal or process holds each GPU process",
+    )
+    parser.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="with --server: the server's token (default: $JUPYTER_TOKEN)",
+    )
+    parser.add_argument(
         "--simulated-gpus",
         metavar="N",
         type=bounded_int(0, 64),
@@ -62,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
     """Sample the GPUs and print them (or, with ``--fields``, what is measured)."""
     if args.fields or args.markdown:
         return _fields(args)
+    if args.server is not None:
+        return _remote(args)
+    if args.token is not None:
+        from gpu_devbox.cli import CliError
+
+        raise CliError("--token goes with --server")
     from gpu_devbox._version import __version__
     from gpu_devbox.gpus import Sampler, SamplerConfig
     from gpu_devbox.gpus.backends import BackendSpec, sample_once
@@ -87,6 +108,25 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(max(0.0, args.watch - (time.monotonic() - started)))
     finally:
         sampler.stop()
+
+
+def _remote(args: argparse.Namespace) -> int:
+    from gpu_devbox.cli.remote import Server
+
+    server = Server(args.server, args.token or os.environ.get("JUPYTER_TOKEN"))
+    while True:
+        started = time.monotonic()
+        status, document = server.sample()
+        if args.json:
+            print_json({"status": status, **document})
+        else:
+            if args.watch is not None and sys.stdout.isatty():
+                sys.stdout.write("\x1b[H\x1b[2J")
+            sys.stdout.write(render_table(status, list(document["gpus"])))
+            sys.stdout.flush()
+        if args.watch is None:
+            return 0 if status["nvml"]["available"] else 1
+        time.sleep(max(0.0, args.watch - (time.monotonic() - started)))
 
 
 def _show(snapshot: Any, status: dict[str, Any], as_json: bool) -> int:
@@ -161,11 +201,21 @@ def render_table(status: dict[str, Any], gpus: list[dict[str, Any]]) -> str:
             f"{format_memory_pair(inst['memory']['used'], inst['memory']['total'])}"
             for inst in gpu["mig"]["instances"]
         )
-        lines.extend(
-            f"  GPU {gpu['index']} pid {proc['pid']}: {format_bytes(proc['used_memory'])}"
-            for proc in gpu["processes"] or []
-        )
+        lines.extend(_process_line(gpu["index"], proc) for proc in gpu["processes"] or [])
     return "\n".join(lines) + "\n"
+
+
+def _process_line(index: int, process: dict[str, Any]) -> str:
+    """``GPU 0 pid 4010: 45.4 GiB``, with the local PID and owner where the server knows them."""
+    from gpu_devbox.cli.remote import describe_owner
+
+    pid = f"pid {process['pid']}"
+    local = process.get("local_pid")
+    if local is not None and local != process["pid"]:
+        pid += f" (here {local})"
+    line = f"  GPU {index} {pid}: {format_bytes(process['used_memory'])}"
+    owner = describe_owner(process)
+    return f"{line} · {owner}" if owner else line
 
 
 # ---------------------------------------------------------------------------------------------

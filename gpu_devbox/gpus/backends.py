@@ -27,6 +27,9 @@ class BackendSpec:
     simulated_gpus: int = 2
     simulated_mig: Sequence[int] = ()
     simulated_unsupported: Sequence[str] = ()
+    #: A JSON file listing the processes the simulated GPUs run (see
+    #: :class:`~gpu_devbox.gpus.simulated.ProcessesFile`); ``None``: invented work.
+    simulated_processes_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.name not in BACKENDS:
@@ -51,7 +54,8 @@ class BackendSpec:
                 self.simulated_gpus,
                 mig=self.simulated_mig,
                 unsupported=self.simulated_unsupported,
-            )
+            ),
+            processes_file=self.simulated_processes_file,
         )
 
     def make_adapter(self, simulated: SimulatedNVML | None = None) -> NvmlAdapter:

@@ -12,7 +12,10 @@ Design rules (see the project's peer study for the measurements behind them):
 * PCIe throughput is computed from the field-value byte counters (ids 197/198) and their
   microsecond timestamps, handling counter wrap-around. ``nvmlDeviceGetPcieThroughput`` blocks
   for ~20 ms per call and is deliberately never used.
-* Static facts are read once per :meth:`open`.
+* Static facts are read once per :meth:`open`, the device's minor number (``/dev/nvidia<minor>``,
+  which process attribution matches open device files against) among them.
+* Compute processes carry their GPU instance (MIG) and their SM utilization from
+  ``nvmlDeviceGetProcessUtilization``, read at the slow cadence; both PIDs are the host's.
 * Which values are read, how and when comes from the field table
   (:data:`gpu_devbox.gpus.fields.FIELDS`): this module knows NVML's calling conventions, the
   table knows the fields.
@@ -37,6 +40,7 @@ from gpu_devbox.gpus.errors import (
     NVML_ERROR_FUNCTION_NOT_FOUND,
     NVML_ERROR_NO_PERMISSION,
     NVML_ERROR_NOT_FOUND,
+    NVML_SUCCESS,
     NvmlUnavailable,
     Reason,
     ReasonCode,
@@ -48,6 +52,8 @@ from gpu_devbox.gpus.errors import (
 _FI_PCIE_TX_BYTES = 197
 _FI_PCIE_RX_BYTES = 198
 _MIG_ENABLE = 1
+#: ``gpuInstanceId`` of a process on a GPU without MIG.
+_NO_INSTANCE = 0xFFFFFFFF
 _ARGUMENT_VERSION_MISMATCH = 25
 
 # nvmlValueType_t -> (union member, counter width in bits)
@@ -113,6 +119,12 @@ class Device:
     #: changed too, so they are read again at once rather than at the slow cadence.
     _used_when_listed: int | None = dataclasses.field(default=None, repr=False)
     _mig_enabled: bool = dataclasses.field(default=False, repr=False)
+    #: The number of ``/dev/nvidia<minor>`` (``nvmlDeviceGetMinorNumber``); ``None`` when unknown.
+    minor_number: int | None = None
+    #: SM utilization per PID from the last slow reading (``None``: NVML cannot report it).
+    _process_utilization: dict[int, int] | None = dataclasses.field(default=None, repr=False)
+    #: The newest sample time NVML gave for process utilization (µs): the next reading's start.
+    _utilization_seen: int = dataclasses.field(default=0, repr=False)
 
     @classmethod
     def unreadable(cls, index: int, reason: Reason) -> Device:
@@ -160,6 +172,7 @@ class Device:
             "serial": self.serial,
             "pci_bus_id": self.pci_bus_id,
             "compute_capability": self.compute_capability,
+            "minor_number": self.minor_number,
         }
 
 
@@ -221,6 +234,7 @@ class NvmlAdapter:
         self._memory_info: Callable[..., Any] | None = None
         self._memory_version: Any = None
         self._field_values: Callable[..., Any] | None = None
+        self._process_utilization_fn: Callable[..., Any] | None = None
         # The field table's readers, compiled for the binding at open: by cadence.
         self._read_static: _Reader = _unopened
         self._read_fast: _Reader = _unopened
@@ -260,6 +274,9 @@ class NvmlAdapter:
                 self._memory_info = getattr(self._lib, "nvmlDeviceGetMemoryInfo", None)
                 self._memory_version = getattr(self._lib, "nvmlMemory_v2", None)
                 self._field_values = getattr(self._lib, "nvmlDeviceGetFieldValues", None)
+                self._process_utilization_fn = getattr(
+                    self._lib, "nvmlDeviceGetProcessUtilization", None
+                )
                 self._pcie_fields = [
                     self._const("NVML_FI_DEV_PCIE_COUNT_TX_BYTES", _FI_PCIE_TX_BYTES),
                     self._const("NVML_FI_DEV_PCIE_COUNT_RX_BYTES", _FI_PCIE_RX_BYTES),
@@ -395,6 +412,7 @@ class NvmlAdapter:
         serial = self._field("nvmlDeviceGetSerial", handle)
         pci = self._field("nvmlDeviceGetPciInfo", handle)
         cc = self._field("nvmlDeviceGetCudaComputeCapability", handle)
+        minor = self._field("nvmlDeviceGetMinorNumber", handle)
         device = Device(
             index=index,
             handle=handle,
@@ -404,6 +422,7 @@ class NvmlAdapter:
             pci_bus_id=_text(pci.busId) if pci is not None else None,
             compute_capability=f"{cc[0]}.{cc[1]}" if cc is not None else None,
             known=_known(),
+            minor_number=int(minor) if minor is not None else None,
         )
         for group, values in self._read_static(device).items():
             device.known[group].update(values)
@@ -520,7 +539,6 @@ class NvmlAdapter:
         Raises:
             NvmlUnavailable: NVML itself failed (GPU lost, driver gone, ...).
         """
-        h = device.handle
         sample: dict[str, Any] = self._read_fast(device)
         used = sample["memory"]["used"]
         if slow:
@@ -528,7 +546,7 @@ class NvmlAdapter:
         elif used != device._used_when_listed:
             # Memory use changed since the processes were listed: so did they (or the MIG
             # instances' use). Read them now, so a card never shows memory without its process.
-            sample["processes"] = self._processes(h)
+            sample["processes"] = self._processes(device)
             if device._mig_enabled:
                 sample["mig"] = self.mig(device)
         if slow or "processes" in sample:
@@ -537,14 +555,50 @@ class NvmlAdapter:
         return sample
 
     def sample_slow(self, device: Device) -> dict[str, Any]:
-        """Read the costly fields: energy (~4 ms on an H100), ECC, processes and MIG."""
-        h = device.handle
+        """Read the costly fields: energy (~4 ms on an H100), ECC, processes (with their SM
+        utilization) and MIG."""
         sample: dict[str, Any] = self._read_slow(device)
-        sample["processes"] = self._processes(h)
+        device._process_utilization = self._process_utilization(device)
+        sample["processes"] = self._processes(device)
         sample["mig"] = self.mig(device)
         return sample
 
-    def _processes(self, handle: Any) -> list[dict[str, int | None]] | None:
+    def _process_utilization(self, device: Device) -> dict[int, int] | None:
+        """Each busy process's mean SM utilization (%) since the last reading, by PID.
+
+        ``nvmlDeviceGetProcessUtilization`` returns the samples newer than the time it is given,
+        only for processes that used the SMs; "Not Found" (or, from some drivers through the
+        binding, a bare success with no samples) means no process did. ``None`` when this GPU or
+        driver cannot report it (MIG, GPUs before Maxwell, no permission).
+        """
+        fn = self._process_utilization_fn
+        if fn is None:
+            return None
+        try:
+            samples = fn(device.handle, device._utilization_seen)
+        except self._lib.NVMLError as exc:
+            code = self._error_code(exc)
+            if code in (NVML_ERROR_NOT_FOUND, NVML_SUCCESS):
+                return {}
+            if code in FIELD_UNAVAILABLE_CODES or code == NVML_ERROR_NO_PERMISSION:
+                return None
+            raise NvmlUnavailable(reason_for_nvml_error(code, self._error_text(code))) from exc
+        sums: dict[int, list[int]] = {}
+        newest = device._utilization_seen
+        for sample in samples:
+            stamp = int(sample.timeStamp)
+            if stamp <= device._utilization_seen:
+                continue  # already counted by the previous reading
+            newest = max(newest, stamp)
+            total = sums.setdefault(int(sample.pid), [0, 0])
+            total[0] += int(sample.smUtil)
+            total[1] += 1
+        device._utilization_seen = newest
+        return {pid: round(total / count) for pid, (total, count) in sums.items()}
+
+    def _processes(self, device: Device) -> list[dict[str, Any]] | None:
+        """The compute processes of ``device``, with what attribution fills in left ``None``."""
+        handle = device.handle
         procs = None
         for name in (
             "nvmlDeviceGetComputeRunningProcesses_v3",
@@ -556,13 +610,26 @@ class NvmlAdapter:
                 break
         if procs is None:
             return None
-        return [
-            {
-                "pid": int(p.pid),
-                "used_memory": int(p.usedGpuMemory) if p.usedGpuMemory is not None else None,
-            }
-            for p in procs
-        ]
+        utilization = device._process_utilization
+        out = []
+        for p in procs:
+            pid = int(p.pid)
+            instance = getattr(p, "gpuInstanceId", None)
+            out.append(
+                {
+                    "pid": pid,
+                    "used_memory": int(p.usedGpuMemory) if p.usedGpuMemory is not None else None,
+                    # NVML's "no instance" (0xFFFFFFFF) on a GPU without MIG
+                    "gpu_instance_id": int(instance)
+                    if instance is not None and int(instance) != _NO_INSTANCE
+                    else None,
+                    "sm_utilization": None if utilization is None else utilization.get(pid, 0),
+                    # filled in by process attribution (gpu_devbox.attribution), when it runs
+                    "local_pid": None,
+                    "owner": None,
+                }
+            )
+        return out
 
     def mig(self, device: Device) -> dict[str, Any]:
         """MIG mode and the MIG instances of one GPU."""

@@ -120,6 +120,13 @@ _IDENTITY: dict[str, Any] = {
     "serial": _nullable("string"),
     "pci_bus_id": _nullable("string"),
     "compute_capability": {**_nullable("string"), "pattern": r"^[0-9]+\.[0-9]+$"},
+    "minor_number": {
+        "type": ["integer", "null"],
+        "minimum": 0,
+        "description": "The minor number of the GPU's device file, `/dev/nvidia<minor>` "
+        "(`nvmlDeviceGetMinorNumber`): how processes of this server are matched to the GPU "
+        "inside a container. `null` when NVML does not report it.",
+    },
 }
 
 _MIG_SCHEMA = _object(
@@ -139,8 +146,35 @@ _PROCESSES_SCHEMA: dict[str, Any] = {
         "title": "GpuProcess",
         **_object(
             {
-                "pid": {"type": "integer"},
+                "pid": {
+                    "type": "integer",
+                    "description": "The PID NVML reports: the host's, inside a container with "
+                    "its own PID namespace.",
+                },
                 "used_memory": _nullable("integer", "GPU memory the process uses. Unit: bytes."),
+                "gpu_instance_id": _nullable(
+                    "integer", "The MIG GPU instance the process runs on; `null` without MIG."
+                ),
+                "sm_utilization": _nullable(
+                    "integer",
+                    "Mean share of time the process ran kernels on the SMs since the previous "
+                    "slow reading (`nvmlDeviceGetProcessUtilization`; 0 for a process that did "
+                    "not); `null` where NVML cannot report it (MIG, older GPUs). Unit: %.",
+                ),
+                "local_pid": _nullable(
+                    "integer",
+                    "The process's PID in this server's PID namespace; `null` when it is not "
+                    "one of this server's processes, or when which one cannot be told apart "
+                    "(see docs/metrics.md, Who uses the GPU).",
+                ),
+                "owner": {
+                    "oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/ProcessOwner"}],
+                    "description": "Whose process this is: a kernel (its child processes "
+                    "included), a terminal (anything started from it), another process of this "
+                    "server's container, or `other` (not this server's: counted, not named). "
+                    "`null` when it cannot be told for certain (several candidates; "
+                    "`GET kernels` names them) or attribution is not running.",
+                },
             }
         ),
     },

@@ -167,6 +167,9 @@ class Sampler:
         version: gpu-devbox's version, reported by :meth:`status`.
         clock: wall clock for timestamps (seconds since the epoch).
         logger: where to log (the server passes its own); defaults to ``gpu_devbox.sampler``.
+        annotate: called in the sampler thread on every sample's GPU documents before they are
+            published; returns them completed (process attribution gives each process its
+            owner). A failure is logged and the sample published as it was.
     """
 
     def __init__(
@@ -179,8 +182,10 @@ class Sampler:
         version: str = "",
         clock: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
+        annotate: Callable[[tuple[dict[str, Any], ...]], tuple[dict[str, Any], ...]] | None = None,
     ) -> None:
         self.adapter = adapter
+        self._annotate = annotate
         self.log = logger or log
         self.simulated = simulated
         self.visible = visible if visible is not None else VisibleDevices.from_env(os.environ)
@@ -287,6 +292,11 @@ class Sampler:
         except NvmlUnavailable as exc:
             self._fail(exc.reason, now)
             gpus = ()
+        if gpus and self._annotate is not None:
+            try:
+                gpus = self._annotate(gpus)
+            except Exception:
+                self.log.exception("gpu-devbox: annotating a sample failed; published as it was")
         snapshot = self._make_snapshot(gpus, now)
         if gpus:
             self._append_history(snapshot)

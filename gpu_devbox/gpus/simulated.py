@@ -24,17 +24,26 @@ Simulated GPUs add up, at every instant:
   parent reports no utilization (NVML cannot, there); its power and temperature follow its
   instances' work.
 * A GPU with no process is idle: 0 % utilization, idle power, clocks and temperature.
+* Each process's SM utilization (``nvmlDeviceGetProcessUtilization``) is the GPU's, split by
+  memory; a MIG GPU cannot report it, as on real hardware.
+
+For tests of process attribution (and demos of it), a *processes file*
+(``c.GPUDevbox.simulated_processes_file``, :class:`ProcessesFile`) replaces the invented work:
+the simulated GPUs then run exactly the processes it lists, each for as long as the process it
+names lives, as a real driver frees a process's memory when it exits.
 
 Tests and demos can pin a GPU's load (:meth:`SimulatedNVML.pin_load`; on a server, ``PUT
 gpu-devbox/api/simulated/load``): it then reports that utilization, and holds the memory asked
 for (or what that load usually holds), until the pin is changed or lifted. Real GPUs have no such
-control.
+control. A processes file, while it exists, decides the processes of every GPU, pinned or not.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import random
 import threading
 import time
@@ -55,6 +64,8 @@ FIELD_FUNCTIONS: dict[str, tuple[str, ...]] = {
         "nvmlDeviceGetComputeRunningProcesses",
     ),
     "serial": ("nvmlDeviceGetSerial",),
+    "process_utilization": ("nvmlDeviceGetProcessUtilization",),
+    "minor_number": ("nvmlDeviceGetMinorNumber",),
     "fan": ("nvmlDeviceGetFanSpeed",),  # an H100 SXM has no fan of its own
 }
 
@@ -106,6 +117,105 @@ class SimulatedGPU:
     mig: list[str] | None = None
     #: Field groups (keys of :data:`FIELD_FUNCTIONS`) this GPU answers with "Not Supported".
     unsupported: frozenset[str] = frozenset()
+    #: The minor number of its ``/dev/nvidia<minor>``; ``None``: its index.
+    minor_number: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ListedProcess:
+    """One compute process of a processes file."""
+
+    gpu: int
+    #: The PID NVML reports (the host's, for a server in its own PID namespace).
+    pid: int
+    used_memory: int
+    #: The process as this server sees it: the entry lasts while it lives (default: ``pid``).
+    local_pid: int | None = None
+    #: MIG instance (index among the GPU's instances) it runs on; ``None`` without MIG.
+    instance: int | None = None
+    #: Its SM utilization in %; ``None``: the GPU's load.
+    sm_utilization: int | None = None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process it follows still runs (a zombie does not: its memory is freed)."""
+        pid = self.local_pid if self.local_pid is not None else self.pid
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            return False
+        state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
+        return state not in (b"Z", b"X", b"")
+
+
+_LISTED_KEYS = {f.name for f in dataclasses.fields(ListedProcess)}
+
+
+def parse_processes(text: str) -> list[ListedProcess]:
+    """The processes of a processes file: a JSON list of objects, one per process.
+
+    Raises:
+        ValueError: the text is not such a list (the message names what is wrong).
+    """
+    try:
+        data = json.loads(text) if text.strip() else []
+    except ValueError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise ValueError("must be a JSON list of processes")
+    out = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise ValueError(f"process {i} is not an object")
+        unknown = sorted(set(item) - _LISTED_KEYS)
+        if unknown:
+            raise ValueError(f"process {i}: unknown key(s) {unknown}")
+        for key in ("gpu", "pid", "used_memory"):
+            if key not in item:
+                raise ValueError(f"process {i}: {key} is missing")
+        for key, value in item.items():
+            if value is not None and (type(value) is not int or value < 0):
+                raise ValueError(f"process {i}: {key} must be a whole number >= 0")
+        out.append(ListedProcess(**item))
+    return out
+
+
+class ProcessesFile:
+    """A JSON file listing the processes the simulated GPUs run (a test and demo control).
+
+    ``[{"gpu": 0, "pid": 4242, "used_memory": 2147483648}]`` runs process 4242 on GPU 0 with
+    2 GiB for as long as process 4242 lives. Optional keys: ``local_pid`` (the process to follow
+    when ``pid`` is what NVML would report from outside this server's PID namespace),
+    ``instance`` (a MIG instance) and ``sm_utilization`` (%). The file is read again whenever it
+    changes; while it is empty or invalid, the GPUs run nothing (:attr:`error` says why it is
+    invalid); while it does not exist, they run their invented work (:meth:`processes` is
+    ``None``), so a test or a demo can take control and give it back.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.error: str | None = None
+        self._stamp: tuple[int, int] | None = None
+        self._listed: list[ListedProcess] = []
+
+    def processes(self) -> list[ListedProcess] | None:
+        """The listed processes that still run; ``None`` while the file does not exist."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            self._stamp, self._listed, self.error = None, [], None
+            return None
+        stamp = (info.st_mtime_ns, info.st_size)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                with open(self.path, encoding="utf-8") as f:
+                    self._listed = parse_processes(f.read())
+                self.error = None
+            except (OSError, ValueError) as exc:
+                self._listed, self.error = [], f"{self.path}: {exc}"
+        return [p for p in self._listed if p.alive]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,8 +282,11 @@ class SimulatedNVML:
         cuda_driver_version: int = 13000,
         clock: Callable[[], float] = time.time,
         seed: int = 0,
+        processes_file: str | None = None,
     ) -> None:
         self.gpus = gpus if gpus is not None else build_gpus(2)
+        #: When set, the GPUs run the processes it lists instead of invented work.
+        self.processes_file = ProcessesFile(processes_file) if processes_file else None
         self.driver_version = driver_version
         self.cuda_driver_version = cuda_driver_version
         self._clock = clock
@@ -222,6 +335,11 @@ class SimulatedNVML:
         Fixed for the whole step that ``now`` falls in: set by the load as the step began
         (or by the load a test pinned, :meth:`pin_load`).
         """
+        listed = self.processes_file.processes() if self.processes_file is not None else None
+        if listed is not None:
+            return [
+                (p.pid, p.used_memory) for p in listed if p.gpu == gpu and p.instance == instance
+            ]
         pinned = self._pinned.get(gpu)
         if pinned is not None:
             return self._pinned_work(gpu, instance, pinned)
@@ -421,6 +539,11 @@ class SimulatedNVML:
         self._check("nvmlDeviceGetPciInfo", handle)
         return _Struct({"busId": f"00000000:{0x18 + 0x10 * handle.gpu:02X}:00.0"})
 
+    def nvmlDeviceGetMinorNumber(self, handle: _Handle) -> int:
+        self._check("nvmlDeviceGetMinorNumber", handle)
+        minor = self._gpu(handle).minor_number
+        return handle.gpu if minor is None else minor
+
     def nvmlDeviceGetCudaComputeCapability(self, handle: _Handle) -> tuple[int, int]:
         self._check("nvmlDeviceGetCudaComputeCapability", handle)
         return self._gpu(handle).compute_capability
@@ -526,6 +649,44 @@ class SimulatedNVML:
     def nvmlDeviceGetComputeRunningProcesses(self, handle: _Handle) -> list[_Struct]:
         self._check("nvmlDeviceGetComputeRunningProcesses", handle)
         return self._processes(handle)
+
+    def nvmlDeviceGetProcessUtilization(self, handle: _Handle, since: int) -> list[_Struct]:
+        """One sample per busy process: the GPU's utilization split by the processes' memory.
+
+        Raises "Not Supported" on a MIG GPU and "Not Found" when no process is busy, as NVML.
+        """
+        self._check("nvmlDeviceGetProcessUtilization", handle)
+        if self._gpu(handle).mig is not None:
+            raise self.NVMLError(errors.NVML_ERROR_NOT_SUPPORTED)
+        now = self._clock()
+        stamp = int(now * 1_000_000)
+        work = self._work(handle.gpu, None, now)
+        fixed: dict[int, int | None] = {}
+        if self.processes_file is not None:
+            listed = self.processes_file.processes() or []
+            fixed = {p.pid: p.sm_utilization for p in listed}
+        total = sum(size for _, size in work) or 1
+        busy = 100 * self.busy(handle.gpu, now)
+        samples = []
+        for pid, size in work:
+            share = fixed.get(pid)
+            util = round(busy * size / total) if share is None else share
+            if util > 0 and stamp > since:
+                samples.append(
+                    _Struct(
+                        {
+                            "pid": pid,
+                            "timeStamp": stamp,
+                            "smUtil": util,
+                            "memUtil": round(util * 0.35),
+                            "encUtil": 0,
+                            "decUtil": 0,
+                        }
+                    )
+                )
+        if not samples:
+            raise self.NVMLError(errors.NVML_ERROR_NOT_FOUND)
+        return samples
 
     def _processes(self, handle: _Handle) -> list[_Struct]:
         now = self._clock()

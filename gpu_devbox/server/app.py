@@ -17,6 +17,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, d
 
 from gpu_devbox import activity
 from gpu_devbox._version import __version__
+from gpu_devbox.attribution import NAMESPACES, Attributor
 from gpu_devbox.bench import suites
 from gpu_devbox.bench.service import MAX_MEMORY_FRACTION, BenchmarkConfig, BenchmarkService
 from gpu_devbox.gpus import NvmlAdapter, Sampler, SamplerConfig, VisibleDevices
@@ -26,11 +27,14 @@ from gpu_devbox.server import (
     bench_handlers,
     checks_handlers,
     gpus_handlers,
+    kernels_handlers,
+    kernels_prometheus,
     metrics_handler,
     prometheus,
 )
 from gpu_devbox.server.base import API_PREFIX, FALLBACK_ROUTE
 from gpu_devbox.server.fanout import StreamFanout
+from gpu_devbox.server.kernels import KernelsService
 from gpu_devbox.server.state import ServerState, status_document
 from gpu_devbox.server.stream import StreamHandler
 
@@ -140,6 +144,47 @@ class GPUDevbox(ExtensionApp):
     def _simulated_unsupported_default(self) -> list[str]:
         return _env_list("GPU_DEVBOX_SIMULATED_UNSUPPORTED")
 
+    simulated_processes_file = Unicode(
+        "",
+        help="""A JSON file listing the compute processes the simulated GPUs run, instead of
+        the work they invent: ``[{"gpu": 0, "pid": 4242, "used_memory": 2147483648}]`` runs
+        process 4242 on GPU 0 with 2 GiB for as long as it lives. Optional keys: ``local_pid``
+        (the process to follow when ``pid`` is the PID NVML would report from outside this
+        server's PID namespace), ``instance`` (a MIG instance) and ``sm_utilization`` (%). Read
+        again whenever it changes; while it does not exist, the GPUs run their invented work.
+        For demos and tests of process attribution. Default none, or
+        ``GPU_DEVBOX_SIMULATED_PROCESSES``.
+        Example: ``c.GPUDevbox.simulated_processes_file = "/tmp/gpu-processes.json"``.""",
+    ).tag(config=True)
+
+    @default("simulated_processes_file")
+    def _simulated_processes_file_default(self) -> str:
+        return os.environ.get("GPU_DEVBOX_SIMULATED_PROCESSES", "")
+
+    exclusive_gpus = Bool(
+        True,
+        help="""Whether the GPUs this server sees run only its own container's processes, as
+        when Kubernetes' device plugin hands each GPU to one pod. It matters only when the
+        server has its own PID namespace (a container), where NVML reports the host's PIDs and
+        processes are matched to kernels through the NVIDIA device files they hold open: on an
+        exclusive GPU every process is this container's, so counting tells which kernel holds
+        it. Set it to False on nodes that share GPUs between pods (time-slicing, MPS): a process
+        is then attributed only where no other container's could be it. A GPU that runs more
+        processes than this container could have started is treated as shared either way; MIG
+        instances this server cannot see are other containers' either way.
+        Example: ``c.GPUDevbox.exclusive_gpus = False``.""",
+    ).tag(config=True)
+
+    pid_namespace = Enum(
+        list(NAMESPACES),
+        default_value="auto",
+        help="""Whose PIDs NVML reports, for process attribution: ``"auto"`` (the default)
+        decides from ``/proc``: the server's own when its PID namespace is the host's initial
+        one (a workstation, a VM, ``hostPID: true``), the host's otherwise (a container).
+        ``"shared"`` and ``"separate"`` say so instead.
+        Example: ``c.GPUDevbox.pid_namespace = "separate"``.""",
+    ).tag(config=True)
+
     stream_ping_interval = Float(
         30.0,
         help="""Seconds between two websocket pings of each push-stream client (0 turns pings
@@ -212,6 +257,16 @@ class GPUDevbox(ExtensionApp):
         dashboards built for dcgm-exporter work. Off by default: on clusters that also run
         dcgm-exporter it would double count.
         Example: ``c.GPUDevbox.prometheus_dcgm_names = True``.""",
+    ).tag(config=True)
+
+    prometheus_kernel_metrics = Bool(
+        False,
+        help="""Also export, on ``/metrics``, the GPU memory each kernel holds
+        (``gpu_devbox_kernel_memory_used_bytes`` with the labels ``gpu``, ``kernel``: the first
+        8 characters of the kernel id, and ``kernel_name``; at most 64 kernels, those holding
+        the most) and the number of compute processes per GPU by owner
+        (``gpu_devbox_processes``). Off by default: kernel ids come and go, and each is a new
+        series. Example: ``c.GPUDevbox.prometheus_kernel_metrics = True``.""",
     ).tag(config=True)
 
     benchmarks_enabled = Bool(
@@ -343,6 +398,7 @@ class GPUDevbox(ExtensionApp):
     _state: ServerState | None = None
     _unregister_metrics: Callable[[], None] | None = None
     _unregister_activity_metrics: Callable[[], None] | None = None
+    _unregister_kernel_metrics: Callable[[], None] | None = None
 
     def _make_adapter(self) -> NvmlAdapter:
         spec = BackendSpec(
@@ -350,6 +406,7 @@ class GPUDevbox(ExtensionApp):
             simulated_gpus=self.simulated_gpus,
             simulated_mig=self.simulated_mig,
             simulated_unsupported=self.simulated_unsupported,
+            simulated_processes_file=self.simulated_processes_file or None,
         )
         simulated = spec.make_simulated() if spec.simulated else None
         # the simulated GPUs' load control (PUT simulated/load) reaches them through this
@@ -384,6 +441,12 @@ class GPUDevbox(ExtensionApp):
             slow_interval=max(self.slow_interval, interval),
             history_seconds=max(self.history_seconds, interval),
         )
+        attributor = Attributor(
+            exclusive_gpus=self.exclusive_gpus,
+            namespace=self.pid_namespace,
+            rescan=config.slow_interval,
+            logger=self.log,
+        )
         sampler = Sampler(
             self._make_adapter(),
             simulated=self.backend == "simulated",
@@ -391,6 +454,7 @@ class GPUDevbox(ExtensionApp):
             config=config,
             version=__version__,
             logger=self.log,
+            annotate=attributor.annotate,
         )
         serverapp = self.serverapp
         probe_kernelspecs = self.checks_probe_kernelspecs and serverapp is not None
@@ -411,6 +475,7 @@ class GPUDevbox(ExtensionApp):
         )
         state = ServerState(sampler=sampler, fanout=fanout, checks=checks, activity=tracker)
         state.benchmarks = self._make_benchmarks(fanout)
+        state.kernels = self._make_kernels(attributor, sampler)
         self._state = state
         self.settings.update({"gpu_devbox": state})
         sampler.start()
@@ -422,6 +487,10 @@ class GPUDevbox(ExtensionApp):
             self._unregister_activity_metrics = prometheus.register(
                 activity_handlers.ActivityCollector(tracker, prefix=self.prometheus_prefix)
             )
+            if self.prometheus_kernel_metrics:
+                self._unregister_kernel_metrics = kernels_prometheus.register(
+                    kernels_prometheus.KernelCollector(attributor, prefix=self.prometheus_prefix)
+                )
         self.log.info(
             "gpu-devbox %s: %s backend, sampling every %.1f s",
             __version__,
@@ -444,11 +513,31 @@ class GPUDevbox(ExtensionApp):
             logger=self.log,
         )
 
+    def _make_kernels(self, attributor: Attributor, sampler: Sampler) -> KernelsService | None:
+        serverapp = self.serverapp
+        if serverapp is None:
+            return None
+        io_loop = getattr(serverapp, "io_loop", None)
+        if io_loop is None:
+            return None
+        service = KernelsService(
+            attributor,
+            sampler,
+            kernel_manager=getattr(serverapp, "kernel_manager", None),
+            session_manager=getattr(serverapp, "session_manager", None),
+            terminal_manager=lambda: serverapp.web_app.settings.get("terminal_manager"),
+            add_callback=io_loop.add_callback,
+            logger=self.log,
+        )
+        service.start()
+        return service
+
     def initialize_handlers(self) -> None:
         """Register the REST routes and the push stream."""
         self.handlers.extend(gpus_handlers.ROUTES)
         self.handlers.extend(bench_handlers.ROUTES)
         self.handlers.extend(checks_handlers.ROUTES)
+        self.handlers.extend(kernels_handlers.ROUTES)
         self.handlers.append((f"{API_PREFIX}/stream", StreamHandler))
         self.handlers.extend(activity_handlers.routes(simulated=self.backend == "simulated"))
         if self.prometheus_enabled:  # /metrics, with the GPU series only for authorized users
@@ -463,6 +552,9 @@ class GPUDevbox(ExtensionApp):
         if self._unregister_activity_metrics is not None:
             self._unregister_activity_metrics()
             self._unregister_activity_metrics = None
+        if self._unregister_kernel_metrics is not None:
+            self._unregister_kernel_metrics()
+            self._unregister_kernel_metrics = None
         if self._state is not None:
             await self._state.checks.close()  # kills probe subprocesses still running
             self._state.close()

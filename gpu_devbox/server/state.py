@@ -10,6 +10,7 @@ from gpu_devbox.bench.service import BenchmarkService
 from gpu_devbox.cuda.service import ChecksService
 from gpu_devbox.gpus import Sampler
 from gpu_devbox.server.fanout import StreamFanout
+from gpu_devbox.server.kernels import KernelsService
 
 
 @dataclasses.dataclass
@@ -25,6 +26,8 @@ class ServerState:
     benchmarks: BenchmarkService | None = None
     #: When the GPUs were last busy, and the idle policy (``None``: activity is not tracked).
     activity: ServerActivity | None = None
+    #: This server's kernels and terminals for process attribution (``GET kernels``).
+    kernels: KernelsService | None = None
 
     def status(self) -> dict[str, Any]:
         """The ``GET status`` document."""
@@ -34,6 +37,8 @@ class ServerState:
         """Release every resource (threads, NVML) this state holds."""
         if self.benchmarks is not None:
             self.benchmarks.close()
+        if self.kernels is not None:
+            self.kernels.close()
         self.fanout.close()
         self.checks.cancel()
         self.sampler.stop()

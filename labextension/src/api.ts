@@ -14,6 +14,7 @@ import {
   IChecksDocument,
   ICull,
   IHistory,
+  IKernelsDocument,
   IStatus
 } from './tokens';
 
@@ -114,6 +115,11 @@ export class DevboxApi {
         ? ''
         : `?since=${encodeURIComponent(since.toFixed(3))}`;
     return this.request<IHistory>(`gpus/history${query}`);
+  }
+
+  /** This server's kernels and terminals with the GPU memory each holds. */
+  getKernels(): Promise<IKernelsDocument> {
+    return this.request<IKernelsDocument>('kernels');
   }
 
   /** The doctor's checks; `refresh` regathers the facts (slow: it imports frameworks). */

@@ -11,16 +11,23 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import {
+  Dialog,
+  ICommandPalette,
+  Notification,
+  showDialog
+} from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { Signal } from '@lumino/signaling';
-import { AccordionPanel } from '@lumino/widgets';
+import { AccordionPanel, Widget } from '@lumino/widgets';
 
 // The panel's tab and the status bar item exist from the start, so their modules are needed
 // at activation; lazy imports would only delay them.
 /* eslint-disable jupyter/prefer-lazy-imports */
 import { gpuIcon } from './icon';
+import { KernelsModel } from './kernels';
+import { NotebookGpuItem } from './notebookItem';
 import { GpuDevboxService, IGpuDevbox } from './service';
 import { readSettings } from './settings';
 import { GpuStatusItem } from './statusbar';
@@ -29,6 +36,7 @@ import { GpuPanel } from './widgets/panel';
 import { BenchSection } from './widgets/benchSection';
 import { CullWarningBar, notifyCullWarnings } from './widgets/cullWarning';
 import { HealthSection } from './widgets/healthSection';
+import { IKernelActions, KernelsSection } from './widgets/kernelsSection';
 /* eslint-enable jupyter/prefer-lazy-imports */
 
 export const PLUGIN_ID = 'gpu-devbox:plugin';
@@ -42,6 +50,55 @@ export namespace CommandIDs {
 }
 
 const CATEGORY = 'GPU';
+
+/** What the notebook toolbar item needs of a notebook panel. */
+interface IHasToolbar {
+  toolbar: { insertItem(index: number, name: string, widget: Widget): boolean };
+}
+
+/** Milliseconds between two `GET kernels` while the Kernels on GPU section is open. */
+const KERNELS_EVERY = 2000;
+
+/**
+ * What the Kernels on GPU section does, through JupyterLab's own services (jupyter-server's
+ * kernel and terminal REST API): no route of gpu-devbox acts on a kernel.
+ */
+function kernelActions(app: JupyterFrontEnd): IKernelActions {
+  const kernels = app.serviceManager.kernels;
+  const withKernel = async (
+    id: string,
+    act: (kernel: {
+      interrupt(): Promise<void>;
+      restart(): Promise<void>;
+    }) => Promise<void>
+  ): Promise<void> => {
+    const model = await kernels.findById(id);
+    if (!model) {
+      throw new Error('the kernel is not running any more');
+    }
+    const connection = kernels.connectTo({ model });
+    try {
+      await act(connection);
+    } finally {
+      connection.dispose();
+    }
+  };
+  return {
+    open: path => void app.commands.execute('docmanager:open', { path }),
+    interrupt: id => withKernel(id, kernel => kernel.interrupt()),
+    restart: id => withKernel(id, kernel => kernel.restart()),
+    shutdownKernel: id => kernels.shutdown(id),
+    shutdownTerminal: name => app.serviceManager.terminals.shutdown(name),
+    confirm: async (title, body, action) => {
+      const result = await showDialog({
+        title,
+        body,
+        buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: action })]
+      });
+      return result.button.accept;
+    }
+  };
+}
 
 const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
   id: PLUGIN_ID,
@@ -78,6 +135,8 @@ const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
       }
     }
 
+    const kernelsModel = new KernelsModel(service.api);
+    const kernelsSection = new KernelsSection(kernelsModel, kernelActions(app));
     const health = new HealthSection(service.checks);
     const bench = new BenchSection(service.bench, service.connection);
     const panel = new GpuPanel({
@@ -85,10 +144,28 @@ const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
       settings: () => service.settings,
       version: VERSION,
       icon: gpuIcon,
-      sections: [health, bench]
+      sections: [kernelsSection, health, bench]
     });
     // the idle-stop warning heads the panel, under the connection banner
     panel.header.addWidget(new CullWarningBar(service.cull));
+    // GET kernels while the section can be seen: on opening, then with the samples (at most
+    // every KERNELS_EVERY ms; the samples themselves already carry each process's owner)
+    let kernelsAt = 0;
+    const loadKernels = (force: boolean): void => {
+      const now = Date.now();
+      if (
+        panel.isVisible &&
+        kernelsSection.isVisible &&
+        (force || now - kernelsAt >= KERNELS_EVERY)
+      ) {
+        kernelsAt = now;
+        void kernelsModel.load();
+      }
+    };
+    service.connection.sampled.connect(() => loadKernels(false));
+    (panel.content as AccordionPanel).expansionToggled.connect(() =>
+      loadKernels(true)
+    );
     const area = service.settings.area;
     app.shell.add(panel, area, { rank: 600, type: 'GPU' });
     restorer?.add(panel, 'gpu-devbox');
@@ -98,6 +175,7 @@ const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
     let benchLoaded = false;
     panel.visibilityChanged.connect((_, visible) => {
       service.demand('panel', visible);
+      loadKernels(true);
       if (visible && !checksLoaded) {
         checksLoaded = true;
         void service.checks.load(false);
@@ -114,6 +192,36 @@ const plugin: JupyterFrontEndPlugin<IGpuDevbox> = {
     });
     service.setOpener(() => app.shell.activateById(panel.id));
     notifyCullWarnings(service.cull, Notification, () => service.openPanel());
+
+    // each notebook's toolbar: the GPU memory its own kernel holds (setting showNotebookGpuMemory)
+    const notebookItems = new Set<NotebookGpuItem>();
+    const syncNotebookItems = (): void => {
+      service.demand(
+        'notebook-toolbar',
+        service.settings.showNotebookGpuMemory && notebookItems.size > 0
+      );
+      notebookItems.forEach(item => item.render());
+    };
+    app.docRegistry.addWidgetExtension('Notebook', {
+      createNew: (widget, context) => {
+        const item = new NotebookGpuItem(
+          service.connection,
+          () => context.sessionContext.session?.kernel?.id ?? null,
+          () => service.settings.showNotebookGpuMemory
+        );
+        // a notebook panel is a document widget: it has a toolbar
+        const toolbar = (widget as Partial<IHasToolbar>).toolbar;
+        toolbar?.insertItem(10, 'gpu-devbox-memory', item);
+        notebookItems.add(item);
+        item.disposed.connect(() => {
+          notebookItems.delete(item);
+          syncNotebookItems();
+        });
+        syncNotebookItems();
+        return item;
+      }
+    });
+    service.settingsChanged.connect(syncNotebookItems);
 
     const expand = (index: number): void => {
       const content = panel.content as AccordionPanel;

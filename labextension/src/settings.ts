@@ -27,6 +27,8 @@ export interface IPanelSettings {
   memoryWarning: number;
   /** Which side of the window the panel lives in (takes effect after a reload). */
   area: 'left' | 'right';
+  /** Show, in each notebook's toolbar, the GPU memory its kernel holds. */
+  showNotebookGpuMemory: boolean;
 }
 
 export const DEFAULT_SETTINGS: IPanelSettings = {
@@ -35,7 +37,8 @@ export const DEFAULT_SETTINGS: IPanelSettings = {
   showStatusBar: true,
   charts: [...CHART_METRICS],
   memoryWarning: 0.9,
-  area: 'right'
+  area: 'right',
+  showNotebookGpuMemory: true
 };
 
 function clamp(
@@ -82,6 +85,10 @@ export function readSettings(
         ? 'left'
         : composite.area === 'right'
           ? 'right'
-          : d.area
+          : d.area,
+    showNotebookGpuMemory:
+      typeof composite.showNotebookGpuMemory === 'boolean'
+        ? composite.showNotebookGpuMemory
+        : d.showNotebookGpuMemory
   };
 }

@@ -14,6 +14,7 @@ import {
   formatPercent,
   statusBarText
 } from './format';
+import { kernelsHoldingMemory } from './kernels';
 import { IPanelSettings } from './settings';
 
 /** The item's text and tooltip for the connection's current state (pure, for tests). */
@@ -56,6 +57,12 @@ export function statusItemContent(
       `GPU ${gpu.index} ${gpu.name}: ${formatPercent(gpu.utilization.gpu)}, ` +
       formatMemoryPair(gpu.memory.used, gpu.memory.total)
   );
+  const kernels = kernelsHoldingMemory(latest.gpus);
+  if (kernels > 0) {
+    lines.push(
+      `${kernels} kernel${kernels === 1 ? ' holds' : 's hold'} GPU memory (see Kernels on GPU).`
+    );
+  }
   if (status.simulated) {
     lines.push('(simulated GPUs)');
   }
@@ -73,7 +80,9 @@ export function statusItemContent(
     };
   }
   return {
-    text: statusBarText(agg),
+    text:
+      statusBarText(agg) +
+      (kernels > 0 ? ` · ${kernels} kernel${kernels === 1 ? '' : 's'}` : ''),
     tooltip: lines.join('\n'),
     warning:
       agg.memoryFraction !== null &&

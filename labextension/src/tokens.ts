@@ -101,6 +101,12 @@ export interface IGpu {
   serial: string | null;
   pci_bus_id: string | null;
   compute_capability: string | null;
+  /**
+   * The minor number of the GPU's device file, `/dev/nvidia<minor>`
+   * (`nvmlDeviceGetMinorNumber`): how processes of this server are matched to the GPU inside a
+   * container. `null` when NVML does not report it.
+   */
+  minor_number: number | null;
   utilization: {
     /**
      * Share of the last sample period in which a kernel ran; `null` on a MIG-enabled GPU (NVML
@@ -239,6 +245,132 @@ export interface IHistory {
   interval: number;
   history_seconds: number;
   samples: IHistorySample[];
+}
+
+/** Whose a GPU process is. */
+export type ProcessOwner =
+  IKernelOwner | ITerminalOwner | ILocalProcessOwner | IOtherOwner;
+
+export interface IKernelGpuProcess {
+  /** The PID NVML reports (the host's inside a container). */
+  pid: number;
+  /** Its PID in this server's namespace; `null` when it cannot be told. */
+  local_pid: number | null;
+  /** GPU memory the process uses. Unit: bytes. */
+  used_memory: number | null;
+  /**
+   * Mean share of time the process ran kernels on the SMs since the previous slow reading;
+   * `null` where NVML cannot report it. Unit: %.
+   */
+  sm_utilization: number | null;
+  /**
+   * Whether the process is this owner's for certain; `false`: it is this owner's or one of
+   * `shared_with`'s.
+   */
+  certain: boolean;
+}
+
+/** One GPU an owner holds (or may hold) memory on. */
+export interface IKernelGpu {
+  index: number;
+  uuid: string;
+  /**
+   * GPU memory the owner holds on this GPU; `null` when it shares processes with `shared_with`
+   * that cannot be split honestly (or NVML does not report memory). Unit: bytes.
+   */
+  memory: number | null;
+  /** The owners that may hold the same processes of this GPU (empty when `memory` is exact). */
+  shared_with: ProcessOwner[];
+  /**
+   * What this owner and `shared_with` hold together on this GPU; `null` when `shared_with` is
+   * empty. Unit: bytes.
+   */
+  shared_memory: number | null;
+  processes: IKernelGpuProcess[];
+}
+
+export interface IKernelEntry {
+  id: string;
+  /** The kernelspec's name. */
+  name: string;
+  /** The notebook (or console) path of its session; `null` without a session. */
+  path: string | null;
+  execution_state: string;
+  /** Unix seconds of its last message. */
+  last_activity: number | null;
+  connections: number;
+  /** Its root process (local kernels); `null` for a remote kernel. */
+  pid: number | null;
+  /**
+   * Since when (Unix seconds) it has held GPU memory without a break; `null` when it holds
+   * none.
+   */
+  gpu_since: number | null;
+  /** The GPUs it holds (or may hold) memory on; empty when none. */
+  gpus: IKernelGpu[];
+}
+
+export interface ITerminalEntry {
+  name: string;
+  /** Its shell's PID. */
+  pid: number | null;
+  /** Unix seconds of its last output or input. */
+  last_activity: number | null;
+  /**
+   * Since when (Unix seconds) it has held GPU memory without a break; `null` when it holds
+   * none.
+   */
+  gpu_since: number | null;
+  /** The GPUs it holds (or may hold) memory on; empty when none. */
+  gpus: IKernelGpu[];
+}
+
+export interface ILocalProcessEntry {
+  /** The PID of the process tree's root, in this server's namespace. */
+  pid: number;
+  cmdline: string;
+  /**
+   * Since when (Unix seconds) it has held GPU memory without a break; `null` when it holds
+   * none.
+   */
+  gpu_since: number | null;
+  /** The GPUs it holds (or may hold) memory on; empty when none. */
+  gpus: IKernelGpu[];
+}
+
+export interface IKernelsGpuTotals {
+  index: number;
+  uuid: string;
+  /** Compute processes NVML lists. */
+  processes: number;
+  /** Processes that are not this server's (another container's): counted, not named. */
+  others: number;
+  /** GPU memory those hold. Unit: bytes. */
+  others_memory: number | null;
+  /** Processes whose owner cannot be told for certain. */
+  uncertain: number;
+}
+
+export interface IKernelsDocument {
+  /** Unix seconds of the sample attributed. */
+  timestamp: number;
+  attribution: {
+    /**
+     * `pids`: NVML's PIDs are this server's (same PID namespace), exact; `device_files`: a
+     * container with its own PID namespace, matched through the `/dev/nvidia<minor>` files
+     * processes hold open. `null` while no GPU runs processes.
+     */
+    method: 'pids' | 'device_files' | null;
+    /** `c.GPUDevbox.exclusive_gpus`. */
+    exclusive_gpus: boolean;
+    /** Indices of GPUs found to run other containers' processes too. */
+    shared_gpus: number[];
+  };
+  kernels: IKernelEntry[];
+  terminals: ITerminalEntry[];
+  /** Other processes of this server's container that run on a GPU. */
+  processes: ILocalProcessEntry[];
+  gpus: IKernelsGpuTotals[];
 }
 
 /**
@@ -535,14 +667,66 @@ export interface ISimulatedLoad {
 }
 
 export interface IGpuProcess {
+  /** The PID NVML reports: the host's, inside a container with its own PID namespace. */
   pid: number;
   /** GPU memory the process uses. Unit: bytes. */
   used_memory: number | null;
+  /** The MIG GPU instance the process runs on; `null` without MIG. */
+  gpu_instance_id: number | null;
+  /**
+   * Mean share of time the process ran kernels on the SMs since the previous slow reading
+   * (`nvmlDeviceGetProcessUtilization`; 0 for a process that did not); `null` where NVML cannot
+   * report it (MIG, older GPUs). Unit: %.
+   */
+  sm_utilization: number | null;
+  /**
+   * The process's PID in this server's PID namespace; `null` when it is not one of this
+   * server's processes, or when which one cannot be told apart (see docs/metrics.md, Who uses
+   * the GPU).
+   */
+  local_pid: number | null;
+  /**
+   * Whose process this is: a kernel (its child processes included), a terminal (anything
+   * started from it), another process of this server's container, or `other` (not this
+   * server's: counted, not named). `null` when it cannot be told for certain (several
+   * candidates; `GET kernels` names them) or attribution is not running.
+   */
+  owner: ProcessOwner | null;
 }
 
 export interface IHistorySample {
   timestamp: number;
   gpus: IHistoryGpu[];
+}
+
+export interface IKernelOwner {
+  type: 'kernel';
+  kernel_id: string;
+  /** The kernelspec's name; `null` when the kernel has gone. */
+  kernel_name: string | null;
+  /**
+   * The notebook (or console) path of the kernel's session, relative to the server's root;
+   * `null` without a session.
+   */
+  path: string | null;
+  /** `idle`, `busy`, `starting`…; `null` when the kernel has gone. */
+  execution_state: string | null;
+}
+
+export interface ITerminalOwner {
+  type: 'terminal';
+  /** The terminal's name (`/api/terminals/{name}`). */
+  name: string;
+}
+
+export interface ILocalProcessOwner {
+  type: 'process';
+  /** The command line of the process tree's root, shortened to 120 characters. */
+  cmdline: string;
+}
+
+export interface IOtherOwner {
+  type: 'other';
 }
 
 /**

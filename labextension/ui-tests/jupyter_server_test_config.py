@@ -27,3 +27,13 @@ os.environ.setdefault("GPU_DEVBOX_CULL_KEEP_RUNNING", "1")
 c.GPUDevbox.benchmark_history_file = os.path.join(  # noqa: F821
     tempfile.mkdtemp(prefix="gpu-devbox-ui-"), "benchmarks.jsonl"
 )
+# Process attribution (kernels.spec.ts): a kernel writes this file to run itself on a simulated
+# GPU; while the file does not exist the simulated GPUs run their invented work.
+PROCESSES_FILE = os.path.join(tempfile.gettempdir(), "gpu-devbox-ui-processes.json")
+if "GPU_DEVBOX_SIMULATED_PROCESSES" not in os.environ:
+    # the server's first reading of this file (not a later one, nor a child process's, which
+    # inherit the variable): a file left by an interrupted run would stop the invented work
+    if os.path.exists(PROCESSES_FILE):
+        os.remove(PROCESSES_FILE)
+    os.environ["GPU_DEVBOX_SIMULATED_PROCESSES"] = PROCESSES_FILE  # kernels inherit it
+c.GPUDevbox.simulated_processes_file = PROCESSES_FILE  # noqa: F821

@@ -23,6 +23,7 @@ export function makeGpu(index: number, overrides: Partial<IGpu> = {}): IGpu {
     serial: null,
     pci_bus_id: `00000000:0${index}:00.0`,
     compute_capability: '9.0',
+    minor_number: index,
     utilization: { gpu: 0, memory: 0 },
     memory: {
       total: H100_TOTAL,

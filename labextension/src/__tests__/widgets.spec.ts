@@ -52,7 +52,16 @@ describe('GpuSection', () => {
         reserved: 0,
         free: 67 * GIB
       },
-      processes: [{ pid: 4242, used_memory: 12 * GIB }]
+      processes: [
+        {
+          pid: 4242,
+          used_memory: 12 * GIB,
+          gpu_instance_id: null,
+          sm_utilization: null,
+          local_pid: null,
+          owner: null
+        }
+      ]
     });
     const gpu1 = makeGpu(1, {
       power: { usage: null, limit: null },

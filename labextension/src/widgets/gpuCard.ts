@@ -15,10 +15,25 @@ import {
   formatTemperature,
   MISSING
 } from '../format';
+import { ownerLabel } from '../kernels';
 import { ChartMetric, IPanelSettings } from '../settings';
 import { Sparkline, windowMax } from '../sparkline';
 import { Channel, Ring } from '../store';
-import { IGpu, IGpuReason, IMigInstance } from '../tokens';
+import { IGpu, IGpuProcess, IGpuReason, IMigInstance } from '../tokens';
+
+/** A process's tooltip: its PIDs and whose it is. */
+function processTitle(proc: IGpuProcess): string {
+  let title = `PID ${proc.pid}`;
+  if (proc.local_pid !== null && proc.local_pid !== proc.pid) {
+    title += ` (${proc.local_pid} in this server)`;
+  }
+  if (proc.owner) {
+    title += ` · ${ownerLabel(proc.owner)}`;
+  } else if (proc.local_pid === null) {
+    title += ' · whose it is cannot be told for certain';
+  }
+  return title;
+}
 
 /** The time window and gap every chart of one update shares. */
 export interface IWindow {
@@ -326,7 +341,12 @@ export class GpuCard {
     const key =
       procs === null
         ? 'null'
-        : procs.map(p => `${p.pid}:${p.used_memory}`).join(',');
+        : procs
+            .map(
+              p =>
+                `${p.pid}:${p.used_memory}:${p.owner ? ownerLabel(p.owner) : ''}`
+            )
+            .join(',');
     if (key === this._procKey) {
       return;
     }
@@ -360,7 +380,14 @@ export class GpuCard {
         h(
           'li',
           {},
-          h('span', { text: `PID ${proc.pid}` }),
+          // whose it is, where it is this server's; the PID otherwise
+          h('span', {
+            text:
+              proc.owner && proc.owner.type !== 'other'
+                ? ownerLabel(proc.owner)
+                : `PID ${proc.pid}`,
+            title: processTitle(proc)
+          }),
           h('span', { text: formatBytes(proc.used_memory) })
         )
       );
