@@ -89,6 +89,35 @@ def test_history_is_bounded_and_filtered_by_time() -> None:
     }
 
 
+def _strict_json(body: bytes) -> object:
+    """Parse as JSON proper: ``NaN`` and ``Infinity`` are not JSON (JavaScript rejects them)."""
+
+    def reject(token: str) -> object:
+        raise AssertionError(f"{token} in {body!r}")
+
+    return json.loads(body, parse_constant=reject)
+
+
+def test_a_value_that_is_not_finite_is_serialised_as_null() -> None:
+    gpu = {"index": 0, "power": {"usage": float("nan"), "limit": float("inf")}}
+    snapshot = Snapshot(1.5, False, (gpu,), 1).encode()
+    assert _strict_json(snapshot.body) == {
+        "timestamp": 1.5,
+        "simulated": False,
+        "gpus": [{"index": 0, "power": {"usage": None, "limit": None}}],
+    }
+
+
+def test_what_the_fast_encoder_declines_is_still_serialised() -> None:
+    # An integer past 64 bits and a non-string key: the standard library's encoder takes them.
+    gpu = {"index": 0, "ecc": {"total": 2**70}, 3: "x"}
+    snapshot = Snapshot(1.5, False, (gpu,), 1).encode()
+    assert _strict_json(snapshot.body)["gpus"] == [  # type: ignore[index]
+        {"index": 0, "ecc": {"total": 2**70}, "3": "x"}
+    ]
+    assert json.loads(snapshot.frame)["data"] == json.loads(snapshot.body)
+
+
 def test_snapshot_json_is_the_payload_of_get_gpus() -> None:
     sampler, _, _ = make()
     snapshot = sampler.tick()

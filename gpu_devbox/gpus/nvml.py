@@ -351,14 +351,16 @@ class NvmlAdapter:
                 return None
             raise NvmlUnavailable(reason_for_nvml_error(code, self._error_text(code))) from exc
 
-    def _tolerated(self, exc: Any) -> None:
-        """``None`` for an NVML error that means "this field is unavailable"; else raise.
+    def _tolerated(self, exc: Any, tolerate: frozenset[int] = frozenset()) -> None:
+        """``None`` for an NVML error that means "this field is unavailable" (``tolerate``: more
+        such codes); else raise. The per-tick readers call the binding in place and come here
+        only on an error, so a tick that succeeds pays for no extra call.
 
         Raises:
             NvmlUnavailable: the error makes NVML (or this GPU) unusable.
         """
         code = self._error_code(exc)
-        if code in FIELD_UNAVAILABLE_CODES:
+        if code in FIELD_UNAVAILABLE_CODES or code in tolerate:
             return
         raise NvmlUnavailable(reason_for_nvml_error(code, self._error_text(code))) from exc
 
@@ -490,26 +492,42 @@ class NvmlAdapter:
     # -------------------------------------------------------------------------------------
     def _memory(self, device: Device) -> _MemoryInfo:
         handle = device.handle
+        memory_info = self._memory_info
+        if memory_info is None:  # this binding predates the function
+            return _MemoryInfo(None, None, None, None)
         if self._memory_v2:
             version = self._memory_version
             if version is not None:
-                info = self._call(
-                    self._memory_info, handle, version=version, tolerate=_VERSION_MISMATCH
-                )
+                try:
+                    info = memory_info(handle, version=version)
+                except self._lib.NVMLError as exc:
+                    self._tolerated(exc, _VERSION_MISMATCH)  # raises unless no answer here
+                    info = None
                 if info is not None:
-                    return _MemoryInfo(
-                        int(info.total), int(info.used), int(info.reserved), int(info.free)
-                    )
+                    # The binding's ``nvmlMemory_v2_t``: its members are the four values, as
+                    # integers already; the reader takes them from it as they are.
+                    return info  # type: ignore[no-any-return]
             # Old driver (before R510) or binding: learn it once and use v1 from now on.
             self._memory_v2 = False
-        info = self._call(self._memory_info, handle)
+        try:
+            info = memory_info(handle)
+        except self._lib.NVMLError as exc:
+            self._tolerated(exc)  # raises unless the field is unavailable
+            info = None
         if info is None:
             return _MemoryInfo(None, None, None, None)
         # v1 counts reserved memory as used; it cannot be separated.
         return _MemoryInfo(int(info.total), int(info.used), None, int(info.free))
 
     def _pcie(self, device: Device) -> _Rates | None:
-        values = self._call(self._field_values, device.handle, self._pcie_fields)
+        field_values = self._field_values
+        if field_values is None:  # this binding predates the function
+            return None
+        try:
+            values = field_values(device.handle, self._pcie_fields)
+        except self._lib.NVMLError as exc:
+            self._tolerated(exc)  # raises unless the field is unavailable
+            values = None
         if values is None or len(values) < 2:
             return None
         prev = device._pcie_prev
@@ -663,14 +681,22 @@ _LIB_MISSING = frozenset({NVML_ERROR_FUNCTION_NOT_FOUND})
 _VERSION_MISMATCH = frozenset({_ARGUMENT_VERSION_MISMATCH})
 
 
+#: A value type this table does not know: read as an unsigned 64-bit counter.
+_UNKNOWN_VALUE_TYPE = ("ullVal", 64)
+
+
 def _counter_rate(prev: dict[int, tuple[int, int]], field: Any) -> int | None:
-    """Whole bytes per second from one NVML field-value counter and its previous reading."""
-    if int(field.nvmlReturn) != 0:
+    """Whole bytes per second from one NVML field-value counter and its previous reading.
+
+    The binding's structure members are Python integers already (ctypes converts them), so
+    only the counter itself goes through ``int()``: this runs twice per GPU on every tick.
+    """
+    if field.nvmlReturn:
         return None
-    member, bits = _VALUE_TYPES.get(int(field.valueType), ("ullVal", 64))
+    member, bits = _VALUE_TYPES.get(field.valueType, _UNKNOWN_VALUE_TYPE)
     value = int(getattr(field.value, member))
-    timestamp = int(field.timestamp)
-    field_id = int(field.fieldId)
+    timestamp: int = field.timestamp
+    field_id: int = field.fieldId
     last = prev.get(field_id)
     prev[field_id] = (value, timestamp)
     if last is None:

@@ -55,7 +55,16 @@ def unreadable_gpu(device: Device, reason: Reason) -> dict[str, Any]:
 
 #: The part of one GPU's sample kept in the history: the time series the panel charts
 #: (``index``, ``uuid`` and the charted fields of the field table).
-history_entry = compile_projection(fields.CHARTED)
+history_entry = compile_projection(
+    fields.CHARTED,
+    whole={
+        group
+        for group, keys in fields.GROUPS
+        # every key charted, in the same order, and read together (one cadence)
+        if dict(fields.CHARTED).get(group) == keys
+        and len({f.cadence for f in fields.FIELDS if f.group == group}) == 1
+    },
+)
 
 
 def filter_mig(mig: Mapping[str, Any] | None, allowed: frozenset[str] | None) -> dict[str, Any]:

@@ -35,7 +35,7 @@ code once, when the module is imported or NVML is opened, the way :mod:`dataclas
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from gpu_devbox.gpus import fields
@@ -162,15 +162,23 @@ def compile_reader(
     return reader
 
 
-def compile_projection(groups: tuple[tuple[str, tuple[str, ...]], ...]) -> Callable[[Any], Any]:
+def compile_projection(
+    groups: tuple[tuple[str, tuple[str, ...]], ...], whole: Collection[str] = ()
+) -> Callable[[Any], Any]:
     """A function keeping ``index``, ``uuid`` and the given groups and keys of a GPU document.
 
-    The history keeps, on every tick, the charted fields of every GPU: this is that copy.
+    The history keeps, on every tick, the charted fields of every GPU: this is that copy. The
+    groups named in ``whole`` hold exactly the given keys in the document, in that order: the
+    copy shares them with the document instead of building them again (neither is changed
+    after it is made; both are serialised at once).
     """
     lines = ["def project(gpu):"]
     lines += [f"    g{i} = gpu[{group!r}]" for i, (group, _) in enumerate(groups)]
     lines += ["    return {", "        'index': gpu['index'],", "        'uuid': gpu['uuid'],"]
     for i, (group, keys) in enumerate(groups):
+        if group in whole:
+            lines.append(f"        {group!r}: g{i},")
+            continue
         values = ", ".join(f"{key!r}: g{i}[{key!r}]" for key in keys)
         lines.append(f"        {group!r}: {{{values}}},")
     lines.append("    }")
