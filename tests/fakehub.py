@@ -111,6 +111,8 @@ class FakeHub:
         self.servers: dict[tuple[str, str], FakeServer] = {}
         self.deleted: list[tuple[str, str]] = []
         self.requests = 0
+        #: TCP connections accepted so far (a client that keeps connections alive opens few).
+        self.connections = 0
         self.port = 0
         self._server: HTTPServer | None = None
         self._release: asyncio.Event | None = None
@@ -250,7 +252,13 @@ class FakeHub:
         sock.listen(1024)
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
-        self._server = HTTPServer(app)
+
+        class Counting(HTTPServer):
+            def handle_stream(self, stream: Any, address: Any) -> None:
+                hub.connections += 1
+                super().handle_stream(stream, address)
+
+        self._server = Counting(app)
         self._server.add_sockets([sock])
         return self
 

@@ -7,6 +7,7 @@ The end-to-end tests with a real JupyterHub and real servers are in tests_hub/te
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import subprocess
 import sys
@@ -16,14 +17,14 @@ from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
-from tornado.httpclient import AsyncHTTPClient
 
 from gpu_devbox.catalog import parse_catalog_text
-from gpu_devbox.culling import Action
+from gpu_devbox.culling import Action, RunningServer
 from gpu_devbox_culler.app import _bind_address, main
+from gpu_devbox_culler.client import HttpClient
 from gpu_devbox_culler.culler import Culler
 from gpu_devbox_culler.hub import HubClient
-from gpu_devbox_culler.sources import ServerSource
+from gpu_devbox_culler.sources import ServerSource, http_client
 from gpu_devbox_culler.store import Store
 from gpu_devbox_culler.web import row_document
 from tests.fakehub import TOKEN, FakeHub, FakeServer
@@ -47,11 +48,11 @@ def run(scenario: Callable[[FakeHub, Callable[..., Culler]], Awaitable[None]]) -
 
     async def main() -> None:
         hub = FakeHub().start()
-        clients: list[AsyncHTTPClient] = []
+        clients: list[HttpClient] = []
         stores: list[Store] = []
 
         def make(store: Store, **kwargs: Any) -> Culler:
-            client = AsyncHTTPClient(force_instance=True, max_clients=50)
+            client = http_client(50)
             clients.append(client)
             stores.append(store)
             source = ServerSource(
@@ -74,7 +75,7 @@ def run(scenario: Callable[[FakeHub, Callable[..., Culler]], Awaitable[None]]) -
                 if store._db is not None:
                     await store.close()
             for client in clients:
-                client.close()
+                await client.close()
             hub.stop()
 
     asyncio.run(main())
@@ -294,3 +295,79 @@ def test_help_names_every_option() -> None:
 def test_the_view_binds_an_ip_or_every_interface_for_a_name(host: str | None, bound: str) -> None:
     # Zero to JupyterHub's service URL names the hub's Kubernetes service, not an interface
     assert _bind_address(host) == bound
+
+
+def test_a_round_reuses_its_connections(tmp_path: Path) -> None:
+    """Two rounds over 200 servers (400 reads each) open no more connections than the pool."""
+    concurrency = 5
+    pool = concurrency * 2 + 4  # what the service gives its client
+
+    async def main() -> None:
+        hub = FakeHub().start()
+        for i in range(200):
+            hub.add(FakeServer(f"user{i:03d}", idle=600))
+        client = http_client(pool)
+        source = ServerSource(hub.url, TOKEN, client, concurrency=concurrency, timeout=5)
+        store = Store(str(tmp_path / "db.sqlite"))
+        culler = Culler(
+            hub=HubClient(hub.api_url, TOKEN, client),
+            source=source,
+            direct=source,
+            store=store,
+            catalog=lambda: CATALOG,
+            period=60,
+        )
+        try:
+            for _ in range(2):
+                decisions = await culler.round()
+                assert len(decisions) == 200
+                assert all(d.reason != "unreadable" for d in decisions), decisions[0].message
+            assert hub.requests >= 2 * 2 * 200
+            assert 1 <= hub.connections <= pool, hub.connections
+        finally:
+            await store.close()
+            await client.close()
+            hub.stop()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_an_answer_over_the_size_limit_is_refused_not_read(framing: str) -> None:
+    """A server announcing (or streaming) more than 32 MiB is unreadable, whatever it sends."""
+    from gpu_devbox_culler.client import MAX_BODY
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        if framing == "content-length":
+            writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n".encode())
+            writer.write(b"{" * 1024)
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            chunk = b"x" * (1 << 20)
+            for _ in range(MAX_BODY // len(chunk) + 2):
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+        with contextlib.suppress(OSError):
+            await writer.drain()
+            writer.close()
+
+    async def main() -> str:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = http_client(4)
+        source = ServerSource(f"http://127.0.0.1:{port}", TOKEN, client, concurrency=1, timeout=10)
+        try:
+            reading = await source.read(
+                RunningServer(
+                    user="big", name="", url="/user/big/", profile="gpu", gpus=1, policy=None
+                )
+            )
+        finally:
+            await client.close()
+            server.close()
+        assert reading.observation is None
+        return reading.error or ""
+
+    assert asyncio.run(main()) == "the answer is larger than 32 MiB"

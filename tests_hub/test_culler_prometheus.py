@@ -192,7 +192,7 @@ def observe(url: str, series: str) -> tuple[dict[tuple[str, str], Reading], Any]
         client = http_client(4)
         source = PrometheusSource(url, client, series=series, timeout=10, lookback=600, step=1)
         readings = await source.observe([running("alice", 1), running("bob", 2), running("eve", 1)])
-        client.close()
+        await client.close()
         return readings, source.hour_utilization()
 
     return asyncio.run(go())

@@ -362,7 +362,7 @@ async def serve(args: argparse.Namespace) -> None:
     if server is not None:
         server.stop()
     await store.close()
-    client.close()
+    await client.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

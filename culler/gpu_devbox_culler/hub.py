@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-
 from gpu_devbox.culling import RunningServer
+from gpu_devbox_culler.client import HttpClient
 
 #: Users per page (JupyterHub's largest page by default).
 PAGE = 200
@@ -23,7 +23,7 @@ class HubClient:
     """Calls ``{api_url}/...`` with the service's own token."""
 
     def __init__(
-        self, api_url: str, token: str, client: AsyncHTTPClient, *, timeout: float = 30.0
+        self, api_url: str, token: str, client: HttpClient, *, timeout: float = 30.0
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.token = token
@@ -31,23 +31,20 @@ class HubClient:
         self.timeout = timeout
 
     async def _call(self, method: str, path: str, accept: str = "application/json") -> Any:
-        request = HTTPRequest(
-            f"{self.api_url}{path}",
-            method=method,
-            headers={"Authorization": f"token {self.token}", "Accept": accept},
-            request_timeout=self.timeout,
-            connect_timeout=self.timeout,
-            allow_nonstandard_methods=True,
-        )
         try:
-            response = await self.client.fetch(request)
-        except HTTPClientError as exc:
-            detail = ""
-            if exc.response is not None and exc.response.body:
-                detail = exc.response.body[:300].decode("utf-8", "replace")
-            raise HubError(f"{method} {path}: HTTP {exc.code} {detail}".rstrip()) from None
+            response = await self.client.fetch(
+                method,
+                f"{self.api_url}{path}",
+                headers={"Authorization": f"token {self.token}", "Accept": accept},
+                timeout=self.timeout,
+            )
+        except asyncio.TimeoutError:
+            raise HubError(f"{method} {path}: no answer within {self.timeout:g} s") from None
         except OSError as exc:
             raise HubError(f"{method} {path}: {exc}") from None
+        if not 200 <= response.code < 300:
+            detail = response.body[:300].decode("utf-8", "replace")
+            raise HubError(f"{method} {path}: HTTP {response.code} {detail}".rstrip())
         if not response.body:
             return None
         try:

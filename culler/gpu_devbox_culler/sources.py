@@ -12,60 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import json
-import socket
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.netutil import DefaultLoopResolver, Resolver
-
 from gpu_devbox.culling import Observation, RunningServer, Unreadable, parse_gpus, parse_status
 from gpu_devbox.culling import prometheus as prom
-
-#: The largest answer read from a server or from Prometheus.
-MAX_BODY = 32 * 1024 * 1024
+from gpu_devbox_culler.client import HttpClient, TooLarge
 
 
-class IPLiteralResolver(Resolver):
-    """Answers an IP address at once; asks the system's resolver (in a thread) for names.
-
-    Tornado's default resolver hands every host, ``127.0.0.1`` included, to a thread: a
-    thousand reads a round would cost a thousand thread hops for nothing.
-    """
-
-    def initialize(self) -> None:
-        self._names = DefaultLoopResolver()
-
-    async def resolve(
-        self, host: str, port: int, family: socket.AddressFamily = socket.AF_UNSPEC
-    ) -> list[tuple[int, Any]]:
-        """The address of ``host``."""
-        try:
-            address = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            names: list[tuple[int, Any]] = await self._names.resolve(host, port, family)
-            return names
-        if address.version == 6:
-            return [(socket.AF_INET6, (str(address), port, 0, 0))]
-        return [(socket.AF_INET, (str(address), port))]
-
-    def close(self) -> None:
-        """Close the system resolver."""
-        self._names.close()
-
-
-def http_client(max_clients: int) -> AsyncHTTPClient:
-    """The culler's own HTTP client: its pool size, its body limit, its resolver."""
-    return AsyncHTTPClient(
-        force_instance=True,
-        max_clients=max_clients,
-        max_body_size=MAX_BODY,
-        resolver=IPLiteralResolver(),
-    )
+def http_client(max_clients: int) -> HttpClient:
+    """The culler's own HTTP client: at most ``max_clients`` connections, kept alive."""
+    return HttpClient(max_clients)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +45,7 @@ class ServerSource:
         self,
         proxy_url: str,
         token: str,
-        client: AsyncHTTPClient,
+        client: HttpClient,
         *,
         concurrency: int,
         timeout: float,
@@ -97,25 +57,26 @@ class ServerSource:
         self.slots = asyncio.Semaphore(concurrency)
 
     async def _get(self, url: str) -> Any:
-        request = HTTPRequest(
-            url,
-            headers={"Authorization": f"token {self.token}", "Accept": "application/json"},
-            request_timeout=self.timeout,
-            connect_timeout=self.timeout,
-            follow_redirects=False,
-        )
         try:
-            response = await self.client.fetch(request)
-        except HTTPClientError as exc:
-            if exc.code == 599:
-                raise Unreadable(f"no answer within {self.timeout:g} s") from None
-            if exc.code == 404:
-                raise Unreadable("HTTP 404: the server has no gpu-devbox API") from None
-            if exc.code in (301, 302, 303, 307):
-                raise Unreadable(f"HTTP {exc.code}: redirected (stopped or no access)") from None
-            raise Unreadable(f"HTTP {exc.code}") from None
-        except (OSError, asyncio.TimeoutError) as exc:
+            response = await self.client.fetch(
+                "GET",
+                url,
+                headers={"Authorization": f"token {self.token}", "Accept": "application/json"},
+                timeout=self.timeout,
+            )
+        except asyncio.TimeoutError:
+            raise Unreadable(f"no answer within {self.timeout:g} s") from None
+        except TooLarge as exc:
+            raise Unreadable(str(exc)) from None
+        except OSError as exc:
             raise Unreadable(f"cannot connect: {exc}") from None
+        code = response.code
+        if code == 404:
+            raise Unreadable("HTTP 404: the server has no gpu-devbox API")
+        if code in (301, 302, 303, 307, 308):
+            raise Unreadable(f"HTTP {code}: redirected (stopped or no access)")
+        if not 200 <= code < 300:
+            raise Unreadable(f"HTTP {code}")
         try:
             return json.loads(response.body)
         except ValueError:
@@ -169,7 +130,7 @@ class PrometheusSource:
     def __init__(
         self,
         url: str,
-        client: AsyncHTTPClient,
+        client: HttpClient,
         *,
         series: str,
         timeout: float,
@@ -204,20 +165,20 @@ class PrometheusSource:
         Raises:
             PrometheusError: Prometheus cannot be reached or answers garbage.
         """
-        request = HTTPRequest(
-            f"{self.url}/api/v1/query",
-            method="POST",
-            body=urlencode({"query": expression}),
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-            request_timeout=self.timeout,
-            connect_timeout=self.timeout,
-        )
         try:
-            response = await self.client.fetch(request, raise_error=False)
+            response = await self.client.fetch(
+                "POST",
+                f"{self.url}/api/v1/query",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                body=urlencode({"query": expression}),
+                timeout=self.timeout,
+            )
+        except asyncio.TimeoutError:
+            raise PrometheusError(
+                f"Prometheus at {self.url} did not answer within {self.timeout:g} s"
+            ) from None
         except OSError as exc:
             raise PrometheusError(f"cannot reach Prometheus at {self.url}: {exc}") from None
-        if response.code == 599:
-            raise PrometheusError(f"Prometheus at {self.url} did not answer: {response.error}")
         try:
             doc = json.loads(response.body or b"")
         except ValueError:
