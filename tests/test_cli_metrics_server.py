@@ -54,7 +54,11 @@ async def test_the_table_names_the_notebook_holding_each_gpu_process(
 
     async def owned() -> bool:
         code, out, _ = await cli("--server", url, "--token", token, "--json")
-        return code == 0 and json.loads(out)["gpus"][0]["processes"][0]["owner"] is not None
+        if code != 0:
+            return False
+        # the first samples may predate the process: wait until it is seen and owned
+        processes = json.loads(out)["gpus"][0]["processes"]
+        return bool(processes) and processes[0]["owner"] is not None
 
     await until(owned)
     code, out, err = await cli("--server", url, "--token", token)
