@@ -197,7 +197,7 @@ class Sampler:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[Snapshot], None]] = []
-        self._history: collections.deque[tuple[float, str]] = collections.deque(
+        self._history: collections.deque[tuple[float, bytes]] = collections.deque(
             maxlen=self.config.history_length
         )
         self._system: SystemInfo | None = None
@@ -437,25 +437,29 @@ class Sampler:
 
     # ------------------------------------------------------------------ results
     def _make_snapshot(self, gpus: tuple[dict[str, Any], ...], now: float) -> Snapshot:
-        # What the frozen dataclass's ``__init__`` does, without its ``object.__setattr__``
-        # for each field (a microsecond a tick): every field is given here.
+        # What the frozen dataclass's ``__init__`` and :meth:`Snapshot.encode` do, without
+        # ``object.__setattr__`` for each field and the generic ``document()`` (a microsecond
+        # and a half a tick): every field is given here.
+        body = _encode({"timestamp": now, "simulated": self.simulated, "gpus": gpus})
         snapshot: Snapshot = object.__new__(Snapshot)
         snapshot.__dict__.update(
             timestamp=now,
             simulated=self.simulated,
             gpus=gpus,
             status_version=self._status_version,
+            body=body,
+            frame=b'{"type":"gpus","data":' + body + b"}",
         )
-        return snapshot.encode()
+        return snapshot
 
     def _append_history(self, snapshot: Snapshot) -> None:
         entry = {
             "timestamp": snapshot.timestamp,
             "gpus": [history_entry(g) for g in snapshot.gpus],
         }
-        text = _encode(entry).decode()
+        body = _encode(entry)
         with self._lock:
-            self._history.append((snapshot.timestamp, text))
+            self._history.append((snapshot.timestamp, body))
 
     def _publish(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
@@ -508,14 +512,15 @@ class Sampler:
         """The latest snapshot (never blocks, never calls NVML)."""
         return self._snapshot
 
-    def history(self, since: float | None = None) -> list[str]:
-        """The serialised history samples taken strictly after ``since`` (all when ``None``)."""
+    def history(self, since: float | None = None) -> list[bytes]:
+        """The history samples taken strictly after ``since`` (all when ``None``), each as
+        compact JSON in UTF-8."""
         with self._lock:
             entries = list(self._history)
         if since is None:
-            return [text for _, text in entries]
+            return [body for _, body in entries]
         start = bisect.bisect_right([t for t, _ in entries], since)
-        return [text for _, text in entries[start:]]
+        return [body for _, body in entries[start:]]
 
     def subscribe(self, listener: Callable[[Snapshot], None]) -> Callable[[], None]:
         """Call ``listener`` from the sampler thread after every tick; returns an unsubscriber."""
