@@ -54,6 +54,35 @@ def test_costly_fields_are_read_at_the_slow_cadence() -> None:
     assert all(g["energy"]["total"] is not None for g in sampler.snapshot().gpus)
 
 
+def test_each_document_carries_the_latest_slow_reading() -> None:
+    sampler, fake, clock = make()
+    idle = sampler.tick().gpus[0]["energy"]["total"]
+    fake.state = "loaded"
+    clock.advance(1.0)
+    between = sampler.tick().gpus[0]["energy"]["total"]
+    clock.advance(4.0)
+    after = sampler.tick().gpus[0]["energy"]["total"]
+    clock.advance(1.0)
+    next_tick = sampler.tick().gpus[0]["energy"]["total"]
+    assert between == idle  # not read again before the slow cadence
+    assert after != idle  # the next slow reading replaces it ...
+    assert next_tick == after  # ... in every document until the one after
+
+
+def test_the_sampler_makes_snapshots_the_constructor_would() -> None:
+    sampler, _, _ = make()
+    snapshot = sampler.tick()
+    made = Snapshot(
+        timestamp=snapshot.timestamp,
+        simulated=snapshot.simulated,
+        gpus=snapshot.gpus,
+        status_version=snapshot.status_version,
+    )
+    assert snapshot == made
+    assert snapshot.body == made.body
+    assert snapshot.frame == made.frame
+
+
 def test_readers_never_reach_nvml() -> None:
     sampler, fake, _ = make()
     sampler.tick()

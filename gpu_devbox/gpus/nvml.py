@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import operator
 import re
 import threading
 from collections.abc import Callable
@@ -65,6 +66,12 @@ _VALUE_TYPES: dict[int, tuple[str, int]] = {
     4: ("sllVal", 64),
     5: ("siVal", 32),
     6: ("usVal", 16),
+}
+
+#: nvmlValueType_t -> (reads the counter from a field value, counter width in bits)
+_COUNTER_READERS: dict[int, tuple[Callable[[Any], Any], int]] = {
+    value_type: (operator.attrgetter(f"value.{member}"), bits)
+    for value_type, (member, bits) in _VALUE_TYPES.items()
 }
 
 _MIG_PROFILE = re.compile(r"MIG\s+(\S+)")
@@ -161,10 +168,12 @@ class Device:
 
     def static_dict(self) -> dict[str, Any]:
         """The static facts in API form (a new dict: the caller may add to it)."""
-        return self._identity.copy()
+        return self.identity.copy()
 
     @functools.cached_property
-    def _identity(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
+        """The static facts in API form, made once and shared: never change it (copy it with
+        :meth:`static_dict`, or merge it into a new dict)."""
         return {
             "index": self.index,
             "uuid": self.uuid,
@@ -531,10 +540,15 @@ class NvmlAdapter:
         if values is None or len(values) < 2:
             return None
         prev = device._pcie_prev
-        return _Rates(_counter_rate(prev, values[0]), _counter_rate(prev, values[1]))
+        # The tuple made in C, without the named tuple's ``__new__`` in Python (a tick makes
+        # one per GPU); each counter remembered by its place in the request.
+        return tuple.__new__(
+            _Rates, (_counter_rate(prev, values[0], 0), _counter_rate(prev, values[1], 1))
+        )
 
     def sample(self, device: Device, *, slow: bool) -> dict[str, Any]:
-        """Read one device's current values (and its costly ones when ``slow``).
+        """Read one device's current values (and its costly ones when ``slow``), after its
+        static facts: the start of its GPU document, as one new dict the caller may complete.
 
         Raises:
             NvmlUnavailable: NVML itself failed (GPU lost, driver gone, ...).
@@ -682,23 +696,27 @@ _VERSION_MISMATCH = frozenset({_ARGUMENT_VERSION_MISMATCH})
 
 
 #: A value type this table does not know: read as an unsigned 64-bit counter.
-_UNKNOWN_VALUE_TYPE = ("ullVal", 64)
+_UNKNOWN_VALUE_TYPE = (operator.attrgetter("value.ullVal"), 64)
 
 
-def _counter_rate(prev: dict[int, tuple[int, int]], field: Any) -> int | None:
+def _counter_rate(
+    prev: dict[int, tuple[int, int]], field: Any, key: int | None = None
+) -> int | None:
     """Whole bytes per second from one NVML field-value counter and its previous reading.
 
-    The binding's structure members are Python integers already (ctypes converts them), so
-    only the counter itself goes through ``int()``: this runs twice per GPU on every tick.
+    The previous reading is kept in ``prev`` under ``key`` (by default the field's ID). The
+    binding's structure members are Python integers already (ctypes converts them), so only
+    the counter itself goes through ``int()``: this runs twice per GPU on every tick.
     """
     if field.nvmlReturn:
         return None
-    member, bits = _VALUE_TYPES.get(field.valueType, _UNKNOWN_VALUE_TYPE)
-    value = int(getattr(field.value, member))
+    read, bits = _COUNTER_READERS.get(field.valueType, _UNKNOWN_VALUE_TYPE)
+    value = int(read(field))
     timestamp: int = field.timestamp
-    field_id: int = field.fieldId
-    last = prev.get(field_id)
-    prev[field_id] = (value, timestamp)
+    if key is None:
+        key = field.fieldId
+    last = prev.get(key)
+    prev[key] = (value, timestamp)
     if last is None:
         return None  # the first reading only sets the baseline
     elapsed_us = timestamp - last[1]

@@ -22,22 +22,21 @@ NO_MIG: dict[str, Any] = {"capable": False, "enabled": False, "pending": None, "
 _NO_SLOW_VALUES = {group: fields.null_groups()[group] for group in fields.SLOW_GROUPS}
 
 
-def sampled_gpu(
-    device: Device,
-    values: dict[str, Any],
-    cached: Mapping[str, Any],
-    mig_uuids: frozenset[str] | None,
-) -> dict[str, Any]:
-    """The document of a GPU read this tick (``cached``: its last costly fields)."""
-    gpu = device.static_dict()
-    gpu.update(values)
+def sampled_tail(cached: Mapping[str, Any], mig_uuids: frozenset[str] | None) -> dict[str, Any]:
+    """What follows the per-tick groups in a readable GPU's document: the slow groups, the
+    processes and MIG from the last costly reading (``cached``), and no reason.
+
+    The sampler makes it when the costly fields are read and merges the same one into every
+    document until the next reading: it is never changed once made.
+    """
+    tail: dict[str, Any] = {}
     for group in fields.SLOW_GROUPS:
         value = cached.get(group)
-        gpu[group] = value if value is not None else _NO_SLOW_VALUES[group].copy()
-    gpu["processes"] = cached.get("processes")
-    gpu["mig"] = filter_mig(cached.get("mig"), mig_uuids)
-    gpu["reason"] = None
-    return gpu
+        tail[group] = value if value is not None else _NO_SLOW_VALUES[group].copy()
+    tail["processes"] = cached.get("processes")
+    tail["mig"] = filter_mig(cached.get("mig"), mig_uuids)
+    tail["reason"] = None
+    return tail
 
 
 def unreadable_gpu(device: Device, reason: Reason) -> dict[str, Any]:

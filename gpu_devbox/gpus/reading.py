@@ -16,6 +16,7 @@ code once, when the module is imported or NVML is opened, the way :mod:`dataclas
         ...
         known = device.known
         return {
+            **device.identity,
             "utilization": {
                 "gpu": None if a0 is None else int(a0.gpu),
                 "memory": None if a0 is None else int(a0.memory),
@@ -122,6 +123,10 @@ def source(cadence: fields.Cadence, sources: Mapping[fields.Nvml, Call | Ask]) -
         else:
             lines.append(f"    {answer} = ask{i}(device){comment}")
     lines += ["    known = device.known", "    return {"]
+    if cadence is fields.Cadence.FAST:
+        # The per-tick reading starts the GPU document: the static facts, then the groups
+        # (the sampler adds the rest to the same dict).
+        lines.append("        **device.identity,")
     for group, group_fields in groups_of(cadence):
         lines.append(f"        {group!r}: {{")
         for field in group_fields:
@@ -140,6 +145,9 @@ def compile_reader(
     tolerated: Callable[[BaseException], None],
 ) -> Callable[[Any], Groups]:
     """The function that reads the fields of ``cadence`` of one device into their groups.
+
+    The per-tick reader puts the device's static facts (``device.identity``) first: what it
+    returns is the start of the GPU document, made in one dict.
 
     Args:
         cadence: which fields to read.

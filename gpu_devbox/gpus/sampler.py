@@ -34,7 +34,7 @@ import orjson
 from gpu_devbox.gpus.errors import NvmlUnavailable, Reason, ReasonCode, reason_for
 from gpu_devbox.gpus.fields import SLOW_GROUPS
 from gpu_devbox.gpus.nvml import Device, NvmlAdapter, SystemInfo
-from gpu_devbox.gpus.payload import history_entry, sampled_gpu, unreadable_gpu
+from gpu_devbox.gpus.payload import history_entry, sampled_tail, unreadable_gpu
 from gpu_devbox.gpus.visible import DeviceIdentity, Selection, VisibleDevices
 
 log = logging.getLogger("gpu_devbox.sampler")
@@ -197,13 +197,18 @@ class Sampler:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[Snapshot], None]] = []
-        self._history: collections.deque[tuple[float, str]] = collections.deque(
+        self._history: collections.deque[tuple[float, bytes]] = collections.deque(
             maxlen=self.config.history_length
         )
         self._system: SystemInfo | None = None
         self._devices: list[Device] = []
         self._selection: list[Selection] = []
+        #: Each visible GPU's device and the MIG instances it may show, in selection order.
+        self._visible_devices: list[tuple[Device, frozenset[str] | None]] = []
         self._slow: dict[str, dict[str, Any]] = {}
+        #: What follows the per-tick groups in each readable GPU's document (slow groups,
+        #: processes, MIG, no reason), by UUID: made again only when those were read.
+        self._tails: dict[str, dict[str, Any]] = {}
         #: Why each GPU that cannot be read right now cannot, by NVML index.
         self._faults: dict[int, Reason] = {}
         self._last_slow = -math.inf
@@ -308,6 +313,7 @@ class Sampler:
         self._system = system
         self._devices = devices
         self._slow = {}
+        self._tails = {}
         self._faults = {d.index: d.error for d in devices if d.error is not None}
         self._last_slow = -math.inf
         identities = []
@@ -323,6 +329,8 @@ class Sampler:
                 )
             )
         self._selection = self.visible.select(identities)
+        by_index = {d.index: d for d in devices}
+        self._visible_devices = [(by_index[s.index], s.mig_uuids) for s in self._selection]
         self.log.info(
             "gpu-devbox: NVML ready, driver %s (CUDA %s), %d GPU(s), %d visible (%s)",
             system.driver_version,
@@ -347,23 +355,41 @@ class Sampler:
         Raises:
             NvmlUnavailable: every visible GPU failed (NVML itself is the problem).
         """
-        by_index = {d.index: d for d in self._devices}
         out = []
         failed: list[Reason] = []
-        for selection in self._selection:
-            device = by_index[selection.index]
-            values = self._sample_one(device, slow)
-            reason = self._faults.get(device.index)
+        faults = self._faults
+        tails = self._tails
+        sample = self.adapter.sample
+        for device, mig_uuids in self._visible_devices:
+            if device.error is None and not faults:
+                # The usual case, written out: no GPU is failing.
+                try:
+                    values: dict[str, Any] | None = sample(device, slow=slow)
+                except NvmlUnavailable as exc:
+                    self._fault(device, exc.reason)
+                    values = None
+            else:
+                values = self._sample_one(device, slow)
+            reason = faults.get(device.index) if faults else None
             if values is None or reason is not None:
                 assert reason is not None
                 failed.append(reason)
                 out.append(unreadable_gpu(device, reason))
                 continue
-            cached = self._slow.setdefault(device.uuid, {})
-            for key in _CACHED:
-                if key in values:
-                    cached[key] = values.pop(key)
-            out.append(sampled_gpu(device, values, cached, selection.mig_uuids))
+            uuid = device.uuid
+            tail = tails.get(uuid)
+            # The adapter lists the processes whenever it reads any of the cached values (the
+            # slow fields, or processes and MIG again when memory use changed).
+            if tail is None or "processes" in values:
+                cached = self._slow.setdefault(uuid, {})
+                for key in _CACHED:
+                    if key in values:
+                        cached[key] = values.pop(key)
+                tail = tails[uuid] = sampled_tail(cached, mig_uuids)
+            # The adapter's dict holds the static facts and this tick's groups: the tail
+            # completes it (document order).
+            values.update(tail)
+            out.append(values)
         if failed and len(failed) == len(out):
             raise NvmlUnavailable(failed[0])
         return out
@@ -403,6 +429,7 @@ class Sampler:
         self.adapter.close()
         self._devices = []
         self._selection = []
+        self._visible_devices = []
         self._faults = {}
         self._set_reason(reason)
         self._retry_at = now + self._backoff
@@ -410,21 +437,29 @@ class Sampler:
 
     # ------------------------------------------------------------------ results
     def _make_snapshot(self, gpus: tuple[dict[str, Any], ...], now: float) -> Snapshot:
-        return Snapshot(
+        # What the frozen dataclass's ``__init__`` and :meth:`Snapshot.encode` do, without
+        # ``object.__setattr__`` for each field and the generic ``document()`` (a microsecond
+        # and a half a tick): every field is given here.
+        body = _encode({"timestamp": now, "simulated": self.simulated, "gpus": gpus})
+        snapshot: Snapshot = object.__new__(Snapshot)
+        snapshot.__dict__.update(
             timestamp=now,
             simulated=self.simulated,
             gpus=gpus,
             status_version=self._status_version,
-        ).encode()
+            body=body,
+            frame=b'{"type":"gpus","data":' + body + b"}",
+        )
+        return snapshot
 
     def _append_history(self, snapshot: Snapshot) -> None:
         entry = {
             "timestamp": snapshot.timestamp,
             "gpus": [history_entry(g) for g in snapshot.gpus],
         }
-        text = _encode(entry).decode()
+        body = _encode(entry)
         with self._lock:
-            self._history.append((snapshot.timestamp, text))
+            self._history.append((snapshot.timestamp, body))
 
     def _publish(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
@@ -477,14 +512,15 @@ class Sampler:
         """The latest snapshot (never blocks, never calls NVML)."""
         return self._snapshot
 
-    def history(self, since: float | None = None) -> list[str]:
-        """The serialised history samples taken strictly after ``since`` (all when ``None``)."""
+    def history(self, since: float | None = None) -> list[bytes]:
+        """The history samples taken strictly after ``since`` (all when ``None``), each as
+        compact JSON in UTF-8."""
         with self._lock:
             entries = list(self._history)
         if since is None:
-            return [text for _, text in entries]
+            return [body for _, body in entries]
         start = bisect.bisect_right([t for t, _ in entries], since)
-        return [text for _, text in entries[start:]]
+        return [body for _, body in entries[start:]]
 
     def subscribe(self, listener: Callable[[Snapshot], None]) -> Callable[[], None]:
         """Call ``listener`` from the sampler thread after every tick; returns an unsubscriber."""

@@ -58,9 +58,8 @@ class HistoryHandler(BaseHandler):
         samples = sampler.history(since)
         interval = json.dumps(sampler.config.interval)
         span = json.dumps(sampler.config.history_seconds)
-        self.finish_raw_json(
-            f'{{"interval":{interval},"history_seconds":{span},"samples":[{",".join(samples)}]}}'
-        )
+        head = f'{{"interval":{interval},"history_seconds":{span},"samples":['
+        self.finish_raw_json(b"".join((head.encode(), b",".join(samples), b"]}")))
 
 
 class OpenAPIHandler(BaseHandler):
