@@ -79,7 +79,7 @@ async def rounds(
     port: int, source_name: str, count: int, concurrency: int
 ) -> list[tuple[float, float]]:
     url = f"http://127.0.0.1:{port}"
-    client = http_client(concurrency * 2 + 4)
+    client = http_client(concurrency)
     direct = ServerSource(url, TOKEN, client, concurrency=concurrency, timeout=10)
     source: Source = direct
     if source_name == "prometheus":

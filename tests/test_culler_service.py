@@ -21,10 +21,10 @@ from prometheus_client import generate_latest
 from gpu_devbox.catalog import parse_catalog_text
 from gpu_devbox.culling import Action, RunningServer
 from gpu_devbox_culler.app import _bind_address, main
-from gpu_devbox_culler.client import HttpClient
+from gpu_devbox_culler.client import MAX_BODY, HttpClient
 from gpu_devbox_culler.culler import Culler
 from gpu_devbox_culler.hub import HubClient
-from gpu_devbox_culler.sources import ServerSource, http_client
+from gpu_devbox_culler.sources import ServerSource, http_client, pool_size
 from gpu_devbox_culler.store import Store
 from gpu_devbox_culler.web import row_document
 from tests.fakehub import TOKEN, FakeHub, FakeServer
@@ -51,12 +51,12 @@ def run(scenario: Callable[[FakeHub, Callable[..., Culler]], Awaitable[None]]) -
         clients: list[HttpClient] = []
         stores: list[Store] = []
 
-        def make(store: Store, **kwargs: Any) -> Culler:
-            client = http_client(50)
+        def make(store: Store, *, concurrency: int = 10, **kwargs: Any) -> Culler:
+            client = http_client(concurrency)
             clients.append(client)
             stores.append(store)
             source = ServerSource(
-                hub.url, TOKEN, client, concurrency=10, timeout=kwargs.pop("timeout", 2.0)
+                hub.url, TOKEN, client, concurrency=concurrency, timeout=kwargs.pop("timeout", 2.0)
             )
             return Culler(
                 hub=HubClient(hub.api_url, TOKEN, client),
@@ -300,42 +300,24 @@ def test_the_view_binds_an_ip_or_every_interface_for_a_name(host: str | None, bo
 def test_a_round_reuses_its_connections(tmp_path: Path) -> None:
     """Two rounds over 200 servers (400 reads each) open no more connections than the pool."""
     concurrency = 5
-    pool = concurrency * 2 + 4  # what the service gives its client
 
-    async def main() -> None:
-        hub = FakeHub().start()
+    async def scenario(hub: FakeHub, make: Callable[..., Culler]) -> None:
         for i in range(200):
             hub.add(FakeServer(f"user{i:03d}", idle=600))
-        client = http_client(pool)
-        source = ServerSource(hub.url, TOKEN, client, concurrency=concurrency, timeout=5)
-        store = Store(str(tmp_path / "db.sqlite"))
-        culler = Culler(
-            hub=HubClient(hub.api_url, TOKEN, client),
-            source=source,
-            direct=source,
-            store=store,
-            catalog=lambda: CATALOG,
-            period=60,
-        )
-        try:
-            for _ in range(2):
-                decisions = await culler.round()
-                assert len(decisions) == 200
-                assert all(d.reason != "unreadable" for d in decisions), decisions[0].message
-            assert hub.requests >= 2 * 2 * 200
-            assert 1 <= hub.connections <= pool, hub.connections
-        finally:
-            await store.close()
-            await client.close()
-            hub.stop()
+        culler = make(Store(str(tmp_path / "db.sqlite")), concurrency=concurrency, timeout=5)
+        for _ in range(2):
+            decisions = await culler.round()
+            assert len(decisions) == 200
+            assert all(d.reason != "unreadable" for d in decisions), decisions[0].message
+        assert hub.requests >= 2 * 2 * 200
+        assert 1 <= hub.connections <= pool_size(concurrency), hub.connections
 
-    asyncio.run(main())
+    run(scenario)
 
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
 def test_an_answer_over_the_size_limit_is_refused_not_read(framing: str) -> None:
     """A server announcing (or streaming) more than 32 MiB is unreadable, whatever it sends."""
-    from gpu_devbox_culler.client import MAX_BODY
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -356,7 +338,7 @@ def test_an_answer_over_the_size_limit_is_refused_not_read(framing: str) -> None
     async def main() -> str:
         server = await asyncio.start_server(answer, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        client = http_client(4)
+        client = http_client(1)
         source = ServerSource(f"http://127.0.0.1:{port}", TOKEN, client, concurrency=1, timeout=10)
         try:
             reading = await source.read(

@@ -297,7 +297,7 @@ def _bind_address(host: str | None) -> str:
 async def serve(args: argparse.Namespace) -> None:
     """Run until SIGTERM or SIGINT."""
     token = os.environ["JUPYTERHUB_API_TOKEN"]
-    client = http_client(args.concurrency * 2 + 4)
+    client = http_client(args.concurrency)
     direct = ServerSource(
         args.proxy_url, token, client, concurrency=args.concurrency, timeout=args.timeout
     )

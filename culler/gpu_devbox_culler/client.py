@@ -76,7 +76,7 @@ class HttpClient:
             ) as response:
                 return Response(response.status, await _read(response))
         except asyncio.TimeoutError:
-            raise
+            raise  # aiohttp's timeouts are ClientErrors too: they stay timeouts
         except aiohttp.ClientError as exc:
             raise ConnectionFailed(str(exc) or type(exc).__name__) from None
 

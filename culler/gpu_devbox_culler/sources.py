@@ -23,9 +23,16 @@ from gpu_devbox.culling import prometheus as prom
 from gpu_devbox_culler.client import HttpClient, TooLarge
 
 
-def http_client(max_clients: int) -> HttpClient:
-    """The culler's own HTTP client: at most ``max_clients`` connections, kept alive."""
-    return HttpClient(max_clients)
+def pool_size(concurrency: int) -> int:
+    """Connections for ``concurrency`` servers read at once (two requests each, at the same
+    time) and for the hub's and Prometheus' calls beside them."""
+    return concurrency * 2 + 4
+
+
+def http_client(concurrency: int) -> HttpClient:
+    """The culler's own HTTP client for reading ``concurrency`` servers at once: its
+    connections (:func:`pool_size`) are kept alive from one request to the next."""
+    return HttpClient(pool_size(concurrency))
 
 
 @dataclasses.dataclass(frozen=True)
