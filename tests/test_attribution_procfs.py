@@ -24,6 +24,12 @@ from tests import pidns
 @pytest.fixture
 def sleeper() -> subprocess.Popen[bytes]:
     process = subprocess.Popen(["sleep", "30"])
+    # Popen returns once exec has begun: the new command line is in place a moment later
+    cmdline = pathlib.Path(f"/proc/{process.pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while cmdline.read_bytes() != b"sleep\x0030\x00":
+        assert time.monotonic() < deadline, "sleep never started"
+        time.sleep(0.005)
     yield process
     process.kill()
     process.wait()
