@@ -121,17 +121,27 @@ def _counter(value: int, ts: int, value_type: int = 1, ret: int = 0) -> _Struct:
 
 
 def test_a_32_bit_counter_that_wraps_around_still_gives_the_rate() -> None:
-    prev: dict[int, tuple[int, int]] = {}
-    assert _counter_rate(prev, _counter(2**32 - 1_000, 0)) is None
+    last: list[int | None] = [None, None, None, None]
+    assert _counter_rate(last, 2, _counter(2**32 - 1_000, 0)) is None
     # 3,000 bytes later the 32-bit counter wrapped to 2,000; half a second passed.
-    assert _counter_rate(prev, _counter(2_000, 500_000)) == pytest.approx(6_000.0)
+    assert _counter_rate(last, 2, _counter(2_000, 500_000)) == 6_000
+    assert last == [None, None, 2_000, 500_000]  # the other counter's place is untouched
+
+
+def test_a_64_bit_counter_that_wraps_around_still_gives_the_rate() -> None:
+    last: list[int | None] = [None, None, None, None]
+    _counter_rate(last, 0, _counter(2**64 - 10, 0, value_type=3))
+    assert _counter_rate(last, 0, _counter(90, 1_000_000, value_type=3)) == 100
 
 
 def test_counter_errors_and_stale_timestamps_give_no_rate() -> None:
-    prev: dict[int, tuple[int, int]] = {}
-    _counter_rate(prev, _counter(10, 1_000))
-    assert _counter_rate(prev, _counter(20, 1_000)) is None  # no time passed
-    assert _counter_rate(prev, _counter(30, 2_000, ret=pynvml.NVML_ERROR_NOT_SUPPORTED)) is None
+    last: list[int | None] = [None, None, None, None]
+    _counter_rate(last, 0, _counter(10, 1_000))
+    assert _counter_rate(last, 0, _counter(20, 1_000)) is None  # no time passed
+    failed = _counter(30, 2_000, ret=pynvml.NVML_ERROR_NOT_SUPPORTED)
+    assert _counter_rate(last, 0, failed) is None
+    # A failed reading leaves the baseline as it was: the next good one is measured from it.
+    assert _counter_rate(last, 0, _counter(120, 3_000)) == 50_000
 
 
 def test_unsupported_fields_are_none_not_errors() -> None:

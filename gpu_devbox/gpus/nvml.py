@@ -84,6 +84,10 @@ def _unopened(device: Any) -> dict[str, dict[str, Any]]:
     raise RuntimeError("NVML is not open")
 
 
+def _unopened_tick(device: Any, template: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    raise RuntimeError("NVML is not open")
+
+
 def _import_pynvml() -> Any:
     import pynvml  # noqa: TID251 - this adapter is the one sanctioned importer
 
@@ -121,7 +125,10 @@ class Device:
     known: dict[str, dict[str, Any]]
     #: Why this GPU could not be read when NVML was opened (``None``: it could).
     error: Reason | None = None
-    _pcie_prev: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict, repr=False)
+    #: The PCIe counters' last readings: TX value and time (µs), then RX value and time.
+    _pcie_last: list[int | None] = dataclasses.field(
+        default_factory=lambda: [None, None, None, None], repr=False
+    )
     #: Memory in use when processes (and MIG instances) were last read: a change means they
     #: changed too, so they are read again at once rather than at the slow cadence.
     _used_when_listed: int | None = dataclasses.field(default=None, repr=False)
@@ -171,6 +178,12 @@ class Device:
         return self.identity.copy()
 
     @functools.cached_property
+    def template(self) -> dict[str, Any]:
+        """The start of this GPU's document with nothing after its per-tick groups (see
+        :func:`gpu_devbox.gpus.reading.template`); never change it."""
+        return reading.template(self.identity, {})
+
+    @functools.cached_property
     def identity(self) -> dict[str, Any]:
         """The static facts in API form, made once and shared: never change it (copy it with
         :meth:`static_dict`, or merge it into a new dict)."""
@@ -200,11 +213,6 @@ class _MemoryInfo(NamedTuple):
     used: int | None
     reserved: int | None
     free: int | None
-
-
-class _Rates(NamedTuple):
-    tx: int | None
-    rx: int | None
 
 
 def _no_answer(device: Device) -> None:
@@ -246,7 +254,7 @@ class NvmlAdapter:
         self._process_utilization_fn: Callable[..., Any] | None = None
         # The field table's readers, compiled for the binding at open: by cadence.
         self._read_static: _Reader = _unopened
-        self._read_fast: _Reader = _unopened
+        self._read_fast: reading.TickReader = _unopened_tick
         self._read_slow: _Reader = _unopened
 
     # -------------------------------------------------------------------------------------
@@ -277,9 +285,6 @@ class NvmlAdapter:
             if not self._open:
                 self._fatal_call("nvmlInit")
                 self._open = True
-                self._read_static = self._reader(fields.Cadence.STATIC)
-                self._read_fast = self._reader(fields.Cadence.FAST)
-                self._read_slow = self._reader(fields.Cadence.SLOW)
                 self._memory_info = getattr(self._lib, "nvmlDeviceGetMemoryInfo", None)
                 self._memory_version = getattr(self._lib, "nvmlMemory_v2", None)
                 self._field_values = getattr(self._lib, "nvmlDeviceGetFieldValues", None)
@@ -290,6 +295,10 @@ class NvmlAdapter:
                     self._const("NVML_FI_DEV_PCIE_COUNT_TX_BYTES", _FI_PCIE_TX_BYTES),
                     self._const("NVML_FI_DEV_PCIE_COUNT_RX_BYTES", _FI_PCIE_RX_BYTES),
                 ]
+                # Compiled after the binding's functions and constants above: they use them.
+                self._read_static = self._reader(fields.Cadence.STATIC)
+                self._read_fast = self._tick_reader()
+                self._read_slow = self._reader(fields.Cadence.SLOW)
             try:
                 return self._read_system(), self._read_devices()
             except NvmlUnavailable:
@@ -441,15 +450,15 @@ class NvmlAdapter:
     # -------------------------------------------------------------------------------------
     # the field table's calls
     # -------------------------------------------------------------------------------------
-    def _reader(self, cadence: fields.Cadence) -> _Reader:
-        """The table's reader of ``cadence``, compiled for this binding."""
-        sources: dict[fields.Nvml, reading.Call | reading.Ask] = {}
+    def _sources(self, cadence: fields.Cadence) -> dict[fields.Nvml, reading.Source]:
+        """How the reader of ``cadence`` gets each call's answer, for this binding."""
+        sources: dict[fields.Nvml, reading.Source] = {}
         for call in reading.calls(cadence):
             if call.reader == "memory":
-                sources[call] = self._memory
+                sources[call] = self._memory_inline()
                 continue
             if call.reader == "pcie":
-                sources[call] = self._pcie
+                sources[call] = self._pcie_inline()
                 continue
             functions = [getattr(self._lib, name, None) for name in call.functions]
             args = tuple(self._const(name, value) for name, value in call.args)
@@ -462,8 +471,93 @@ class NvmlAdapter:
                 sources[call] = reading.Call(fn, args, fallback)
             else:
                 sources[call] = fallback or _no_answer
+        return sources
+
+    def _reader(self, cadence: fields.Cadence) -> _Reader:
+        """The table's reader of ``cadence`` (static or slow), compiled for this binding."""
         return reading.compile_reader(
-            cadence, sources, error=self._lib.NVMLError, tolerated=self._tolerated
+            cadence, self._sources(cadence), error=self._lib.NVMLError, tolerated=self._tolerated
+        )
+
+    def _tick_reader(self) -> reading.TickReader:
+        """The table's per-tick reader, compiled for this binding."""
+        return reading.compile_tick_reader(
+            self._sources(fields.Cadence.FAST),
+            error=self._lib.NVMLError,
+            tolerated=self._tolerated,
+        )
+
+    def _memory_inline(self) -> reading.Inline | reading.Ask:
+        """The memory information, asked in place while the driver answers v2.
+
+        Any error goes to :meth:`_memory`, which applies the rules (a field NVML cannot give,
+        or v1 from then on: the reader is then compiled again to ask :meth:`_memory` itself).
+        """
+        if not (self._memory_v2 and self._memory_info and self._memory_version is not None):
+            return self._memory
+        lines = [
+            "try:",
+            "    {a} = memory_info(handle, version=memory_version)",
+            "except error:",
+            "    {a} = memory(device)",
+        ]
+        lines += [f"{{a}}_{member} = {{a}}.{member}" for member in _MemoryInfo._fields]
+        return reading.Inline(
+            tuple(lines),
+            {
+                "memory_info": self._memory_info,
+                "memory_version": self._memory_version,
+                "memory": self._memory,
+            },
+        )
+
+    def _pcie_inline(self) -> reading.Inline:
+        """The PCIe rates from NVML's byte counters, written into the reader.
+
+        Two counters per GPU on every tick: as a function of their own they cost more than
+        their arithmetic. A counter of the value type an H100 reports is computed in place; any
+        other (and a counter NVML could not read) goes through :func:`_counter_rate`, which
+        gives the same rates.
+        """
+        field_values = self._field_values
+        if field_values is None:  # this binding predates the function
+            return reading.Inline(("{a}_tx = {a}_rx = None",))
+        member, bits = _VALUE_TYPES[_PCIE_VALUE_TYPE]
+        lines = [
+            "try:",
+            "    {a} = pcie_values(handle, pcie_fields)",
+            "except error as exc:",
+            "    {a} = tolerated(exc)",
+            "{a}_tx = {a}_rx = None",
+            "if {a} is not None and len({a}) >= 2:",
+            "    last = device._pcie_last",
+        ]
+        for index, name in enumerate(("tx", "rx")):  # the order of self._pcie_fields
+            at = 2 * index
+            lines += [
+                f"    counter = {{a}}[{index}]",
+                f"    if counter.nvmlReturn or counter.valueType != {_PCIE_VALUE_TYPE}:",
+                f"        {{a}}_{name} = counter_rate(last, {at}, counter)",
+                "    else:",
+                f"        value = counter.value.{member}",
+                "        stamp = counter.timestamp",
+                f"        then = last[{at + 1}]",
+                "        if then is not None and stamp > then:",
+                f"            delta = value - last[{at}]",
+                "            if delta < 0:",
+                f"                delta += {1 << bits}",
+                "            elapsed = stamp - then",
+                f"            {{a}}_{name} = (delta * 1000000 + elapsed // 2) // elapsed",
+                f"        last[{at}] = value",
+                f"        last[{at + 1}] = stamp",
+            ]
+        return reading.Inline(
+            tuple(lines),
+            {
+                "pcie_values": field_values,
+                "pcie_fields": self._pcie_fields,
+                "counter_rate": _counter_rate,
+            },
         )
 
     def _fallback(
@@ -489,11 +583,10 @@ class NvmlAdapter:
             index += 1
         if cadence is not fields.Cadence.STATIC:
             self._learnt[call] = index
-            reader = self._reader(cadence)
             if cadence is fields.Cadence.FAST:
-                self._read_fast = reader
+                self._read_fast = self._tick_reader()
             else:
-                self._read_slow = reader
+                self._read_slow = self._reader(cadence)
         return value
 
     # -------------------------------------------------------------------------------------
@@ -518,6 +611,8 @@ class NvmlAdapter:
                     return info  # type: ignore[no-any-return]
             # Old driver (before R510) or binding: learn it once and use v1 from now on.
             self._memory_v2 = False
+            if self._open:
+                self._read_fast = self._tick_reader()
         try:
             info = memory_info(handle)
         except self._lib.NVMLError as exc:
@@ -528,45 +623,47 @@ class NvmlAdapter:
         # v1 counts reserved memory as used; it cannot be separated.
         return _MemoryInfo(int(info.total), int(info.used), None, int(info.free))
 
-    def _pcie(self, device: Device) -> _Rates | None:
-        field_values = self._field_values
-        if field_values is None:  # this binding predates the function
-            return None
-        try:
-            values = field_values(device.handle, self._pcie_fields)
-        except self._lib.NVMLError as exc:
-            self._tolerated(exc)  # raises unless the field is unavailable
-            values = None
-        if values is None or len(values) < 2:
-            return None
-        prev = device._pcie_prev
-        # The tuple made in C, without the named tuple's ``__new__`` in Python (a tick makes
-        # one per GPU); each counter remembered by its place in the request.
-        return tuple.__new__(
-            _Rates, (_counter_rate(prev, values[0], 0), _counter_rate(prev, values[1], 1))
-        )
+    def read(
+        self, device: Device, *, slow: bool, template: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+        """Read one device's current values, and its costly ones when ``slow`` (or when its
+        memory use changed: then its processes and MIG instances).
 
-    def sample(self, device: Device, *, slow: bool) -> dict[str, Any]:
-        """Read one device's current values (and its costly ones when ``slow``), after its
-        static facts: the start of its GPU document, as one new dict the caller may complete.
+        Args:
+            template: what the document starts from (:func:`gpu_devbox.gpus.reading.template`:
+                the static facts, the per-tick groups and what the caller keeps between costly
+                readings); by default the static facts and the per-tick groups alone.
+
+        Returns:
+            The GPU document, as one new dict the caller may complete; its history entry; and
+            the costly values read now by group (``None`` when none were), which the caller
+            puts in their place.
 
         Raises:
             NvmlUnavailable: NVML itself failed (GPU lost, driver gone, ...).
         """
-        sample: dict[str, Any] = self._read_fast(device)
-        used = sample["memory"]["used"]
+        document, entry = self._read_fast(device, template or device.template)
+        used = document["memory"]["used"]
         if slow:
-            sample.update(self.sample_slow(device))
+            fresh = self.sample_slow(device)
         elif used != device._used_when_listed:
             # Memory use changed since the processes were listed: so did they (or the MIG
             # instances' use). Read them now, so a card never shows memory without its process.
-            sample["processes"] = self._processes(device)
+            fresh = {"processes": self._processes(device)}
             if device._mig_enabled:
-                sample["mig"] = self.mig(device)
-        if slow or "processes" in sample:
-            device._used_when_listed = used
-            device._mig_enabled = bool(sample.get("mig", {}).get("enabled", device._mig_enabled))
-        return sample
+                fresh["mig"] = self.mig(device)
+        else:
+            return document, entry, None
+        device._used_when_listed = used
+        device._mig_enabled = bool(fresh.get("mig", {}).get("enabled", device._mig_enabled))
+        return document, entry, fresh
+
+    def sample(self, device: Device, *, slow: bool) -> dict[str, Any]:
+        """The GPU document of :meth:`read`, with the costly values read now merged in."""
+        document, _, fresh = self.read(device, slow=slow)
+        if fresh is not None:
+            document.update(fresh)
+        return document
 
     def sample_slow(self, device: Device) -> dict[str, Any]:
         """Read the costly fields: energy (~4 ms on an H100), ECC, processes (with their SM
@@ -692,6 +789,9 @@ class NvmlAdapter:
 
 
 _LIB_MISSING = frozenset({NVML_ERROR_FUNCTION_NOT_FOUND})
+#: The value type of NVML's PCIe byte counters on an H100 (``valueType`` 1: an unsigned 32-bit
+#: integer, in the capture of ``shared/fixtures``): the per-tick reader computes these in place.
+_PCIE_VALUE_TYPE = 1
 _VERSION_MISMATCH = frozenset({_ARGUMENT_VERSION_MISMATCH})
 
 
@@ -699,32 +799,29 @@ _VERSION_MISMATCH = frozenset({_ARGUMENT_VERSION_MISMATCH})
 _UNKNOWN_VALUE_TYPE = (operator.attrgetter("value.ullVal"), 64)
 
 
-def _counter_rate(
-    prev: dict[int, tuple[int, int]], field: Any, key: int | None = None
-) -> int | None:
+def _counter_rate(last: list[int | None], at: int, field: Any) -> int | None:
     """Whole bytes per second from one NVML field-value counter and its previous reading.
 
-    The previous reading is kept in ``prev`` under ``key`` (by default the field's ID). The
-    binding's structure members are Python integers already (ctypes converts them), so only
-    the counter itself goes through ``int()``: this runs twice per GPU on every tick.
+    ``last[at]`` and ``last[at + 1]`` hold the counter's previous value and time (µs), and
+    receive this reading's. The per-tick reader computes the same in place for the value type
+    an H100 reports (:meth:`NvmlAdapter._pcie_inline`) and calls this for any other.
     """
     if field.nvmlReturn:
         return None
     read, bits = _COUNTER_READERS.get(field.valueType, _UNKNOWN_VALUE_TYPE)
-    value = int(read(field))
+    value: int = read(field)
     timestamp: int = field.timestamp
-    if key is None:
-        key = field.fieldId
-    last = prev.get(key)
-    prev[key] = (value, timestamp)
-    if last is None:
-        return None  # the first reading only sets the baseline
-    elapsed_us = timestamp - last[1]
-    if elapsed_us <= 0:
-        return None
-    delta = value - last[0]
+    before = last[at]
+    then = last[at + 1]
+    last[at] = value
+    last[at + 1] = timestamp
+    if before is None or then is None or timestamp <= then:
+        return None  # the first reading only sets the baseline; or no time passed
+    delta = value - before
     if delta < 0:
         if not bits:
             return None
         delta += 1 << bits  # the counter wrapped around
-    return round(delta * 1_000_000 / elapsed_us)
+    elapsed = timestamp - then
+    # Rounded to the nearest whole byte per second in integers: exact for any counter.
+    return int((delta * 1_000_000 + elapsed // 2) // elapsed)

@@ -32,15 +32,12 @@ from typing import Any
 import orjson
 
 from gpu_devbox.gpus.errors import NvmlUnavailable, Reason, ReasonCode, reason_for
-from gpu_devbox.gpus.fields import SLOW_GROUPS
 from gpu_devbox.gpus.nvml import Device, NvmlAdapter, SystemInfo
 from gpu_devbox.gpus.payload import history_entry, sampled_tail, unreadable_gpu
+from gpu_devbox.gpus.reading import template
 from gpu_devbox.gpus.visible import DeviceIdentity, Selection, VisibleDevices
 
 log = logging.getLogger("gpu_devbox.sampler")
-
-#: What a GPU keeps between its slow readings: the slow fields' groups, processes and MIG.
-_CACHED = (*SLOW_GROUPS, "processes", "mig")
 
 
 #: The documents are serialised with orjson: about ten times faster than the standard
@@ -169,7 +166,8 @@ class Sampler:
         logger: where to log (the server passes its own); defaults to ``gpu_devbox.sampler``.
         annotate: called in the sampler thread on every sample's GPU documents before they are
             published; returns them completed (process attribution gives each process its
-            owner). A failure is logged and the sample published as it was.
+            owner). A failure is logged and the sample published as it was. The history entry
+            is made by the reading, before: what annotating adds is not charted.
     """
 
     def __init__(
@@ -206,9 +204,10 @@ class Sampler:
         #: Each visible GPU's device and the MIG instances it may show, in selection order.
         self._visible_devices: list[tuple[Device, frozenset[str] | None]] = []
         self._slow: dict[str, dict[str, Any]] = {}
-        #: What follows the per-tick groups in each readable GPU's document (slow groups,
-        #: processes, MIG, no reason), by UUID: made again only when those were read.
-        self._tails: dict[str, dict[str, Any]] = {}
+        #: What each visible GPU's document starts from, by UUID: its static facts, the per-tick
+        #: groups and the slow groups, processes, MIG and no reason of the last costly reading
+        #: (:func:`~gpu_devbox.gpus.reading.template`); made again only when those were read.
+        self._templates: dict[str, dict[str, Any]] = {}
         #: Why each GPU that cannot be read right now cannot, by NVML index.
         self._faults: dict[int, Reason] = {}
         self._last_slow = -math.inf
@@ -283,7 +282,8 @@ class Sampler:
                 self._open()
                 opened = True
             slow = now - self._last_slow >= self.config.slow_interval - 1e-6
-            gpus = tuple(self._sample_all(slow))
+            documents, entries = self._sample_all(slow)
+            gpus = tuple(documents)
             if slow:
                 self._last_slow = now
             if not gpus and self._devices:
@@ -297,6 +297,7 @@ class Sampler:
         except NvmlUnavailable as exc:
             self._fail(exc.reason, now)
             gpus = ()
+            entries = []
         if gpus and self._annotate is not None:
             try:
                 gpus = self._annotate(gpus)
@@ -304,7 +305,7 @@ class Sampler:
                 self.log.exception("gpu-devbox: annotating a sample failed; published as it was")
         snapshot = self._make_snapshot(gpus, now)
         if gpus:
-            self._append_history(snapshot)
+            self._append_history(now, entries)
         self._publish(snapshot)
         return snapshot
 
@@ -313,7 +314,7 @@ class Sampler:
         self._system = system
         self._devices = devices
         self._slow = {}
-        self._tails = {}
+        self._templates = {}
         self._faults = {d.index: d.error for d in devices if d.error is not None}
         self._last_slow = -math.inf
         identities = []
@@ -331,6 +332,11 @@ class Sampler:
         self._selection = self.visible.select(identities)
         by_index = {d.index: d for d in devices}
         self._visible_devices = [(by_index[s.index], s.mig_uuids) for s in self._selection]
+        # Every document has all its keys from the first, in place: readings change values.
+        self._templates = {
+            device.uuid: template(device.identity, sampled_tail(self._slow[device.uuid], mig_uuids))
+            for device, mig_uuids in self._visible_devices
+        }
         self.log.info(
             "gpu-devbox: NVML ready, driver %s (CUDA %s), %d GPU(s), %d visible (%s)",
             system.driver_version,
@@ -349,63 +355,72 @@ class Sampler:
             self._fault(device, exc.reason)
             return None
 
-    def _sample_all(self, slow: bool) -> list[dict[str, Any]]:
-        """Every visible GPU's document; a GPU that fails is published with its reason.
+    def _sample_all(self, slow: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every visible GPU's document and history entry; a GPU that fails is published with
+        its reason.
 
         Raises:
             NvmlUnavailable: every visible GPU failed (NVML itself is the problem).
         """
-        out = []
+        documents = []
+        entries = []
         failed: list[Reason] = []
         faults = self._faults
-        tails = self._tails
-        sample = self.adapter.sample
+        templates = self._templates
+        read = self.adapter.read
         for device, mig_uuids in self._visible_devices:
+            uuid = device.uuid
+            reading: tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None] | None
             if device.error is None and not faults:
                 # The usual case, written out: no GPU is failing.
                 try:
-                    values: dict[str, Any] | None = sample(device, slow=slow)
+                    reading = read(device, slow=slow, template=templates[uuid])
                 except NvmlUnavailable as exc:
                     self._fault(device, exc.reason)
-                    values = None
+                    reading = None
             else:
-                values = self._sample_one(device, slow)
+                reading = self._sample_one(device, slow)
             reason = faults.get(device.index) if faults else None
-            if values is None or reason is not None:
+            if reading is None or reason is not None:
                 assert reason is not None
                 failed.append(reason)
-                out.append(unreadable_gpu(device, reason))
+                document = unreadable_gpu(device, reason)
+                documents.append(document)
+                entries.append(history_entry(document))
                 continue
-            uuid = device.uuid
-            tail = tails.get(uuid)
-            # The adapter lists the processes whenever it reads any of the cached values (the
-            # slow fields, or processes and MIG again when memory use changed).
-            if tail is None or "processes" in values:
+            document, entry, fresh = reading
+            if fresh is not None:
+                # The costly values were read (the slow fields, or processes and MIG again
+                # when memory use changed): they end this and the next documents.
                 cached = self._slow.setdefault(uuid, {})
-                for key in _CACHED:
-                    if key in values:
-                        cached[key] = values.pop(key)
-                tail = tails[uuid] = sampled_tail(cached, mig_uuids)
-            # The adapter's dict holds the static facts and this tick's groups: the tail
-            # completes it (document order).
-            values.update(tail)
-            out.append(values)
-        if failed and len(failed) == len(out):
+                cached.update(fresh)
+                tail = sampled_tail(cached, mig_uuids)
+                templates[uuid] = template(device.identity, tail)
+                document.update(tail)  # its keys are in place already: their values change
+            documents.append(document)
+            entries.append(entry)
+        if failed and len(failed) == len(documents):
             raise NvmlUnavailable(failed[0])
-        return out
+        return documents, entries
 
-    def _sample_one(self, device: Device, slow: bool) -> dict[str, Any] | None:
-        """One GPU's values; ``None`` while it cannot be read (retried at the slow cadence)."""
+    def _sample_one(
+        self, device: Device, slow: bool
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None] | None:
+        """One GPU's reading; ``None`` while it cannot be read (retried at the slow cadence)."""
         if device.error is not None or (device.index in self._faults and not slow):
             return None
         try:
-            values = self.adapter.sample(device, slow=slow or device.index in self._faults)
+            reading = self.adapter.read(
+                device,
+                slow=slow or device.index in self._faults,
+                template=self._templates[device.uuid],
+            )
         except NvmlUnavailable as exc:
             self._fault(device, exc.reason)
             return None
         if self._faults.pop(device.index, None) is not None:
             self.log.warning("gpu-devbox: GPU %d (%s) answers again", device.index, device.uuid)
-        return values
+        return reading
 
     def _fault(self, device: Device, reason: Reason) -> None:
         if self._faults.get(device.index) != reason:
@@ -452,14 +467,10 @@ class Sampler:
         )
         return snapshot
 
-    def _append_history(self, snapshot: Snapshot) -> None:
-        entry = {
-            "timestamp": snapshot.timestamp,
-            "gpus": [history_entry(g) for g in snapshot.gpus],
-        }
-        body = _encode(entry)
+    def _append_history(self, timestamp: float, entries: list[dict[str, Any]]) -> None:
+        body = _encode({"timestamp": timestamp, "gpus": entries})
         with self._lock:
-            self._history.append((snapshot.timestamp, body))
+            self._history.append((timestamp, body))
 
     def _publish(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
