@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import tracemalloc
 
 import pynvml  # noqa: TID251 - tests raise the real binding's error codes
 import pytest
@@ -116,6 +117,30 @@ def test_history_is_bounded_and_filtered_by_time() -> None:
         "clocks",
         "pcie",
     }
+
+
+def test_the_history_holds_about_the_memory_of_its_bytes() -> None:
+    # 600 samples are kept (10 minutes at 1 s): each must cost what its JSON takes, not the
+    # buffer the encoder wrote it into (orjson's bytes keep at least 4 KiB).
+    sampler, _, clock = make(FakeNVML([h100()]), history_seconds=200.0)
+    sampler.tick()
+    clock.advance(1.0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(200):
+            sampler.tick()
+            clock.advance(1.0)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    entries = sampler.history()
+    assert len(entries) == 200
+    size = sum(len(e) for e in entries)
+    assert size / 200 > 250  # one GPU's charted fields
+    # Bytes of their own size, plus about 150 for each entry's object headers, its tuple with
+    # the timestamp and its deque slot (with orjson's buffers kept: 4 KiB more each).
+    assert held < size + 200 * 300, f"{held} bytes held for {size} bytes of history"
 
 
 def _strict_json(body: bytes) -> object:

@@ -468,7 +468,10 @@ class Sampler:
         return snapshot
 
     def _append_history(self, timestamp: float, entries: list[dict[str, Any]]) -> None:
-        body = _encode({"timestamp": timestamp, "gpus": entries})
+        # orjson's bytes keep the buffer it wrote into (4 KiB at least, 64 KiB for 5 KB of
+        # JSON): an entry kept for 10 minutes is copied into bytes of its own size, which takes
+        # a tenth of a microsecond and a tenth of the memory for a few GPUs.
+        body = bytes(memoryview(_encode({"timestamp": timestamp, "gpus": entries})))
         with self._lock:
             self._history.append((timestamp, body))
 
