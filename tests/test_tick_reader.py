@@ -178,3 +178,48 @@ def test_a_charted_field_must_be_read_on_every_tick(monkeypatch: pytest.MonkeyPa
     asks = dict.fromkeys(reading.calls(fields.Cadence.FAST), print)
     with pytest.raises(ValueError, match="charted fields must be read on every tick"):
         reading.source(fields.Cadence.FAST, asks)
+
+
+class BindingStructures(FakeNVML):
+    """The fake H100 answering with the binding's own ctypes structures, as pynvml does."""
+
+    def __init__(self) -> None:
+        super().__init__([h100()])
+        self.stamp = 1_000_000
+        self.counters = [2**32 - 1_500, 100]  # the first reading at 2**32 - 500
+
+    def nvmlDeviceGetFieldValues(self, handle: _Handle, field_ids: list[int]) -> Any:
+        self._check("nvmlDeviceGetFieldValues", handle)
+        values = (pynvml.c_nvmlFieldValue_t * len(field_ids))()
+        self.stamp += 500_000  # half a second
+        self.counters = [(self.counters[0] + 1_000) % 2**32, self.counters[1] + 3_000]
+        for value, fid, counter in zip(values, field_ids, self.counters, strict=True):
+            value.fieldId = fid
+            value.timestamp = self.stamp
+            value.valueType = pynvml.NVML_VALUE_TYPE_UNSIGNED_INT
+            value.value.uiVal = counter
+        return values
+
+    def nvmlDeviceGetMemoryInfo(self, handle: _Handle, version: int | None = None) -> Any:
+        self._check("nvmlDeviceGetMemoryInfo", handle)
+        memory = pynvml.c_nvmlMemory_v2_t()
+        memory.total, memory.reserved, memory.used = 80 << 30, 480 << 20, 1 << 30
+        memory.free = memory.total - memory.reserved - memory.used
+        return memory
+
+
+def test_the_reader_takes_the_bindings_ctypes_structures_as_they_are() -> None:
+    fake = BindingStructures()
+    adapter = NvmlAdapter(lambda: fake)
+    _, (device,) = adapter.open()
+    adapter.sample(device, slow=False)
+    document = adapter.sample(device, slow=False)
+    # TX wrapped around 2**32 and moved 1,000 bytes, RX 3,000, in half a second.
+    assert document["pcie"] == {"tx": 2_000, "rx": 6_000}
+    assert document["memory"] == {
+        "total": 80 << 30,
+        "used": 1 << 30,
+        "reserved": 480 << 20,
+        "free": (80 << 30) - (480 << 20) - (1 << 30),
+    }
+    assert all(type(v) is int for v in document["memory"].values())  # JSON integers
