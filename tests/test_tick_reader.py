@@ -10,12 +10,13 @@ import pynvml  # noqa: TID251 - tests use the real binding's constants
 import pytest
 
 from gpu_devbox.gpus import NvmlAdapter, Sampler, SamplerConfig, VisibleDevices, fields, reading
-from gpu_devbox.gpus.nvml import _counter_rate
+from gpu_devbox.gpus.nvml import _FI_PCIE_RX_BYTES, _FI_PCIE_TX_BYTES, _counter_rate
 from gpu_devbox.gpus.payload import history_entry
 from gpu_devbox.gpus.simulated import _Handle, _Struct
 from tests.fakenvml import FakeNVML, h100
 
-TX, RX = pynvml.NVML_FI_DEV_PCIE_COUNT_TX_BYTES, pynvml.NVML_FI_DEV_PCIE_COUNT_RX_BYTES
+#: The PCIe counters' field IDs the adapter asks for (nvml.h's: older bindings lack the names).
+TX, RX = _FI_PCIE_TX_BYTES, _FI_PCIE_RX_BYTES
 
 
 def _field(fid: int, ts: int, value: int | float, value_type: int, ret: int) -> _Struct:
