@@ -13,7 +13,7 @@ from typing import Any
 from gpu_devbox.gpus import fields
 from gpu_devbox.gpus.errors import Reason
 from gpu_devbox.gpus.nvml import Device
-from gpu_devbox.gpus.reading import compile_projection
+from gpu_devbox.gpus.reading import HISTORY_IDENTITY
 
 NO_MIG: dict[str, Any] = {"capable": False, "enabled": False, "pending": None, "instances": []}
 
@@ -52,18 +52,19 @@ def unreadable_gpu(device: Device, reason: Reason) -> dict[str, Any]:
     return gpu
 
 
-#: The part of one GPU's sample kept in the history: the time series the panel charts
-#: (``index``, ``uuid`` and the charted fields of the field table).
-history_entry = compile_projection(
-    fields.CHARTED,
-    whole={
-        group
-        for group, keys in fields.GROUPS
-        # every key charted, in the same order, and read together (one cadence)
-        if dict(fields.CHARTED).get(group) == keys
-        and len({f.cadence for f in fields.FIELDS if f.group == group}) == 1
-    },
-)
+def history_entry(gpu: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a GPU document the history keeps: ``index``, ``uuid`` and the charted
+    fields of the field table (the time series the panel charts).
+
+    The per-tick reader makes the entry of every GPU it reads together with its document
+    (:func:`gpu_devbox.gpus.reading.source`); this makes it for any other document, such as
+    that of a GPU that cannot be read.
+    """
+    entry = {key: gpu[key] for key in HISTORY_IDENTITY}
+    for group, keys in fields.CHARTED:
+        values = gpu[group]
+        entry[group] = {key: values[key] for key in keys}
+    return entry
 
 
 def filter_mig(mig: Mapping[str, Any] | None, allowed: frozenset[str] | None) -> dict[str, Any]:

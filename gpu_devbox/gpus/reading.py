@@ -50,7 +50,7 @@ information and the PCIe rates).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gpu_devbox.gpus import fields
@@ -302,30 +302,3 @@ def _compile(
     code = source(cadence, sources)
     exec(compile(code, f"<gpu-devbox {cadence.value} reader>", "exec"), namespace)  # noqa: S102 - code generated from the field table above, never from input
     return namespace["read"]
-
-
-def compile_projection(
-    groups: tuple[tuple[str, tuple[str, ...]], ...], whole: Collection[str] = ()
-) -> Callable[[Any], Any]:
-    """A function keeping ``index``, ``uuid`` and the given groups and keys of a GPU document.
-
-    The history keeps, on every tick, the charted fields of every GPU: this is that copy. The
-    groups named in ``whole`` hold exactly the given keys in the document, in that order: the
-    copy shares them with the document instead of building them again (neither is changed
-    after it is made; both are serialised at once).
-    """
-    lines = ["def project(gpu):"]
-    lines += [f"    g{i} = gpu[{group!r}]" for i, (group, _) in enumerate(groups)]
-    lines += ["    return {"]
-    lines += [f"        {key!r}: gpu[{key!r}]," for key in HISTORY_IDENTITY]
-    for i, (group, keys) in enumerate(groups):
-        if group in whole:
-            lines.append(f"        {group!r}: g{i},")
-            continue
-        values = ", ".join(f"{key!r}: g{i}[{key!r}]" for key in keys)
-        lines.append(f"        {group!r}: {{{values}}},")
-    lines.append("    }")
-    namespace: dict[str, Any] = {}
-    exec(compile("\n".join(lines) + "\n", "<gpu-devbox history entry>", "exec"), namespace)  # noqa: S102 - generated from the field table
-    project: Callable[[Any], Any] = namespace["project"]
-    return project

@@ -314,7 +314,6 @@ class Sampler:
         self._system = system
         self._devices = devices
         self._slow = {}
-        self._templates = {}
         self._faults = {d.index: d.error for d in devices if d.error is not None}
         self._last_slow = -math.inf
         identities = []
